@@ -1,0 +1,65 @@
+"""eo-pipeline: Earth-observation scenes to calibrated, STAC-catalogued products.
+
+The public API is small and lives here. Names are imported lazily on first use, so
+``import eo_pipeline`` stays fast and a scientist who only reads metadata never pays
+for dask or numba start-up.
+
+Examples
+--------
+>>> import eo_pipeline
+>>> "landsat8" in eo_pipeline.sensors.names()
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "errors": "eo_pipeline.errors",
+    "sensors": "eo_pipeline.catalogs.sensors",
+    "EOPipelineError": "eo_pipeline.errors",
+    "SceneMetadata": "eo_pipeline.catalogs.scene",
+    "BandCalibration": "eo_pipeline.catalogs.scene",
+    "read_metadata": "eo_pipeline.catalogs.readers",
+    "ingest": "eo_pipeline.ingest",
+    "validate": "eo_pipeline.catalogs.validate",
+    "simulate": "eo_pipeline.simulate",
+    "load": "eo_pipeline.load",
+    "calibrate": "eo_pipeline.calibrate",
+    "masks": "eo_pipeline.masks",
+    "compute_indices": "eo_pipeline.indices",
+    "available_indices": "eo_pipeline.indices",
+    "composite": "eo_pipeline.composite",
+    "pansharpen": "eo_pipeline.pansharpen",
+    "write": "eo_pipeline.write",
+    "publish": "eo_pipeline.catalogs.publish",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eo_pipeline' has no attribute {name!r}")
+    mod = importlib.import_module(module)
+    value = mod if module.rsplit(".", 1)[-1] == name else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from eo_pipeline import errors as errors
+    from eo_pipeline.catalogs import sensors as sensors
+    from eo_pipeline.catalogs.scene import BandCalibration as BandCalibration
+    from eo_pipeline.catalogs.scene import SceneMetadata as SceneMetadata
+    from eo_pipeline.errors import EOPipelineError as EOPipelineError

@@ -1,0 +1,1 @@
+"""Sensors, scene metadata readers, STAC items and collections, validation, publishing, export API."""

@@ -1,0 +1,164 @@
+"""The ``eo-pipeline`` command line.
+
+Each sub-command is a thin shell over a public function; heavy imports happen inside
+the handler so ``eo-pipeline --help`` is instant. Errors from the exception tree print
+as one clear line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from eo_pipeline.errors import EOPipelineError
+
+__all__ = ["build_parser", "main"]
+
+_Handler = Callable[[argparse.Namespace], int]
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from eo_pipeline.ingest import ingest
+
+    item = ingest(args.path, args.catalog)
+    print(f"ingested {item.id} into {args.catalog}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from eo_pipeline.catalogs.validate import validate
+
+    report = validate(args.path)
+    print(report)
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from eo_pipeline.simulate import simulate
+
+    items = simulate(
+        args.sensor,
+        args.catalog,
+        scenes=args.scenes,
+        size=args.size,
+        seed=args.seed,
+        noise=not args.no_noise,
+        format=args.format,
+    )
+    for item in items:
+        print(f"simulated {item.id}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from eo_pipeline.workflows.runner import run_cli
+
+    return run_cli(args)
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from eo_pipeline.catalogs.publish import publish_cli
+
+    return publish_cli(args)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from eo_pipeline.catalogs.api.server import serve_cli
+
+    return serve_cli(args)
+
+
+def _cmd_customers(args: argparse.Namespace) -> int:
+    from eo_pipeline.catalogs.api.customers import customers_cli
+
+    return customers_cli(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from eo_pipeline.demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eo-pipeline",
+        description="Earth-observation scenes to calibrated, STAC-catalogued products.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="ingest a Landsat/Sentinel-2/DIMAP scene folder into a STAC catalog")
+    p.add_argument("path", help="scene folder or metadata file (MTL, MTD_MSIL1C.xml, DIM_*.XML)")
+    p.add_argument("--catalog", required=True, help="static catalog folder (created when missing)")
+    p.set_defaults(handler=_cmd_ingest)
+
+    p = sub.add_parser("validate", help="validate a STAC catalog, collection or item offline")
+    p.add_argument("path", help="catalog.json, collection.json, an item JSON, or a folder holding one")
+    p.set_defaults(handler=_cmd_validate)
+
+    p = sub.add_parser("simulate", help="simulate L1 scenes of a sensor over Kazakhstan")
+    p.add_argument("--sensor", required=True)
+    p.add_argument("--scenes", type=int, default=1)
+    p.add_argument("--size", type=int, default=1024, help="scene width/height in pixels of the coarsest MS band")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-noise", action="store_true", help="switch sensor noise off")
+    p.add_argument("--format", choices=["cog", "dimap"], default="cog")
+    p.add_argument("--catalog", required=True)
+    p.set_defaults(handler=_cmd_simulate)
+
+    p = sub.add_parser("run", help="run a workflow file on a dask cluster")
+    p.add_argument("workflow", help="workflow YAML, or the name of a built-in workflow")
+    p.add_argument("--scheduler", default=None, help="tcp://HOST:PORT (default: DASK_SCHEDULER_ADDRESS or a LocalCluster)")
+    p.add_argument("--dry-run", action="store_true", help="validate and print the plan, compute nothing")
+    p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("publish", help="publish products as sellable collections")
+    p.add_argument("source", help="product catalog to publish from")
+    p.add_argument("--catalog", required=True, help="export catalog folder")
+    p.add_argument("--config", default=None, help="YAML with collection titles, licence, providers, prices")
+    p.set_defaults(handler=_cmd_publish)
+
+    p = sub.add_parser("serve", help="serve a catalog through the STAC API")
+    p.add_argument("--catalog", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(handler=_cmd_serve)
+
+    p = sub.add_parser("customers", help="manage export customers, API keys and entitlements")
+    p.add_argument("--catalog", required=True)
+    p.add_argument("action", choices=["add", "list", "revoke"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--collections", default="", help="comma-separated collection ids")
+    p.add_argument("--bbox", default=None, help="west,south,east,north entitlement area")
+    p.add_argument("--datetime", default=None, help="start/end entitlement interval (RFC 3339)")
+    p.set_defaults(handler=_cmd_customers)
+
+    p = sub.add_parser("demo", help="the main job on simulated scenes (what `make demo` runs)")
+    p.add_argument("--out", default="demo-output")
+    p.add_argument("--no-serve", action="store_true", help="do not start the STAC API at the end")
+    p.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def _version() -> str:
+    from eo_pipeline import __version__
+
+    return f"eo-pipeline {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: _Handler = args.handler
+    try:
+        return handler(args)
+    except EOPipelineError as err:
+        print(f"eo-pipeline {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

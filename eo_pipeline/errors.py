@@ -1,0 +1,94 @@
+"""The one exception tree of eo-pipeline.
+
+Every error the library raises on purpose derives from :class:`EOPipelineError` and
+also from the fitting built-in (``ValueError``, ``KeyError``, ``FileNotFoundError``...),
+so callers can catch either. Messages say what was wrong, where (file, band, item id,
+JSON path, YAML line) and how to fix it.
+
+Examples
+--------
+>>> from eo_pipeline.errors import EOPipelineError, UnknownSensorError
+>>> try:
+...     raise UnknownSensorError("unknown sensor 'foo'; known: landsat8")
+... except EOPipelineError as err:
+...     print(type(err).__name__, isinstance(err, KeyError))
+UnknownSensorError True
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BandError",
+    "CalibrationError",
+    "CatalogError",
+    "ClusterError",
+    "EOPipelineError",
+    "FormulaError",
+    "InputDataError",
+    "MetadataError",
+    "SensorFileError",
+    "StacValidationError",
+    "UnknownIndexError",
+    "UnknownSensorError",
+    "WorkflowError",
+    "WriteError",
+]
+
+
+class EOPipelineError(Exception):
+    """Root of every error eo-pipeline raises on purpose."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep messages readable.
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+class SensorFileError(EOPipelineError, ValueError):
+    """A sensor description file is invalid (the message names the file and field)."""
+
+
+class UnknownSensorError(EOPipelineError, KeyError):
+    """A sensor name that no sensor file defines."""
+
+
+class MetadataError(EOPipelineError, ValueError):
+    """Scene metadata (MTL, MTD, DIMAP) is missing, truncated or lacks a required group."""
+
+
+class InputDataError(EOPipelineError, ValueError):
+    """An input raster or asset is missing, unreadable, or disagrees with its sensor."""
+
+
+class BandError(EOPipelineError, KeyError):
+    """A band that the sensor, dataset or item does not have."""
+
+
+class CalibrationError(EOPipelineError, ValueError):
+    """Calibration is impossible as asked (e.g. reflectance without ESUN)."""
+
+
+class CatalogError(EOPipelineError, ValueError):
+    """A STAC catalog, collection or item is empty, broken or cannot be written."""
+
+
+class StacValidationError(CatalogError):
+    """A STAC object breaks the official schemas (file, JSON path and rule named)."""
+
+
+class FormulaError(EOPipelineError, ValueError):
+    """A spectral-index formula that cannot be parsed or uses a forbidden construct."""
+
+
+class UnknownIndexError(EOPipelineError, KeyError):
+    """An index name that no definition provides (close names are suggested)."""
+
+
+class WriteError(EOPipelineError, OSError):
+    """A product could not be written (nothing partial is left behind)."""
+
+
+class WorkflowError(EOPipelineError, ValueError):
+    """A workflow file is invalid (the message names the file and line)."""
+
+
+class ClusterError(EOPipelineError, ConnectionError):
+    """A dask scheduler cannot be reached or the cluster failed."""

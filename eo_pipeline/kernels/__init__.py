@@ -1,0 +1,7 @@
+"""Pure numba kernels on numpy arrays.
+
+Rules: import only numpy, numba and math; ``@numba.njit(cache=True, nogil=True, fastmath=False)``
+(``parallel=True`` with ``prange`` over rows where it pays); one loop over pixels writing into
+a preallocated output; nodata/NaN handled explicitly; inputs' dtypes and units documented.
+Nothing here imports xarray, dask or does I/O.
+"""

@@ -1,0 +1,1 @@
+"""Declarative workflows (YAML, validated) and their runner on dask.distributed."""

@@ -1,0 +1,142 @@
+"""The one generic runner that applies a numba kernel to numpy- or dask-backed xarray objects.
+
+Step 2 of the three layers (kernel -> runner -> public function). Public functions call
+:func:`apply_kernel`; they never write their own ``apply_ufunc`` plumbing.
+
+Inside dask tasks numba's thread pool is capped (see :func:`numba_threads`) so that dask's
+worker threads and numba's ``prange`` threads do not oversubscribe the cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["apply_kernel", "numba_threads", "task_threads"]
+
+_lock = threading.Lock()
+
+
+def task_threads() -> int:
+    """Threads numba may use inside one dask task.
+
+    ``EO_PIPELINE_NUMBA_THREADS`` wins; inside a dask worker with several worker
+    threads each task gets ``cores // worker_threads`` (at least 1); elsewhere all cores.
+    """
+    env = os.environ.get("EO_PIPELINE_NUMBA_THREADS")
+    if env:
+        return max(1, int(env))
+    cores = os.cpu_count() or 1
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        return max(1, cores // max(1, worker.state.nthreads))
+    except (ImportError, ValueError, AttributeError):
+        pass
+    try:
+        import dask
+
+        if dask.config.get("scheduler", None) in {"threads", "threading"} or _in_dask_thread():
+            return 1
+    except ImportError:
+        pass
+    return cores
+
+
+def _in_dask_thread() -> bool:
+    name = threading.current_thread().name
+    return name.startswith(("ThreadPoolExecutor", "Dask-"))
+
+
+@contextlib.contextmanager
+def numba_threads(n: int | None = None) -> Iterator[None]:
+    """Cap numba's threads for the current thread while the block runs."""
+    import numba
+
+    n = task_threads() if n is None else n
+    n = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _capped(func: Callable[..., Any]) -> Callable[..., Any]:
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with numba_threads():
+            return func(*args, **kwargs)
+
+    run.__name__ = getattr(func, "__name__", "kernel")
+    return run
+
+
+def apply_kernel(
+    func: Callable[..., Any],
+    *objs: xr.DataArray,
+    output_dtypes: Sequence[np.dtype[Any] | type],
+    input_core_dims: Sequence[Sequence[str]] | None = None,
+    output_core_dims: Sequence[Sequence[str]] | None = None,
+    output_sizes: dict[str, int] | None = None,
+    kwargs: dict[str, Any] | None = None,
+    name: str | None = None,
+    attrs: dict[str, Any] | None = None,
+) -> Any:
+    """Apply ``func`` (numpy arrays in, numpy array(s) out) to DataArrays, lazily when dask-backed.
+
+    Parameters
+    ----------
+    func
+        Called once per block with numpy arrays (core dims last) and ``kwargs``; returns one
+        array, or a tuple of arrays when ``len(output_dtypes) > 1``.
+    *objs
+        Input DataArrays; aligned and broadcast by xarray.
+    output_dtypes
+        Explicit dtype of every output (never inferred: no silent float64).
+    input_core_dims, output_core_dims, output_sizes
+        As for :func:`xarray.apply_ufunc`; core dims must be a single chunk.
+    kwargs
+        Extra keyword arguments for ``func`` (scalars, small arrays).
+    name, attrs
+        Name and attrs of the result(s); coordinates are kept by ``apply_ufunc``.
+
+    Returns
+    -------
+    xarray.DataArray or tuple of DataArray
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> a = xr.DataArray(np.arange(4, dtype=np.float32), dims="x", attrs={"units": "1"})
+    >>> apply_kernel(lambda v: v * np.float32(2), a, output_dtypes=[np.float32]).values
+    array([0., 2., 4., 6.], dtype=float32)
+    """
+    n_out = len(output_dtypes)
+    result = xr.apply_ufunc(
+        _capped(func),
+        *objs,
+        input_core_dims=input_core_dims or [[] for _ in objs],
+        output_core_dims=output_core_dims or [[] for _ in range(n_out)],
+        dask="parallelized",
+        output_dtypes=list(output_dtypes),
+        dask_gufunc_kwargs={"output_sizes": output_sizes or {}, "allow_rechunk": False},
+        kwargs=kwargs or {},
+        keep_attrs=False,
+    )
+    results = result if isinstance(result, tuple) else (result,)
+    for r, dtype in zip(results, output_dtypes, strict=True):
+        if r.dtype != np.dtype(dtype):
+            raise TypeError(f"kernel {name or func} returned {r.dtype}, declared {np.dtype(dtype)}")
+        if attrs:
+            r.attrs.update(attrs)
+        if name is not None and n_out == 1:
+            r.name = name
+    return result

@@ -1,0 +1,378 @@
+"""Workflow files: YAML parsed into frozen dataclasses, validated with errors naming the line.
+
+A workflow says which items (a static catalog or a STAC API search), which steps, how products
+are named and where they go, and the resources a run may use::
+
+    name: toa-indices
+    inputs:
+      catalog: demo-output/l1/catalog.json     # or: stac_api: https://host/stac
+      collections: [kazeosat2-l1]
+      bbox: [50, 40, 90, 56]
+      datetime: 2026-01-01/2026-12-31
+      max_cloud_cover: 60
+    steps:
+      - calibrate: {to: toa_reflectance}
+      - mask: {}
+      - indices: {names: [NDVI, NDWI, EVI]}
+      - composite: {method: median, period: 1MS}     # optional: composites by period
+    output:
+      catalog: demo-output/products
+      naming: "{collection}_{unit}_{product}"
+      reflectance: int16          # or float32
+      quicklook: true
+    resources:
+      chunk_size: 1024
+      retries: 2
+
+Each scene (no composite step) or each composite period (with one) is a *unit* of work.
+
+Examples
+--------
+>>> spec = parse_workflow('''
+... name: demo
+... inputs: {catalog: cat/catalog.json}
+... steps: [{calibrate: {}}, {indices: {names: [NDVI]}}]
+... output: {catalog: out}
+... ''')
+>>> [s.name for s in spec.steps]
+['calibrate', 'indices']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from eo_pipeline.errors import WorkflowError
+
+__all__ = [
+    "STEPS",
+    "Inputs",
+    "Output",
+    "Resources",
+    "Step",
+    "Workflow",
+    "builtin_workflows",
+    "load_workflow",
+    "parse_workflow",
+]
+
+#: step name -> allowed parameters and their types
+STEPS: dict[str, dict[str, tuple[type, ...]]] = {
+    "calibrate": {"to": (str,), "per_pixel_sun": (bool,)},
+    "mask": {"method": (str,), "dilate": (int,)},
+    "indices": {"names": (list,), "formulas": (dict,), "constants": (dict,)},
+    "composite": {"method": (str,), "period": (str,)},
+    "pansharpen": {"method": (str,)},
+}
+_CALIBRATE_TO = ("toa_reflectance", "radiance", "surface_reflectance")
+_COMPOSITE_METHODS = ("median", "max_ndvi", "bap")
+_PANSHARPEN_METHODS = ("brovey", "ihs")
+_MASK_METHODS = ("auto", "qa", "spectral")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One processing step."""
+
+    name: str
+    """One of :data:`STEPS`."""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Its parameters, validated against :data:`STEPS`."""
+    line: int = 0
+    """Line of the step in the workflow file (for messages)."""
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Which items a run processes."""
+
+    catalog: str | None = None
+    """A static catalog (path to catalog.json or its folder), relative to the workflow file."""
+    stac_api: str | None = None
+    """Or a STAC API root URL searched with pystac-client."""
+    collections: tuple[str, ...] = ()
+    bbox: tuple[float, float, float, float] | None = None
+    datetime: str | None = None
+    """RFC 3339 instant or ``start/end`` interval."""
+    max_cloud_cover: float | None = None
+    """Percent; items with a larger ``eo:cloud_cover`` are left out."""
+    ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where and how products are written."""
+
+    catalog: str
+    """Output catalog folder, relative to the workflow file."""
+    naming: str = "{collection}_{unit}_{product}"
+    """Product file stem; fields: collection, unit (item id or period), product."""
+    reflectance: str = "int16"
+    """``int16`` (scaled, ``raster:scale`` declared, half the size) or ``float32``."""
+    compress: str = "deflate"
+    """``deflate`` or ``zstd``."""
+    quicklook: bool = True
+    """Write a PNG quicklook, a thumbnail and index maps as assets."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a run may use."""
+
+    chunk_size: int = 1024
+    """Spatial chunk edge in pixels (a multiple of the COG tile size 512 is best)."""
+    retries: int = 2
+    """Times a failing unit is retried before it is reported as failed."""
+    workers: int | None = None
+    """LocalCluster worker processes (default: sized to the machine)."""
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A validated workflow."""
+
+    name: str
+    inputs: Inputs
+    steps: tuple[Step, ...]
+    output: Output
+    resources: Resources = field(default_factory=Resources)
+    description: str = ""
+    source: str = "<string>"
+    """The file it was read from (for messages)."""
+    root: str | None = None
+    """Folder that relative paths resolve against: the file's folder for a user's file, the
+    current directory for built-in workflows and strings."""
+
+    def step(self, name: str) -> Step | None:
+        return next((s for s in self.steps if s.name == name), None)
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.root) if self.root else Path.cwd()
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    def params_hash(self) -> str:
+        """Hash of everything that changes products (steps, output format), for resumability."""
+        data = {
+            "steps": [[s.name, dict(s.params)] for s in self.steps],
+            "output": {k: v for k, v in asdict(self.output).items() if k != "catalog"},
+        }
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _lines(
+    node: yaml.Node, path: tuple[Any, ...] = (), out: dict[tuple[Any, ...], int] | None = None
+) -> dict[tuple[Any, ...], int]:
+    """Map each key path of a composed YAML document to its 1-based line."""
+    out = {} if out is None else out
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = key.value
+            out[(*path, k)] = key.start_mark.line + 1
+            _lines(value, (*path, k), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            _lines(value, (*path, i), out)
+    return out
+
+
+class _Ctx:
+    def __init__(self, source: str, lines: dict[tuple[Any, ...], int]) -> None:
+        self.source, self.lines = source, lines
+
+    def fail(self, path: tuple[Any, ...], message: str) -> WorkflowError:
+        p = path
+        while p and p not in self.lines:
+            p = p[:-1]
+        line = self.lines.get(p, 1)
+        where = ".".join(str(x) for x in path) or "top level"
+        return WorkflowError(f"{self.source}:{line}: {where}: {message}")
+
+    def mapping(self, raw: Any, path: tuple[Any, ...], allowed: set[str]) -> dict[str, Any]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, Mapping):
+            raise self.fail(path, f"must be a mapping, got {type(raw).__name__}")
+        unknown = set(raw) - allowed
+        if unknown:
+            raise self.fail(
+                (*path, sorted(map(str, unknown))[0]),
+                f"unknown key(s) {sorted(map(str, unknown))}; allowed: {sorted(allowed)}",
+            )
+        return dict(raw)
+
+
+def _step(ctx: _Ctx, raw: Any, i: int) -> Step:
+    path: tuple[Any, ...] = ("steps", i)
+    if isinstance(raw, str):
+        raw = {raw: {}}
+    if not isinstance(raw, Mapping) or len(raw) != 1:
+        raise ctx.fail(path, "each step is a one-key mapping like `- indices: {names: [NDVI]}`")
+    ((name, params),) = raw.items()
+    if name not in STEPS:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), STEPS, n=2)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise ctx.fail(path, f"unknown step {name!r}{hint}; steps are {', '.join(STEPS)}")
+    params = ctx.mapping(params, (*path, name), set(STEPS[name]))
+    for key, value in params.items():
+        if not isinstance(value, STEPS[name][key]) or isinstance(value, bool) != (
+            STEPS[name][key] == (bool,)
+        ):
+            raise ctx.fail(
+                (*path, name, key), f"expected {STEPS[name][key][0].__name__}, got {value!r}"
+            )
+    choices = {
+        ("calibrate", "to"): _CALIBRATE_TO,
+        ("composite", "method"): _COMPOSITE_METHODS,
+        ("pansharpen", "method"): _PANSHARPEN_METHODS,
+        ("mask", "method"): _MASK_METHODS,
+    }
+    for (step_name, key), allowed in choices.items():
+        if name == step_name and key in params and params[key] not in allowed:
+            raise ctx.fail(
+                (*path, name, key), f"{params[key]!r} is not one of {', '.join(allowed)}"
+            )
+    if name == "indices":
+        names = params.get("names", [])
+        if not all(isinstance(n, str) for n in names):
+            raise ctx.fail((*path, name, "names"), "index names must be strings")
+        if not names and not params.get("formulas"):
+            raise ctx.fail((*path, name), "give `names: [...]` and/or `formulas: {NAME: formula}`")
+    return Step(name=str(name), params=params, line=ctx.lines.get(path, 0))
+
+
+def parse_workflow(text: str, source: str = "<string>", root: str | None = None) -> Workflow:
+    """Parse and validate workflow YAML text; errors name ``source`` and the line."""
+    try:
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise WorkflowError(
+            f"{source}{line}: not valid YAML: {getattr(err, 'problem', err)}"
+        ) from None
+    ctx = _Ctx(source, _lines(node) if node is not None else {})
+    top = ctx.mapping(raw, (), {"name", "description", "inputs", "steps", "output", "resources"})
+    for key in ("name", "inputs", "steps", "output"):
+        if key not in top:
+            raise ctx.fail((), f"missing required key {key!r}")
+    inp = ctx.mapping(
+        top["inputs"], ("inputs",), {f.name for f in Inputs.__dataclass_fields__.values()}
+    )
+    if bool(inp.get("catalog")) == bool(inp.get("stac_api")):
+        raise ctx.fail(("inputs",), "give exactly one of `catalog: PATH` or `stac_api: URL`")
+    bbox = inp.get("bbox")
+    if bbox is not None:
+        if not (
+            isinstance(bbox, list)
+            and len(bbox) == 4
+            and all(isinstance(v, int | float) for v in bbox)
+        ):
+            raise ctx.fail(("inputs", "bbox"), "must be [west, south, east, north] in degrees")
+        if not (-90 <= bbox[1] <= bbox[3] <= 90):
+            raise ctx.fail(("inputs", "bbox"), "south must be <= north, both within [-90, 90]")
+    for key in ("collections", "ids"):
+        if key in inp and not (
+            isinstance(inp[key], list) and all(isinstance(v, str) for v in inp[key])
+        ):
+            raise ctx.fail(("inputs", key), "must be a list of strings")
+    if "datetime" in inp and not isinstance(inp["datetime"], str):
+        inp["datetime"] = str(inp["datetime"])
+    inputs = Inputs(
+        catalog=inp.get("catalog"),
+        stac_api=inp.get("stac_api"),
+        collections=tuple(inp.get("collections", ())),
+        bbox=tuple(bbox) if bbox else None,  # type: ignore[arg-type]
+        datetime=inp.get("datetime"),
+        max_cloud_cover=inp.get("max_cloud_cover"),
+        ids=tuple(inp.get("ids", ())),
+    )
+    if not isinstance(top["steps"], list) or not top["steps"]:
+        raise ctx.fail(("steps",), "must be a non-empty list of steps")
+    steps = tuple(_step(ctx, s, i) for i, s in enumerate(top["steps"]))
+    names = [s.name for s in steps]
+    if len(set(names)) != len(names):
+        raise ctx.fail(("steps",), f"each step may appear once, got {names}")
+    if "indices" in names and "calibrate" not in names:
+        raise ctx.fail(("steps",), "`indices` needs reflectance: add a `calibrate` step before it")
+    out = ctx.mapping(
+        top["output"], ("output",), {f.name for f in Output.__dataclass_fields__.values()}
+    )
+    if "catalog" not in out:
+        raise ctx.fail(("output",), "missing required key 'catalog' (the output folder)")
+    if out.get("reflectance", "int16") not in ("int16", "float32"):
+        raise ctx.fail(("output", "reflectance"), "must be int16 or float32")
+    if out.get("compress", "deflate") not in ("deflate", "zstd"):
+        raise ctx.fail(("output", "compress"), "must be deflate or zstd")
+    res = ctx.mapping(
+        top.get("resources"),
+        ("resources",),
+        {f.name for f in Resources.__dataclass_fields__.values()},
+    )
+    for key in ("chunk_size", "retries", "workers"):
+        if key in res and res[key] is not None and (not isinstance(res[key], int) or res[key] < 0):
+            raise ctx.fail(("resources", key), "must be a non-negative integer")
+    if res.get("chunk_size", 1024) < 64:
+        raise ctx.fail(("resources", "chunk_size"), "must be at least 64 pixels")
+    return Workflow(
+        name=str(top["name"]),
+        description=str(top.get("description", "")),
+        inputs=inputs,
+        steps=steps,
+        output=Output(**out),
+        resources=Resources(**res),
+        source=source,
+        root=root,
+    )
+
+
+def builtin_workflows() -> dict[str, Path]:
+    """Built-in workflow name -> file (shipped in ``eo_pipeline/workflows/builtin/``)."""
+    folder = resources.files("eo_pipeline.workflows") / "builtin"
+    return {Path(str(e)).stem: Path(str(e)) for e in folder.iterdir() if e.name.endswith(".yaml")}
+
+
+def load_workflow(path_or_name: str | Path, **overrides: Any) -> Workflow:
+    """Read a workflow file, or a built-in one by name.
+
+    ``overrides`` replace top-level sections' keys, e.g. ``inputs={"catalog": "x"}``.
+    """
+    p = Path(path_or_name)
+    root: str | None = str(p.resolve().parent)
+    if not p.exists():
+        builtins = builtin_workflows()
+        if str(path_or_name) in builtins:
+            p, root = builtins[str(path_or_name)], None
+        else:
+            raise WorkflowError(
+                f"{path_or_name}: no such workflow file, and no built-in workflow of that name "
+                f"(built-ins: {', '.join(sorted(builtins))})"
+            )
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise WorkflowError(f"{p}: cannot read workflow file: {err.strerror}") from None
+    if overrides:
+        raw = yaml.safe_load(text) or {}
+        for section, values in overrides.items():
+            if isinstance(values, Mapping):
+                raw.setdefault(section, {}).update(values)
+            else:
+                raw[section] = values
+        text = yaml.safe_dump(raw, sort_keys=False)
+    return parse_workflow(text, str(p), root)

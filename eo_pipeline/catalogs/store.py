@@ -1,0 +1,333 @@
+"""A self-contained static STAC catalog on disk: create it, add items, read items back.
+
+Layout (``pystac.CatalogType.SELF_CONTAINED``: relative links, no ``self`` links)::
+
+    catalog.json
+    {collection_id}/collection.json
+    {collection_id}/{item_id}/{item_id}.json
+    {collection_id}/{item_id}/<asset files>
+
+Writes are all-or-nothing per item: each item folder is staged under a hidden temporary
+name beside its final place and renamed when complete; JSON files are written to a
+temporary name and renamed (``os.replace``), so a reader never sees half a file. One
+writer at a time per catalog (no locking).
+
+Examples
+--------
+>>> from eo_pipeline.catalogs.store import add_items, read_items
+>>> written = add_items("catalog", [item])  # doctest: +SKIP
+>>> [i.id for i in read_items("catalog")]  # doctest: +SKIP
+['LC08_L2SP_001070_20190114_20200830_02_T2']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import pystac
+
+from eo_pipeline.catalogs.stac import build_collection, merge_collection
+from eo_pipeline.errors import CatalogError, InputDataError
+
+__all__ = ["AssetMode", "add_items", "find_stac_file", "read_items", "write_json_atomic"]
+
+AssetMode = Literal["link", "copy", "move"]
+CATALOG_FILE = "catalog.json"
+COLLECTION_FILE = "collection.json"
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
+    """Write ``data`` as JSON to a temporary name beside ``path``, then rename it into place.
+
+    >>> import tempfile, pathlib
+    >>> p = write_json_atomic(pathlib.Path(tempfile.mkdtemp()) / "x.json", {"a": 1})
+    >>> p.read_text()
+    '{\\n  "a": 1\\n}\\n'
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise CatalogError(f"{path}: cannot write JSON: {err.strerror}") from None
+    return path
+
+
+def _place_file(src: Path, dst: Path, mode: AssetMode) -> None:
+    """Hard-link (falling back to a copy across filesystems/permissions), copy or move."""
+    if mode == "move":
+        try:
+            os.replace(src, dst)
+            return
+        except OSError:
+            shutil.copyfile(src, dst)
+            src.unlink()
+            return
+    if mode == "link":
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass  # other filesystem, or not allowed to link a file we do not own: copy
+    shutil.copyfile(src, dst)
+
+
+def _local_asset_path(item: pystac.Item, href: str) -> Path | None:
+    if urlparse(href).scheme not in ("", "file") or href.startswith("//"):
+        return None  # remote asset: kept as it is
+    if href.startswith("file://"):
+        href = urlparse(href).path
+    p = Path(href)
+    if not p.is_absolute():
+        base = item.get_self_href()
+        if base is None:
+            raise CatalogError(
+                f"item {item.id!r}: asset href {href!r} is relative but the item has no self "
+                "href; give absolute paths (build_item does)"
+            )
+        p = Path(base).parent / p
+    return p
+
+
+def _item_dict(item: pystac.Item, hrefs: dict[str, str]) -> dict[str, Any]:
+    d = item.to_dict(include_self_link=False, transform_hrefs=False)
+    for key, href in hrefs.items():
+        d["assets"][key]["href"] = href
+    d["links"] = [
+        {"rel": "root", "href": f"../../{CATALOG_FILE}", "type": "application/json"},
+        {"rel": "parent", "href": f"../{COLLECTION_FILE}", "type": "application/json"},
+        {"rel": "collection", "href": f"../{COLLECTION_FILE}", "type": "application/json"},
+    ]
+    return d
+
+
+def _stage_item(item: pystac.Item, coll_dir: Path, mode: AssetMode) -> tuple[Path, dict[str, Any]]:
+    staging = coll_dir / f".{item.id}.staging-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        hrefs: dict[str, str] = {}
+        used: dict[str, str] = {}
+        for key, asset in item.assets.items():
+            src = _local_asset_path(item, asset.href)
+            if src is None:
+                continue
+            if not src.is_file():
+                raise InputDataError(f"item {item.id!r} asset {key!r}: file {src} does not exist")
+            if src.name in used:
+                raise CatalogError(
+                    f"item {item.id!r}: assets {used[src.name]!r} and {key!r} both have the file "
+                    f"name {src.name!r}; give the files distinct names"
+                )
+            used[src.name] = key
+            _place_file(src, staging / src.name, mode)
+            hrefs[key] = f"./{src.name}"
+        data = _item_dict(item, hrefs)
+        write_json_atomic(staging / f"{item.id}.json", data)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging, data
+
+
+def _swap_in(staging: Path, final: Path) -> None:
+    trash = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+    had_old = final.exists()
+    if had_old:
+        os.rename(final, trash)
+    try:
+        os.rename(staging, final)
+    except OSError:
+        if had_old:
+            os.rename(trash, final)
+        raise
+    if had_old:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise CatalogError(
+            f"{path}: cannot read STAC JSON ({err}); fix or remove the file"
+        ) from None
+    if not isinstance(data, dict):
+        raise CatalogError(f"{path}: not a STAC object (top level is not a JSON object)")
+    return data
+
+
+def _write_collection(coll_dir: Path, cid: str, items: Sequence[pystac.Item]) -> None:
+    path = coll_dir / COLLECTION_FILE
+    old_links: list[dict[str, Any]] = []
+    if path.exists():
+        old = _read_json(path)
+        old_links = [link for link in old.get("links", []) if link.get("rel") == "item"]
+        old["links"] = []
+        coll = pystac.Collection.from_dict(old)
+        merge_collection(coll, items)
+    else:
+        coll = build_collection(cid, items)
+    d = coll.to_dict(include_self_link=False, transform_hrefs=False)
+    hrefs = {link["href"] for link in old_links} | {f"./{i.id}/{i.id}.json" for i in items}
+    d["links"] = [
+        {"rel": "root", "href": f"../{CATALOG_FILE}", "type": "application/json"},
+        {"rel": "parent", "href": f"../{CATALOG_FILE}", "type": "application/json"},
+        *[{"rel": "item", "href": h, "type": "application/geo+json"} for h in sorted(hrefs)],
+    ]
+    write_json_atomic(path, d)
+
+
+def _write_catalog(catalog_dir: Path, collection_ids: Iterable[str], catalog_id: str) -> None:
+    path = catalog_dir / CATALOG_FILE
+    if path.exists():
+        d = _read_json(path)
+    else:
+        cat = pystac.Catalog(
+            id=catalog_id,
+            description="Scenes catalogued by eo-pipeline: one collection per sensor and level.",
+            title="eo-pipeline catalog",
+        )
+        d = cat.to_dict(include_self_link=False, transform_hrefs=False)
+        d["links"] = []
+    children = {link["href"] for link in d.get("links", []) if link.get("rel") == "child"}
+    children |= {f"./{cid}/{COLLECTION_FILE}" for cid in collection_ids}
+    others = [
+        link for link in d.get("links", []) if link.get("rel") not in {"child", "root", "self"}
+    ]
+    d["links"] = [
+        {"rel": "root", "href": f"./{CATALOG_FILE}", "type": "application/json"},
+        *others,
+        *[{"rel": "child", "href": h, "type": "application/json"} for h in sorted(children)],
+    ]
+    write_json_atomic(path, d)
+
+
+def add_items(
+    catalog_dir: str | os.PathLike[str],
+    items: Sequence[pystac.Item],
+    *,
+    asset_mode: AssetMode = "link",
+    overwrite: bool = False,
+    catalog_id: str = "eo-pipeline",
+) -> list[pystac.Item]:
+    """Add items to the self-contained static catalog at ``catalog_dir`` (created when missing).
+
+    Each item goes to ``{collection}/{item_id}/{item_id}.json`` with its local asset files
+    beside it (asset hrefs become ``./<file name>``); the collection (``item.collection_id``,
+    created on first use) gets the item link, wider extents and summaries; the root catalog
+    gets the collection as a child.
+
+    Parameters
+    ----------
+    catalog_dir
+        Folder holding (or to hold) ``catalog.json``.
+    items
+        Items from :func:`eo_pipeline.catalogs.stac.build_item` (absolute local asset hrefs;
+        remote hrefs are kept as they are).
+    asset_mode
+        ``"link"``: hard-link each file into the item folder, copying when that is not
+        possible (another filesystem, a file we may not link); ``"copy"``; ``"move"`` (for
+        files the caller wrote only for this catalog, e.g. the simulator's temporary COGs).
+    overwrite
+        Replace items already in the catalog; by default that is a :class:`CatalogError`.
+    catalog_id
+        Id of a newly created root catalog.
+
+    Returns
+    -------
+    list[pystac.Item]
+        The written items, read back from disk (self hrefs set, relative asset hrefs).
+
+    Raises
+    ------
+    CatalogError
+        An item without collection, an id already present (without ``overwrite``), two
+        assets with one file name, a catalog file that cannot be read or written.
+    InputDataError
+        An asset file that does not exist.
+    """
+    root = Path(catalog_dir)
+    by_coll: dict[str, list[pystac.Item]] = {}
+    for item in items:
+        cid = item.collection_id
+        if not cid:
+            raise CatalogError(f"item {item.id!r} has no collection id; build it with build_item")
+        final = root / cid / item.id
+        if final.exists() and not overwrite:
+            raise CatalogError(
+                f"item {item.id!r} is already in {root / cid}; pass overwrite=True to replace it"
+            )
+        by_coll.setdefault(cid, []).append(item)
+    if not by_coll:
+        raise CatalogError(f"{root}: no items to add")
+    if (root / CATALOG_FILE).exists():
+        _read_json(root / CATALOG_FILE)  # fail before writing anything when it is broken
+
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for cid, group in by_coll.items():
+            for item in group:
+                staging, _ = _stage_item(item, root / cid, asset_mode)
+                staged.append((staging, root / cid / item.id))
+    except BaseException:
+        for staging, _ in staged:
+            shutil.rmtree(staging, ignore_errors=True)
+        for cid in by_coll:  # remove collection folders this call created and left empty
+            d = root / cid
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
+        raise
+    for staging, final in staged:
+        _swap_in(staging, final)
+    for cid, group in by_coll.items():
+        _write_collection(root / cid, cid, group)
+    _write_catalog(root, by_coll, catalog_id)
+    return [pystac.Item.from_file(str(final / f"{final.name}.json")) for _, final in staged]
+
+
+def find_stac_file(path: str | os.PathLike[str]) -> Path:
+    """The STAC JSON at ``path``: the file itself, or ``catalog.json``/``collection.json``
+    (or the single ``*.json`` item) inside a folder."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if p.is_dir():
+        for name in (CATALOG_FILE, COLLECTION_FILE, f"{p.name}.json"):
+            if (p / name).is_file():
+                return p / name
+        raise CatalogError(
+            f"{p}: no {CATALOG_FILE}, {COLLECTION_FILE} or {p.name}.json in this folder; "
+            "give the path of a STAC catalog, collection or item"
+        )
+    raise CatalogError(f"{p}: no such file or folder")
+
+
+def read_items(path: str | os.PathLike[str]) -> Iterator[pystac.Item]:
+    """Every item under a catalog, collection or item JSON (or a folder holding one)."""
+    stac_file = find_stac_file(path)
+    data = _read_json(stac_file)
+    kind = data.get("type")
+    if kind == "Feature":
+        yield pystac.Item.from_dict(data, href=str(stac_file.resolve()), preserve_dict=False)
+        return
+    if kind not in ("Catalog", "Collection"):
+        raise CatalogError(f"{stac_file}: type {kind!r} is not a STAC Catalog, Collection or item")
+    for link in data.get("links", []):
+        target = stac_file.parent / link.get("href", "")
+        if link.get("rel") == "item":
+            yield from read_items(target)
+        elif link.get("rel") == "child":
+            yield from read_items(target)

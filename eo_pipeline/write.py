@@ -24,7 +24,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -35,9 +34,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from eo_pipeline.catalogs.checksum import file_checksum
 from eo_pipeline.errors import InputDataError, WriteError
 
-__all__ = ["WriteOptions", "WrittenProduct", "multihash_sha256", "write"]
+__all__ = ["WriteOptions", "WrittenProduct", "write"]
 
 _BLOCK = 512
 
@@ -84,15 +84,6 @@ class WrittenProduct:
     offset: float | None
     crs: str | None
     transform: tuple[float, ...]
-
-
-def multihash_sha256(path: str | os.PathLike[str], blocksize: int = 1 << 20) -> str:
-    """sha2-256 multihash (``1220`` + hex digest) of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(blocksize):
-            h.update(chunk)
-    return "1220" + h.hexdigest()
 
 
 def _as_bands(obj: xr.Dataset | xr.DataArray) -> tuple[xr.DataArray, tuple[str, ...]]:
@@ -315,7 +306,7 @@ def write(
     return WrittenProduct(
         path=final,
         size=final.stat().st_size,
-        checksum=multihash_sha256(final),
+        checksum=file_checksum(final),
         dtype=dtype.name,
         shape=(bands, height, width),
         bands=names,

@@ -1,0 +1,191 @@
+"""From a workflow to units of work: find the input items and group them.
+
+Each scene is a unit; with a ``composite`` step each (collection, period) is a unit. A unit
+carries everything a worker needs (item JSON hrefs, workflow, parameters) and a signature of
+its inputs (asset checksums), so a re-run can tell whether its products are still current.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pystac
+
+from eo_pipeline.errors import CatalogError, WorkflowError
+from eo_pipeline.workflows.spec import Workflow
+
+__all__ = ["Unit", "find_items", "plan_units"]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One independent unit of work: a scene, or a composite period of one collection."""
+
+    key: str
+    """Unique, filesystem-safe name (item id, or ``<collection>_<period>``)."""
+    collection: str
+    """Collection of the input items."""
+    item_hrefs: tuple[str, ...]
+    """Absolute hrefs of the input item JSON files (or API item URLs)."""
+    item_ids: tuple[str, ...]
+    period: str | None
+    """Composite period label (``2026-05``) or ``None`` for a scene unit."""
+    inputs_signature: str
+    """sha256 over the input items' ids and asset checksums."""
+
+    def __dask_tokenize__(self) -> object:
+        return ("eo_pipeline.Unit", self.key, self.inputs_signature)
+
+
+def _item_signature(item: pystac.Item) -> dict[str, Any]:
+    assets = {
+        k: a.extra_fields.get("file:checksum") or a.href
+        for k, a in sorted(item.assets.items())
+        if "data" in (a.roles or []) or "cloud" in (a.roles or [])
+    }
+    return {"id": item.id, "assets": assets}
+
+
+def _in_range(item: pystac.Item, interval: str | None) -> bool:
+    if not interval:
+        return True
+    when = item.datetime or pystac.utils.str_to_datetime(item.properties["start_datetime"])
+    parts = interval.split("/")
+    try:
+        start = None if parts[0] in ("", "..") else pystac.utils.str_to_datetime(parts[0])
+        end = (
+            None
+            if len(parts) < 2 or parts[1] in ("", "..")
+            else pystac.utils.str_to_datetime(parts[-1])
+        )
+    except ValueError as err:
+        raise WorkflowError(f"inputs.datetime: {interval!r} is not RFC 3339 ({err})") from None
+    if len(parts) == 1 and start is not None:
+        return when == start
+    return (start is None or when >= start) and (end is None or when <= end)
+
+
+def _intersects(item: pystac.Item, bbox: Sequence[float] | None) -> bool:
+    if bbox is None or item.bbox is None:
+        return True
+    w, s, e, n = item.bbox
+    bw, bs, be, bn = bbox
+    if w > e:  # crosses the antimeridian
+        return (bs <= n and bn >= s) and (bw <= e or be >= w)
+    return not (e < bw or w > be or n < bs or s > bn)
+
+
+def find_items(wf: Workflow) -> list[pystac.Item]:
+    """The input items a workflow selects, sorted by collection and time."""
+    inp = wf.inputs
+    if inp.stac_api:
+        import pystac_client
+
+        try:
+            client = pystac_client.Client.open(inp.stac_api)
+            search = client.search(
+                collections=list(inp.collections) or None,
+                bbox=list(inp.bbox) if inp.bbox else None,
+                datetime=inp.datetime,
+                ids=list(inp.ids) or None,
+                query={"eo:cloud_cover": {"lte": inp.max_cloud_cover}}
+                if inp.max_cloud_cover is not None
+                else None,
+            )
+            items: Iterable[pystac.Item] = list(search.items())
+        except Exception as err:  # pystac-client raises several unrelated types
+            raise WorkflowError(
+                f"{wf.source}: STAC API search at {inp.stac_api} failed: {err}"
+            ) from err
+    else:
+        path = wf.resolve(str(inp.catalog))
+        if path.is_dir():
+            path = path / "catalog.json"
+        if not path.exists():
+            raise WorkflowError(
+                f"{wf.source}: inputs.catalog: {path} does not exist; simulate or ingest scenes first"
+            )
+        try:
+            root = pystac.read_file(str(path))
+        except Exception as err:
+            raise CatalogError(f"{path}: cannot read STAC catalog: {err}") from err
+        if isinstance(root, pystac.Item):
+            items = [root]
+        elif isinstance(root, pystac.Catalog):
+            items = root.get_items(recursive=True)
+        else:
+            raise CatalogError(f"{path}: not a STAC catalog, collection or item")
+    chosen = [
+        it
+        for it in items
+        if (not inp.collections or it.collection_id in inp.collections)
+        and (not inp.ids or it.id in inp.ids)
+        and _intersects(it, inp.bbox)
+        and _in_range(it, inp.datetime)
+        and (
+            inp.max_cloud_cover is None
+            or it.properties.get("eo:cloud_cover") is None
+            or it.properties["eo:cloud_cover"] <= inp.max_cloud_cover
+        )
+    ]
+    return sorted(
+        chosen, key=lambda it: (it.collection_id or "", it.datetime or dt.datetime.min, it.id)
+    )
+
+
+def _period_label(when: dt.datetime, period: str) -> str:
+    import pandas as pd
+
+    ts = pd.Timestamp(when).tz_convert(None) if pd.Timestamp(when).tzinfo else pd.Timestamp(when)
+    try:
+        start = ts.to_period(pd.tseries.frequencies.to_offset(period).rule_code.rstrip("S") or "M")
+    except (ValueError, AttributeError) as err:
+        raise WorkflowError(
+            f"composite.period: {period!r} is not a pandas period like 1MS, 1W, 1D: {err}"
+        ) from None
+    return str(start)
+
+
+def plan_units(wf: Workflow, items: Sequence[pystac.Item] | None = None) -> list[Unit]:
+    """Group the selected items into units."""
+    items = find_items(wf) if items is None else list(items)
+    if not items:
+        raise WorkflowError(
+            f"{wf.source}: no input items match (catalog={wf.inputs.catalog or wf.inputs.stac_api}, "
+            f"collections={list(wf.inputs.collections)}, bbox={wf.inputs.bbox}, "
+            f"datetime={wf.inputs.datetime}); nothing to do"
+        )
+    comp = wf.step("composite")
+    groups: dict[tuple[str, str | None], list[pystac.Item]] = defaultdict(list)
+    for it in items:
+        coll = it.collection_id or "items"
+        if comp is None:
+            groups[(coll, it.id)].append(it)
+        else:
+            period = str(comp.params.get("period", "1MS"))
+            groups[(coll, _period_label(it.datetime or dt.datetime.min, period))].append(it)
+    units = []
+    for (coll, label), members in sorted(groups.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+        signature = hashlib.sha256(
+            json.dumps([_item_signature(m) for m in members], sort_keys=True).encode()
+        ).hexdigest()
+        hrefs = tuple(str(Path(m.get_self_href())) if m.get_self_href() else "" for m in members)
+        key = label if comp is None else f"{coll}_{label}"
+        units.append(
+            Unit(
+                key=str(key).replace("/", "_"),
+                collection=coll,
+                item_hrefs=hrefs,
+                item_ids=tuple(m.id for m in members),
+                period=None if comp is None else label,
+                inputs_signature=signature,
+            )
+        )
+    return units

@@ -1,0 +1,271 @@
+"""What a worker does for one unit: load, run the steps, write products and their STAC item.
+
+Runs inside a dask.distributed task. The unit's own dask graph (chunks of its scenes) is
+computed with a local threaded scheduler inside the task, with numba's threads capped, so the
+cluster spreads *units* over workers and each worker streams its unit chunk by chunk.
+
+Everything is written under temporary names and renamed when complete; the product item
+JSON is written last, so a unit either has its item (and every file it lists) or nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eo_pipeline.errors import WorkflowError
+from eo_pipeline.workflows.plan import Unit
+from eo_pipeline.workflows.spec import Workflow
+
+__all__ = ["ProductFile", "UnitResult", "process_unit"]
+
+
+@dataclass(frozen=True)
+class ProductFile:
+    """One file a unit wrote."""
+
+    key: str
+    """Asset key in the product item (``reflectance``, ``NDVI``, ``mask``, ``quicklook``...)."""
+    path: str
+    """Path relative to the output catalog folder."""
+    size: int
+    checksum: str
+    """sha2-256 multihash hex."""
+    media_type: str
+    roles: tuple[str, ...]
+    raster: dict[str, Any] = field(default_factory=dict)
+    """dtype, nodata, scale, offset, unit, bands, proj fields (for STAC)."""
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    """What :func:`process_unit` returns to the runner."""
+
+    key: str
+    item_path: str
+    """Product item JSON, relative to the output catalog folder."""
+    files: tuple[ProductFile, ...]
+    timings: dict[str, float]
+    worker: str
+
+
+def _threads_cap(threads: int) -> contextlib.AbstractContextManager[Any]:
+    import dask
+
+    os.environ["EO_PIPELINE_NUMBA_THREADS"] = str(threads)
+    return dask.config.set(scheduler="threads", num_workers=threads)
+
+
+def _load_items(unit: Unit) -> list[Any]:
+    import pystac
+
+    return [pystac.Item.from_file(h) for h in unit.item_hrefs]
+
+
+def _product_name(wf: Workflow, unit: Unit, product: str) -> str:
+    return wf.output.naming.format(collection=unit.collection, unit=unit.key, product=product)
+
+
+def _write_product(
+    obj: Any, folder: Path, stem: str, key: str, wf: Workflow, roles: tuple[str, ...], root: Path
+) -> ProductFile:
+    from eo_pipeline.write import WriteOptions, write
+
+    dtype: str | None = None
+    src_kind = np.dtype(
+        next(iter(obj.data_vars.values())).dtype if hasattr(obj, "data_vars") else obj.dtype
+    ).kind
+    if wf.output.reflectance == "int16" and src_kind == "f" and key == "reflectance":
+        dtype = "int16"
+    out = write(obj, folder / f"{stem}.tif", WriteOptions(dtype=dtype, compress=wf.output.compress))
+    nodata = None if out.nodata is None or np.isnan(out.nodata) else out.nodata
+    return ProductFile(
+        key=key,
+        path=str(out.path.relative_to(root)),
+        size=out.size,
+        checksum=out.checksum,
+        media_type="image/tiff; application=geotiff; profile=cloud-optimized",
+        roles=roles,
+        raster={
+            "dtype": out.dtype,
+            "nodata": "nan" if out.nodata is not None and np.isnan(out.nodata) else nodata,
+            "scale": out.scale,
+            "offset": out.offset,
+            "bands": list(out.bands),
+            "shape": list(out.shape[1:]),
+            "transform": list(out.transform),
+            "crs": out.crs,
+        },
+    )
+
+
+def _image_file(path: Path, key: str, roles: tuple[str, ...], root: Path) -> ProductFile:
+    from eo_pipeline.catalogs.checksum import file_checksum
+
+    return ProductFile(
+        key=key,
+        path=str(path.relative_to(root)),
+        size=path.stat().st_size,
+        checksum=file_checksum(path),
+        media_type="image/png",
+        roles=roles,
+    )
+
+
+def _rgb_bands(names: list[str], common: dict[str, str]) -> list[str]:
+    by_common = {c: n for n, c in common.items()}
+    want = ["red", "green", "blue"]
+    if all(w in by_common for w in want):
+        return [by_common[w] for w in want]
+    return names[:3] if len(names) >= 3 else names[:1]
+
+
+def process_unit(unit: Unit, wf: Workflow, root: str, threads: int = 1) -> UnitResult:
+    """Process one unit and write its products under ``root`` (the output catalog folder)."""
+    import eo_pipeline as eo
+
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    out_root = Path(root)
+    item_id = _product_name(wf, unit, wf.name).replace("/", "_")
+    folder = out_root / "items" / item_id
+    folder.mkdir(parents=True, exist_ok=True)
+    files: list[ProductFile] = []
+    with _threads_cap(threads):
+        items = _load_items(unit)
+        chunks = wf.resources.chunk_size
+        ds = eo.load(items, chunks={"x": chunks, "y": chunks})
+        timings["load"] = time.perf_counter() - t0
+        data = ds
+        mask = None
+        cal = wf.step("calibrate")
+        if cal is not None:
+            data = eo.calibrate(ds, **dict(cal.params))
+        mstep = wf.step("mask")
+        if mstep is not None:
+            mask = eo.masks(ds if "QA_PIXEL" in ds else data, **dict(mstep.params))
+        comp = wf.step("composite")
+        band_vars = [
+            v
+            for v in data.data_vars
+            if v in ds.data_vars and v != "QA_PIXEL" and data[v].dtype.kind == "f"
+        ]
+        common = {v: str(data[v].attrs.get("common_name", "")) for v in band_vars}
+        refl = data[band_vars]
+        if comp is not None:
+            refl = eo.composite(refl, **dict(comp.params, period=None), mask=mask)
+        ps = wf.step("pansharpen")
+        if ps is not None:
+            pan_var = next((v for v in band_vars if common.get(v) == "pan"), None)
+            if pan_var is None:
+                raise WorkflowError(
+                    f"unit {unit.key}: pansharpen needs a pan band; bands are {band_vars}"
+                )
+            ms_vars = [v for v in band_vars if v != pan_var]
+            refl = eo.pansharpen(refl[ms_vars], refl[pan_var], **dict(ps.params))
+            band_vars = ms_vars
+        refl = (
+            refl.isel(time=0, drop=True)
+            if "time" in refl.dims and refl.sizes["time"] == 1
+            else refl
+        )
+        if "time" in refl.dims:
+            raise WorkflowError(
+                f"unit {unit.key}: {refl.sizes['time']} scenes in one unit without a composite step"
+            )
+        files.append(
+            _write_product(
+                refl[band_vars],
+                folder,
+                _product_name(wf, unit, "reflectance"),
+                "reflectance",
+                wf,
+                ("data", "reflectance"),
+                out_root,
+            )
+        )
+        timings["reflectance"] = time.perf_counter() - t0
+        istep = wf.step("indices")
+        index_names: list[str] = []
+        if istep is not None:
+            names: Any = list(istep.params.get("names", []))
+            if istep.params.get("formulas"):
+                names = (
+                    {**{n: None for n in names}, **istep.params["formulas"]}
+                    if names
+                    else dict(istep.params["formulas"])
+                )
+            idx = eo.compute_indices(refl, names, **dict(istep.params.get("constants", {})))
+            for name in idx.data_vars:
+                files.append(
+                    _write_product(
+                        idx[[name]],
+                        folder,
+                        _product_name(wf, unit, str(name)),
+                        str(name),
+                        wf,
+                        ("data", "index"),
+                        out_root,
+                    )
+                )
+                index_names.append(str(name))
+            timings["indices"] = time.perf_counter() - t0
+        if mask is not None and comp is None:
+            m = mask.isel(time=0, drop=True) if "time" in mask.dims else mask
+            files.append(
+                _write_product(
+                    m.to_dataset(name="mask"),
+                    folder,
+                    _product_name(wf, unit, "mask"),
+                    "mask",
+                    wf,
+                    ("cloud", "mask"),
+                    out_root,
+                )
+            )
+        if wf.output.quicklook:
+            from eo_pipeline.quicklook import index_map, quicklook, thumbnail
+
+            refl_path = out_root / files[0].path
+            rgb = _rgb_bands(band_vars, common)
+            ql = quicklook(
+                refl_path, folder / f"{_product_name(wf, unit, 'quicklook')}.png", bands=rgb
+            )
+            files.append(_image_file(ql, "quicklook", ("overview", "visual"), out_root))
+            th = thumbnail(
+                refl_path, folder / f"{_product_name(wf, unit, 'thumbnail')}.png", bands=rgb
+            )
+            files.append(_image_file(th, "thumbnail", ("thumbnail",), out_root))
+            for name in index_names:
+                src = next(f for f in files if f.key == name)
+                im = index_map(
+                    out_root / src.path,
+                    folder / f"{_product_name(wf, unit, name + '_map')}.png",
+                    band=1,
+                    title=name,
+                )
+                files.append(_image_file(im, f"{name}_map", ("overview",), out_root))
+        timings["total"] = time.perf_counter() - t0
+    from eo_pipeline.workflows.products import product_item
+
+    item = product_item(item_id, unit, wf, items, files, ds)
+    item_path = folder / f"{item_id}.json"
+    tmp = item_path.with_name(f".{item_path.name}.{uuid.uuid4().hex[:8]}.part")
+    tmp.write_text(json.dumps(item, indent=1))
+    os.replace(tmp, item_path)
+    return UnitResult(
+        key=unit.key,
+        item_path=str(item_path.relative_to(out_root)),
+        files=tuple(files),
+        timings={k: round(v, 3) for k, v in timings.items()},
+        worker=f"{os.uname().nodename}:{os.getpid()}@{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
+    )

@@ -1,0 +1,226 @@
+"""STAC items and collections of workflow products (lineage, checksums, raster and proj fields)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pystac
+
+from eo_pipeline.catalogs.stac import EXTENSION_URIS
+
+if TYPE_CHECKING:
+    from eo_pipeline.workflows.plan import Unit
+    from eo_pipeline.workflows.process import ProductFile
+    from eo_pipeline.workflows.spec import Workflow
+
+__all__ = ["build_product_catalog", "product_collection_id", "product_item"]
+
+_SHARED_PROPS = ("platform", "instruments", "constellation", "gsd", "eo_pipeline:sensor")
+
+
+def product_collection_id(unit_collection: str, wf: Workflow) -> str:
+    """``{input collection}-{workflow name}``, e.g. ``kazeosat2-l1-toa-indices``."""
+    return f"{unit_collection}-{wf.name}".lower()
+
+
+def _level(wf: Workflow) -> str:
+    if wf.step("composite") is not None:
+        return "L3"
+    cal = wf.step("calibrate")
+    to = cal.params.get("to", "toa_reflectance") if cal is not None else None
+    return {"toa_reflectance": "L1-TOA", "radiance": "L1-RAD", "surface_reflectance": "L2"}.get(
+        str(to), "L1"
+    )
+
+
+def _software() -> dict[str, str]:
+    import dask
+    import numba
+    import rasterio
+    import xarray
+
+    from eo_pipeline import __version__
+
+    return {
+        "eo-pipeline": __version__,
+        "numba": numba.__version__,
+        "xarray": xarray.__version__,
+        "dask": dask.__version__,
+        "rasterio": rasterio.__version__,
+        "gdal": rasterio.__gdal_version__,
+    }
+
+
+def _asset(f: ProductFile, common: Mapping[str, str]) -> dict[str, Any]:
+    a: dict[str, Any] = {
+        "href": Path(f.path).name,
+        "type": f.media_type,
+        "roles": list(f.roles),
+        "title": f.key,
+        "file:size": f.size,
+        "file:checksum": f.checksum,
+    }
+    r = f.raster
+    if r:
+        band_info = []
+        for _ in r["bands"]:
+            b: dict[str, Any] = {"data_type": r["dtype"]}
+            if r.get("nodata") is not None:
+                b["nodata"] = r["nodata"]
+            if r.get("scale") is not None:
+                b["scale"] = r["scale"]
+                b["offset"] = r.get("offset") or 0.0
+            band_info.append(b)
+        a["raster:bands"] = band_info
+        if f.key == "reflectance":
+            a["eo:bands"] = [
+                {"name": n, **({"common_name": common[n]} if common.get(n) else {})}
+                for n in r["bands"]
+            ]
+        a["proj:shape"] = r["shape"]
+        a["proj:transform"] = r["transform"]
+        if r.get("crs", "").startswith("EPSG:"):
+            a["proj:code"] = r["crs"]
+    return a
+
+
+def product_item(
+    item_id: str,
+    unit: Unit,
+    wf: Workflow,
+    inputs: Sequence[pystac.Item],
+    files: Sequence[ProductFile],
+    ds: Any,
+) -> dict[str, Any]:
+    """The product item of one unit as a STAC 1.1 JSON dict (hrefs relative to its folder)."""
+    first = inputs[0]
+    times = sorted(i.datetime for i in inputs if i.datetime is not None)
+    props: dict[str, Any] = {k: first.properties[k] for k in _SHARED_PROPS if k in first.properties}
+    if len(inputs) == 1 and first.datetime is not None:
+        props["datetime"] = first.datetime.isoformat().replace("+00:00", "Z")
+        for k in ("view:sun_elevation", "view:sun_azimuth", "eo:cloud_cover"):
+            if k in first.properties:
+                props[k] = first.properties[k]
+    else:
+        props["datetime"] = None
+        props["start_datetime"] = times[0].isoformat().replace("+00:00", "Z")
+        props["end_datetime"] = times[-1].isoformat().replace("+00:00", "Z")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    props.update(
+        {
+            "created": now,
+            "processing:level": _level(wf),
+            "processing:software": _software(),
+            "processing:lineage": (
+                f"eo-pipeline workflow {wf.name!r}: "
+                + " -> ".join(
+                    f"{s.name}({', '.join(f'{k}={v}' for k, v in s.params.items())})"
+                    for s in wf.steps
+                )
+                + f" on {len(inputs)} input item(s)"
+            ),
+            "eo_pipeline:workflow": wf.name,
+            "eo_pipeline:unit": unit.key,
+        }
+    )
+    codes = {f.raster.get("crs") for f in files if f.raster}
+    if len(codes) == 1:
+        code = codes.pop()
+        if code and code.startswith("EPSG:"):
+            props["proj:code"] = code
+    common = {str(v): str(ds[v].attrs.get("common_name", "")) for v in ds.data_vars}
+    assets = {f.key: _asset(f, common) for f in files}
+    links: list[dict[str, Any]] = []
+    for inp in inputs:
+        href = inp.get_self_href()
+        if href:
+            links.append(
+                {"rel": "derived_from", "href": href, "type": "application/json", "title": inp.id}
+            )
+    geometry = first.geometry
+    bbox = first.bbox
+    if len(inputs) > 1:
+        import shapely.geometry
+        from shapely.ops import unary_union
+
+        union = unary_union([shapely.geometry.shape(i.geometry) for i in inputs if i.geometry])
+        geometry, bbox = shapely.geometry.mapping(union), list(union.bounds)
+    exts = {EXTENSION_URIS[k] for k in ("processing", "file", "raster", "projection")}
+    if any("eo:bands" in a for a in assets.values()) or "eo:cloud_cover" in props:
+        exts.add(EXTENSION_URIS["eo"])
+    if "view:sun_elevation" in props:
+        exts.add(EXTENSION_URIS["view"])
+    return {
+        "type": "Feature",
+        "stac_version": pystac.get_stac_version(),
+        "stac_extensions": sorted(exts),
+        "id": item_id,
+        "geometry": geometry,
+        "bbox": list(bbox) if bbox else None,
+        "properties": props,
+        "links": links,
+        "assets": assets,
+        "collection": product_collection_id(unit.collection, wf),
+    }
+
+
+def build_product_catalog(
+    root: str | os.PathLike[str], item_paths: Sequence[str], wf: Workflow
+) -> Path:
+    """(Re)write ``root/catalog.json`` and one collection per product type over the items."""
+    root = Path(root)
+    items = [pystac.Item.from_file(str(root / p)) for p in item_paths]
+    catalog = pystac.Catalog(
+        id=f"eo-pipeline-products-{wf.name}",
+        description=f"Products of the eo-pipeline workflow {wf.name!r}. {wf.description}".strip(),
+        title=f"eo-pipeline products: {wf.name}",
+    )
+    by_coll: dict[str, list[pystac.Item]] = {}
+    for it in items:
+        by_coll.setdefault(it.collection_id or wf.name, []).append(it)
+    for cid, members in sorted(by_coll.items()):
+        extent = pystac.Extent.from_items(members)
+        coll = pystac.Collection(
+            id=cid,
+            description=f"{wf.name} products derived from {cid.removesuffix('-' + wf.name)} scenes.",
+            extent=extent,
+            license="other",
+            title=cid,
+        )
+        for it in members:
+            for asset in it.assets.values():
+                asset.href = asset.get_absolute_href() or asset.href
+            it.set_self_href(None)
+            coll.add_item(it)
+        catalog.add_child(coll)
+    # keep each item in the folder its assets live in (items/<id>/<id>.json)
+    catalog.normalize_hrefs(str(root), strategy=_ItemsFolder())
+    for coll in catalog.get_children():
+        coll.set_self_href(str(root / coll.id / "collection.json"))
+    catalog.make_all_asset_hrefs_relative()
+    catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    return root / "catalog.json"
+
+
+class _ItemsFolder(pystac.layout.HrefLayoutStrategy):
+    def get_catalog_href(self, cat: pystac.Catalog, parent_dir: str, is_root: bool) -> str:
+        return (
+            os.path.join(parent_dir, "catalog.json")
+            if is_root
+            else os.path.join(parent_dir, cat.id, "catalog.json")
+        )
+
+    def get_collection_href(self, col: pystac.Collection, parent_dir: str, is_root: bool) -> str:
+        return (
+            os.path.join(parent_dir, "collection.json")
+            if is_root
+            else os.path.join(parent_dir, col.id, "collection.json")
+        )
+
+    def get_item_href(self, item: pystac.Item, parent_dir: str) -> str:
+        root = Path(parent_dir).parent
+        return str(root / "items" / item.id / f"{item.id}.json")

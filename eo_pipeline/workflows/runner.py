@@ -1,0 +1,346 @@
+"""Run a workflow on dask.distributed: units spread over workers, retried, resumable.
+
+- A ``LocalCluster`` sized to the machine by default; ``scheduler="tcp://HOST:PORT"`` (or
+  ``DASK_SCHEDULER_ADDRESS``) attaches to a cluster operators already run. A scheduler that
+  does not answer is a :class:`~eo_pipeline.errors.ClusterError` within seconds.
+- Each unit (scene or composite period) is one task, retried ``resources.retries`` times,
+  then reported with its cause; it never stops the others. A worker that dies mid-unit has
+  its unit rescheduled elsewhere; outputs are written under temporary names and renamed, so
+  nothing is half-written or duplicated.
+- ``manifest.json`` in the output folder records inputs (with checksums), parameters,
+  software versions, outputs (with checksums) and timings. A re-run skips units whose entry
+  matches inputs and parameters and whose outputs are intact, and redoes the rest.
+
+Examples
+--------
+>>> # from eo_pipeline.workflows.runner import run
+>>> # report = run("toa-indices", inputs={"catalog": "demo-output/l1"})   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eo_pipeline.errors import ClusterError, WorkflowError, WriteError
+from eo_pipeline.workflows.plan import Unit, plan_units
+from eo_pipeline.workflows.spec import Workflow, load_workflow
+
+__all__ = ["RunReport", "connect", "run", "run_cli"]
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a run did."""
+
+    workflow: str
+    output: Path
+    done: tuple[str, ...]
+    skipped: tuple[str, ...]
+    failed: Mapping[str, str] = field(default_factory=dict)
+    """Unit key -> the cause of its failure."""
+    products: int = 0
+    """Files written in this run."""
+    bytes_written: int = 0
+    seconds: float = 0.0
+    dashboard: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@contextlib.contextmanager
+def connect(
+    scheduler: str | None = None, workers: int | None = None, timeout: float = 5.0
+) -> Iterator[Any]:
+    """A distributed Client: attached to ``scheduler`` or ``DASK_SCHEDULER_ADDRESS``, else a LocalCluster."""
+    from distributed import Client, LocalCluster
+
+    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if address:
+        try:
+            client = Client(address, timeout=timeout)
+        except (OSError, TimeoutError) as err:
+            raise ClusterError(
+                f"dask scheduler at {address} did not answer within {timeout:g} s ({err}); "
+                "check the address and that `dask scheduler` runs there"
+            ) from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cores = os.cpu_count() or 1
+    n = workers or max(1, min(cores, 4))
+    cluster = LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        memory_limit="auto",
+        silence_logs=40,
+    )
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _read_manifest(root: Path) -> dict[str, Any]:
+    path = root / MANIFEST
+    if not path.exists():
+        return {"units": {}, "runs": []}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {"units": {}, "runs": []}
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def _intact(root: Path, entry: Mapping[str, Any]) -> bool:
+    from eo_pipeline.catalogs.checksum import file_checksum
+
+    for out in entry.get("outputs", []):
+        p = root / out["path"]
+        if not p.exists() or p.stat().st_size != out["size"] or file_checksum(p) != out["checksum"]:
+            return False
+    return bool(entry.get("outputs")) and (root / entry["item"]).exists()
+
+
+def _software() -> dict[str, str]:
+    from eo_pipeline.workflows.products import _software as software
+
+    return software()
+
+
+def _clean_partials(root: Path) -> int:
+    n = 0
+    for p in root.rglob(".*.part*"):
+        with contextlib.suppress(OSError):
+            p.unlink()
+            n += 1
+    return n
+
+
+class _Progress:
+    """A tqdm bar on a terminal, plain log lines otherwise."""
+
+    def __init__(self, total: int, name: str) -> None:
+        self.tty = sys.stderr.isatty()
+        self.total, self.n, self.products = total, 0, 0
+        self.bar = None
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=name, unit="unit", file=sys.stderr)
+
+    def update(self, key: str, products: int, status: str) -> None:
+        self.n += 1
+        self.products += products
+        if self.bar is not None:
+            self.bar.set_postfix(products=self.products, last=status)
+            self.bar.update(1)
+        else:
+            print(
+                f"[{self.n}/{self.total}] {key}: {status} ({self.products} products written)",
+                flush=True,
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run(
+    workflow: str | Path | Workflow,
+    *,
+    scheduler: str | None = None,
+    client: Any = None,
+    dry_run: bool = False,
+    verbose: bool = True,
+    **overrides: Any,
+) -> RunReport:
+    """Run a workflow (a file, a built-in name, or a parsed :class:`Workflow`).
+
+    ``overrides`` replace keys of top-level sections, e.g. ``inputs={"catalog": "x"}``.
+    ``client`` reuses an existing distributed Client.
+    """
+    wf = workflow if isinstance(workflow, Workflow) else load_workflow(workflow, **overrides)
+    units = plan_units(wf)
+    root = wf.resolve(wf.output.catalog)
+    if dry_run:
+        if verbose:
+            print(f"workflow {wf.name}: {len(units)} unit(s) -> {root}")
+            for u in units:
+                print(f"  {u.key}: {len(u.item_ids)} item(s) from {u.collection}")
+            print("steps: " + " -> ".join(s.name for s in wf.steps))
+        return RunReport(wf.name, root, (), tuple(u.key for u in units))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-probe-{uuid.uuid4().hex[:6]}.part"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise WriteError(
+            f"{root}: output folder is not writable ({err.strerror}); choose another output.catalog"
+        ) from None
+    _clean_partials(root)
+    manifest = _read_manifest(root)
+    params = wf.params_hash()
+    todo: list[Unit] = []
+    skipped: list[str] = []
+    for u in units:
+        entry = manifest["units"].get(u.key)
+        if (
+            entry
+            and entry.get("status") == "done"
+            and entry.get("inputs_signature") == u.inputs_signature
+            and entry.get("params_hash") == params
+            and _intact(root, entry)
+        ):
+            skipped.append(u.key)
+        else:
+            todo.append(u)
+    t0 = time.perf_counter()
+    failed: dict[str, str] = {}
+    done: list[str] = []
+    written = nbytes = 0
+    dashboard = None
+    ctx = (
+        contextlib.nullcontext(client)
+        if client is not None
+        else connect(scheduler, wf.resources.workers)
+    )
+    with ctx as cl:
+        from distributed import as_completed
+
+        dashboard = getattr(cl, "dashboard_link", None)
+        info = cl.scheduler_info()
+        nworkers = max(1, len(info.get("workers", {})))
+        threads = (
+            max(1, (os.cpu_count() or 1) // nworkers) if scheduler is None and client is None else 1
+        )
+        if verbose:
+            print(
+                f"workflow {wf.name}: {len(todo)} unit(s) to run, {len(skipped)} up to date; "
+                f"{nworkers} worker(s); dashboard: {dashboard}",
+                flush=True,
+            )
+        from eo_pipeline.workflows.process import process_unit
+
+        futures = {
+            cl.submit(
+                process_unit,
+                u,
+                wf,
+                str(root),
+                threads,
+                key=f"unit-{wf.name}-{u.key}-{uuid.uuid4().hex[:6]}",
+                retries=wf.resources.retries,
+                pure=False,
+            ): u
+            for u in todo
+        }
+        progress = _Progress(len(todo), wf.name) if verbose else None
+        for fut in as_completed(futures):
+            u = futures[fut]
+            entry: dict[str, Any] = {
+                "status": "failed",
+                "inputs_signature": u.inputs_signature,
+                "params_hash": params,
+                "inputs": [
+                    {"id": i, "href": h} for i, h in zip(u.item_ids, u.item_hrefs, strict=True)
+                ],
+                "period": u.period,
+            }
+            try:
+                res = fut.result()
+            except Exception as err:  # a unit's failure is reported, never fatal to the run
+                failed[u.key] = f"{type(err).__name__}: {err}"
+                entry["error"] = failed[u.key]
+                manifest["units"][u.key] = entry
+                if progress:
+                    progress.update(u.key, 0, "FAILED")
+                continue
+            entry.update(
+                status="done",
+                item=res.item_path,
+                outputs=[
+                    {"key": f.key, "path": f.path, "size": f.size, "checksum": f.checksum}
+                    for f in res.files
+                ],
+                timings=res.timings,
+                worker=res.worker,
+                finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            )
+            manifest["units"][u.key] = entry
+            done.append(u.key)
+            written += len(res.files)
+            nbytes += sum(f.size for f in res.files)
+            _write_json_atomic(root / MANIFEST, manifest)
+            if progress:
+                progress.update(u.key, len(res.files), "ok")
+        if progress:
+            progress.close()
+    _clean_partials(root)
+    items = [e["item"] for e in manifest["units"].values() if e.get("status") == "done"]
+    if items:
+        from eo_pipeline.workflows.products import build_product_catalog
+
+        build_product_catalog(root, items, wf)
+    seconds = time.perf_counter() - t0
+    manifest.update(workflow=wf.name, source=wf.source, params_hash=params, software=_software())
+    manifest.setdefault("runs", []).append(
+        {
+            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "done": done,
+            "skipped": skipped,
+            "failed": failed,
+            "seconds": round(seconds, 2),
+            "scheduler": scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or "LocalCluster",
+            "workflow": asdict(wf) | {"steps": [[s.name, dict(s.params)] for s in wf.steps]},
+        }
+    )
+    _write_json_atomic(root / MANIFEST, manifest)
+    return RunReport(
+        wf.name, root, tuple(done), tuple(skipped), failed, written, nbytes, seconds, dashboard
+    )
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """``eo-pipeline run WORKFLOW [--scheduler ADDRESS] [--dry-run]``."""
+    report = run(args.workflow, scheduler=args.scheduler, dry_run=args.dry_run)
+    if args.dry_run:
+        return 0
+    print(
+        f"{report.workflow}: {len(report.done)} unit(s) done, {len(report.skipped)} up to date, "
+        f"{len(report.failed)} failed; {report.products} files, {report.bytes_written / 1e6:.1f} MB "
+        f"in {report.seconds:.1f} s -> {report.output}"
+    )
+    for key, cause in report.failed.items():
+        print(f"  FAILED {key}: {cause}", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(WorkflowError("use `eo-pipeline run`"))

@@ -78,7 +78,7 @@ def _stretch(rgb: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
         else:
             lo, hi = 0.0, 1.0
         span = hi - lo if hi > lo else 1.0
-        out[..., k] = np.clip((band - lo) / span * 255.0, 0, 255).astype(np.uint8)
+        out[..., k] = np.nan_to_num(np.clip((band - lo) / span * 255.0, 0, 255)).astype(np.uint8)
     if rgb.shape[0] == 1:
         out[..., 1] = out[..., 2] = out[..., 0]
     out[..., 3] = np.where(valid, 255, 0)

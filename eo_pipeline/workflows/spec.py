@@ -176,7 +176,7 @@ def _lines(
 ) -> dict[tuple[Any, ...], int]:
     """Map each key path of a composed YAML document to its 1-based line."""
     out = {} if out is None else out
-    out[path] = node.start_mark.line + 1
+    out.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             k = key.value

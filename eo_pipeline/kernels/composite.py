@@ -1,0 +1,459 @@
+"""Temporal-composite kernels: nan-median, max-NDVI and best-available-pixel (BAP) selection.
+
+Layout
+------
+The per-pixel kernels take blocks as :func:`xarray.apply_ufunc` hands them over with the
+time axis last: ``data[y, x, t]`` (any real dtype: uint16 DN or float32 reflectance; the
+arrays may be non-contiguous views). A pixel is *invalid* at a date when its value is NaN,
+equals ``nodata`` (pass NaN to disable) or, when ``use_mask`` is true, when
+``mask[y, x, t] & invalid_bits`` is non-zero (``mask`` is the uint8 bit mask of
+``eo_pipeline.masks``; a boolean "invalid" mask is passed as uint8 with ``invalid_bits=1``).
+When ``use_mask`` is false ``mask`` may be any uint8 array (e.g. shape ``(0, 0, 0)``).
+
+Outputs are preallocated float32 (values) or uint16 (date index, :data:`NO_DATE` where no
+date is valid). Rows run in parallel (``prange``); every row allocates its scratch buffer
+once, never per pixel.
+
+:func:`cloud_distance` is spatial: one exact Euclidean distance transform per date
+(Felzenszwalb & Huttenlocher, "Distance Transforms of Sampled Functions", Theory of
+Computing 8, 2012), capped, on ``mask[t, y, x]`` (time first).
+
+Examples
+--------
+>>> import numpy as np
+>>> cube = np.array([[[3.0, np.nan, 1.0, 2.0]]], dtype=np.float32)  # (y, x, t)
+>>> out = np.empty((1, 1), np.float32)
+>>> nanmedian_time(cube, np.zeros((0, 0, 0), np.uint8), 0, False, np.nan, out)
+>>> float(out[0, 0])
+2.0
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+__all__ = [
+    "NO_DATE",
+    "argmax_ndvi",
+    "argmax_score",
+    "bap_block",
+    "bap_select",
+    "cloud_distance",
+    "median_block",
+    "nanmedian_time",
+    "ndvi_block",
+    "score_block",
+    "take_block",
+    "take_time",
+]
+
+NO_DATE = 65535
+"""Date index written where no date of the pixel is valid (uint16 fill value)."""
+_NO_MASK = np.zeros((0, 0, 0), np.uint8)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
+def _is_invalid(v: float, nodata: float, mask: int, use_mask: bool, bits: int) -> bool:
+    """NaN, nodata or masked; ``mask`` is the scalar mask value at the pixel/date."""
+    if v != v or v == nodata:
+        return True
+    return use_mask and (mask & bits) != 0
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def _select(buf: np.ndarray, n: int, k: int) -> float:
+    """k-th smallest of ``buf[:n]`` (Wirth/Hoare quickselect, in place, no sort).
+
+    On return ``buf[:k] <= buf[k] <= buf[k + 1:n]``.
+    """
+    lo = 0
+    hi = n - 1
+    while lo < hi:
+        pivot = buf[(lo + hi) >> 1]
+        i = lo
+        j = hi
+        while i <= j:
+            while buf[i] < pivot:
+                i += 1
+            while pivot < buf[j]:
+                j -= 1
+            if i <= j:
+                tmp = buf[i]
+                buf[i] = buf[j]
+                buf[j] = tmp
+                i += 1
+                j -= 1
+        if j < k:
+            lo = i
+        if k < i:
+            hi = j
+    return buf[k]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
+def nanmedian_time(
+    data: np.ndarray,
+    mask: np.ndarray,
+    invalid_bits: int,
+    use_mask: bool,
+    nodata: float,
+    out: np.ndarray,
+) -> None:
+    """Per-pixel median over the last (time) axis, skipping invalid dates.
+
+    Parameters
+    ----------
+    data
+        ``(y, x, t)`` real array (uint16 DN, float32 reflectance...).
+    mask, invalid_bits, use_mask, nodata
+        Invalid-date tests (see the module docstring).
+    out
+        ``(y, x)`` float32, written in place: the median of the valid values; the two middle
+        values are averaged for an even count (as :func:`numpy.nanmedian`); NaN where no
+        date is valid.
+    """
+    ny, nx, nt = data.shape
+    for y in prange(ny):
+        buf = np.empty(nt, dtype=np.float32)  # one scratch per row
+        for x in range(nx):
+            n = 0
+            for t in range(nt):
+                v = np.float32(data[y, x, t])
+                m = mask[y, x, t] if use_mask else np.uint8(0)
+                if _is_invalid(v, nodata, m, use_mask, invalid_bits):
+                    continue
+                buf[n] = v
+                n += 1
+            if n == 0:
+                out[y, x] = np.float32(np.nan)
+                continue
+            k = (n - 1) >> 1
+            lower = _select(buf, n, k)
+            if n & 1:
+                out[y, x] = lower
+            else:
+                upper = buf[k + 1]
+                for i in range(k + 2, n):
+                    if buf[i] < upper:
+                        upper = buf[i]
+                out[y, x] = np.float32((np.float64(lower) + np.float64(upper)) * 0.5)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
+def argmax_ndvi(
+    red: np.ndarray,
+    nir: np.ndarray,
+    mask: np.ndarray,
+    invalid_bits: int,
+    use_mask: bool,
+    nodata_red: float,
+    nodata_nir: float,
+    out: np.ndarray,
+) -> None:
+    """Index of the date with the highest NDVI ``(nir - red) / (nir + red)`` per pixel.
+
+    ``red``/``nir`` are ``(y, x, t)`` reflectances (or DN: the ratio is what matters);
+    ``out`` is ``(y, x)`` uint16 (the earliest date wins ties; :data:`NO_DATE` where no date
+    is valid or ``nir + red == 0`` at every date).
+    """
+    ny, nx, nt = red.shape
+    for y in prange(ny):
+        for x in range(nx):
+            best = -np.inf
+            best_t = NO_DATE
+            for t in range(nt):
+                r = np.float32(red[y, x, t])
+                n = np.float32(nir[y, x, t])
+                m = mask[y, x, t] if use_mask else np.uint8(0)
+                if _is_invalid(r, nodata_red, m, use_mask, invalid_bits):
+                    continue
+                if n != n or n == nodata_nir:
+                    continue
+                s = n + r
+                if s == 0:
+                    continue
+                v = (n - r) / s
+                if v > best:
+                    best = v
+                    best_t = t
+            out[y, x] = best_t
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
+def argmax_score(
+    score: np.ndarray,
+    mask: np.ndarray,
+    invalid_bits: int,
+    use_mask: bool,
+    nodata: float,
+    out: np.ndarray,
+) -> None:
+    """Index of the date with the highest valid ``score[y, x, t]`` (e.g. a computed NDVI).
+
+    ``out`` is ``(y, x)`` uint16; the earliest date wins ties; :data:`NO_DATE` where none.
+    """
+    ny, nx, nt = score.shape
+    for y in prange(ny):
+        for x in range(nx):
+            best = -np.inf
+            best_t = NO_DATE
+            for t in range(nt):
+                v = np.float32(score[y, x, t])
+                m = mask[y, x, t] if use_mask else np.uint8(0)
+                if _is_invalid(v, nodata, m, use_mask, invalid_bits):
+                    continue
+                if v > best:
+                    best = v
+                    best_t = t
+            out[y, x] = best_t
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
+def take_time(data: np.ndarray, index: np.ndarray, nodata: float, out: np.ndarray) -> None:
+    """Gather ``data[y, x, index[y, x]]`` into float32 ``out[y, x]``.
+
+    NaN where ``index`` is :data:`NO_DATE` or the gathered value is nodata.
+    """
+    ny, nx, _ = data.shape
+    for y in prange(ny):
+        for x in range(nx):
+            t = index[y, x]
+            if t == NO_DATE:
+                out[y, x] = np.float32(np.nan)
+                continue
+            v = np.float32(data[y, x, t])
+            out[y, x] = np.float32(np.nan) if v == nodata else v
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
+def bap_select(
+    mask: np.ndarray,
+    distance: np.ndarray,
+    reference: np.ndarray,
+    invalid_bits: int,
+    nodata: float,
+    static_score: np.ndarray,
+    weight_cloud: float,
+    distance_max: float,
+    slope: float,
+    out: np.ndarray,
+) -> None:
+    """Best-available-pixel date per pixel.
+
+    score(t) = ``static_score[t]`` (weighted day-of-year and sun-zenith scores, computed
+    per date by the caller) + ``weight_cloud`` * S(d), with the cloud-distance score
+    S(d) = 1 / (1 + exp(-slope * (min(d, distance_max) - distance_max / 2)))
+    (the sigmoid of Griffiths et al. 2013 / White et al. 2014). Dates whose ``mask`` has an
+    ``invalid_bits`` bit set or whose ``reference`` value is NaN/nodata never win.
+
+    Parameters
+    ----------
+    mask
+        ``(y, x, t)`` uint8 bit mask (always used).
+    distance
+        ``(y, x, t)`` float32 distance to the nearest cloud in pixels (:func:`cloud_distance`).
+    reference
+        ``(y, x, t)`` a band whose NaN/nodata marks missing data.
+    static_score
+        ``(t,)`` float32 per-date part of the score.
+    out
+        ``(y, x)`` uint16 date index (:data:`NO_DATE` where none is valid).
+    """
+    ny, nx, nt = mask.shape
+    half = distance_max * 0.5
+    for y in prange(ny):
+        for x in range(nx):
+            best = -np.inf
+            best_t = NO_DATE
+            for t in range(nt):
+                v = np.float32(reference[y, x, t])
+                if _is_invalid(v, nodata, mask[y, x, t], True, invalid_bits):
+                    continue
+                d = min(np.float64(distance[y, x, t]), distance_max)
+                s = static_score[t] + weight_cloud / (1.0 + math.exp(-slope * (d - half)))
+                if s > best:
+                    best = s
+                    best_t = t
+            out[y, x] = best_t
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def _edt_row(f: np.ndarray, n: int, d: np.ndarray, v: np.ndarray, z: np.ndarray) -> None:
+    """1-D squared distance transform of the sampled function ``f`` (lower envelope)."""
+    k = 0
+    v[0] = 0
+    z[0] = -np.inf
+    z[1] = np.inf
+    for q in range(1, n):
+        p = v[k]
+        s = ((f[q] + q * q) - (f[p] + p * p)) / (2.0 * q - 2.0 * p)
+        while s <= z[k]:  # never below k == 0: z[0] is -inf
+            k -= 1
+            p = v[k]
+            s = ((f[q] + q * q) - (f[p] + p * p)) / (2.0 * q - 2.0 * p)
+        k += 1
+        v[k] = q
+        z[k] = s
+        z[k + 1] = np.inf
+    k = 0
+    for q in range(n):
+        while z[k + 1] < q:
+            k += 1
+        p = v[k]
+        d[q] = (q - p) * (q - p) + f[p]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
+def cloud_distance(mask: np.ndarray, bits: int, cap: int, out: np.ndarray) -> None:
+    """Euclidean distance in pixels to the nearest pixel with ``mask & bits`` set, capped.
+
+    Parameters
+    ----------
+    mask
+        ``(t, y, x)`` uint8 bit mask (time first: one transform per date).
+    bits
+        Bits that make a pixel a "cloud" (e.g. cloud | shadow | cirrus).
+    cap
+        Distances above ``cap`` (and dates without any cloud) give ``cap``.
+    out
+        ``(t, y, x)`` float32, written in place; 0 on cloud pixels.
+    """
+    nt, ny, nx = mask.shape
+    big = np.float32(cap + 1)
+    capf = np.float32(cap)
+    cap2 = np.float64(cap) * np.float64(cap)
+    for t in prange(nt):
+        g = out[t]
+        # column pass, as two row-major sweeps: vertical distance to the nearest cloud
+        for y in range(ny):
+            for x in range(nx):
+                if (mask[t, y, x] & bits) != 0:
+                    g[y, x] = 0.0
+                elif y == 0:
+                    g[y, x] = big
+                else:
+                    g[y, x] = min(g[y - 1, x] + np.float32(1.0), big)
+        for y in range(ny - 2, -1, -1):
+            for x in range(nx):
+                below = g[y + 1, x] + np.float32(1.0)
+                if below < g[y, x]:
+                    g[y, x] = below
+        # row pass: exact squared distance by the lower envelope of parabolas
+        f = np.empty(nx, dtype=np.float64)
+        d = np.empty(nx, dtype=np.float64)
+        v = np.empty(nx, dtype=np.int64)
+        z = np.empty(nx + 1, dtype=np.float64)
+        for y in range(ny):
+            for x in range(nx):
+                gv = np.float64(g[y, x])
+                f[x] = gv * gv
+            _edt_row(f, nx, d, v, z)
+            for x in range(nx):
+                g[y, x] = capf if d[x] >= cap2 else np.float32(math.sqrt(d[x]))
+
+
+# ----------------------------------------------------------------------------- numpy runners
+# Called once per block by eo_pipeline._dispatch.apply_kernel: time last, any leading dims.
+
+
+def _as3d(a: np.ndarray) -> np.ndarray:
+    """``(..., x, t)`` -> ``(rows, x, t)`` (a view when ``a`` is 3-D)."""
+    if a.ndim == 3:
+        return a
+    if a.ndim == 2:
+        return a[None]
+    return a.reshape(-1, *a.shape[-2:])
+
+
+def _mask3d(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    if mask is None:
+        return _NO_MASK
+    if mask.dtype == np.bool_:
+        mask = mask.view(np.uint8)
+    return _as3d(np.broadcast_to(mask, shape))
+
+
+def median_block(
+    data: np.ndarray, mask: np.ndarray | None = None, *, bits: int, nodata: float
+) -> np.ndarray:
+    d = _as3d(data)
+    out = np.empty(d.shape[:2], np.float32)
+    nanmedian_time(d, _mask3d(mask, data.shape), bits, mask is not None, nodata, out)
+    return out.reshape(data.shape[:-1])
+
+
+def ndvi_block(
+    red: np.ndarray,
+    nir: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    bits: int,
+    nodata_red: float,
+    nodata_nir: float,
+) -> np.ndarray:
+    shape = np.broadcast_shapes(red.shape, nir.shape)
+    r = _as3d(np.broadcast_to(red, shape))
+    out = np.empty(r.shape[:2], np.uint16)
+    m = _mask3d(mask, shape)
+    argmax_ndvi(
+        r,
+        _as3d(np.broadcast_to(nir, shape)),
+        m,
+        bits,
+        mask is not None,
+        nodata_red,
+        nodata_nir,
+        out,
+    )
+    return out.reshape(shape[:-1])
+
+
+def score_block(
+    score: np.ndarray, mask: np.ndarray | None = None, *, bits: int, nodata: float
+) -> np.ndarray:
+    s = _as3d(score)
+    out = np.empty(s.shape[:2], np.uint16)
+    argmax_score(s, _mask3d(mask, score.shape), bits, mask is not None, nodata, out)
+    return out.reshape(score.shape[:-1])
+
+
+def take_block(data: np.ndarray, index: np.ndarray, *, nodata: float) -> np.ndarray:
+    shape = data.shape[:-1]
+    idx = np.broadcast_to(index, shape).reshape(-1, shape[-1])
+    d = _as3d(data)
+    out = np.empty(d.shape[:2], np.float32)
+    take_time(d, idx, nodata, out)
+    return out.reshape(shape)
+
+
+def bap_block(
+    mask: np.ndarray,
+    distance: np.ndarray,
+    reference: np.ndarray,
+    *,
+    bits: int,
+    nodata: float,
+    static_score: np.ndarray,
+    weight_cloud: float,
+    distance_max: float,
+    slope: float,
+) -> np.ndarray:
+    shape = reference.shape
+    out = np.empty(_as3d(reference).shape[:2], np.uint16)
+    bap_select(
+        _mask3d(mask, shape),
+        _as3d(np.broadcast_to(distance, shape)),
+        _as3d(reference),
+        bits,
+        nodata,
+        static_score,
+        weight_cloud,
+        distance_max,
+        slope,
+        out,
+    )
+    return out.reshape(shape[:-1])

@@ -229,7 +229,31 @@ def _band_from_dict(raw: Any, where: str, convention: str) -> Band:
             f"{where}.center_wavelength: {data['center_wavelength']} looks like nanometres; "
             "give micrometres (e.g. 0.665)"
         )
-    return Band(**{k: (float(v) if isinstance(v, int) and k in _FLOATS else v) for k, v in data.items()})
+    if data["full_width_half_max"] > 20:
+        raise SensorFileError(
+            f"{where}.full_width_half_max: {data['full_width_half_max']} looks like nanometres; "
+            "give micrometres (e.g. 0.030)"
+        )
+    low, high = _DTYPE_RANGE[data.get("dtype", "uint16")]
+    for key in ("nodata", "saturation"):
+        if key in data and not low <= data[key] <= high:
+            raise SensorFileError(
+                f"{where}.{key}: {data[key]} does not fit dtype {data.get('dtype', 'uint16')} "
+                f"({low}..{high})"
+            )
+    values: dict[str, Any] = {
+        k: (float(v) if isinstance(v, int) and k in _FLOATS else v) for k, v in data.items()
+    }
+    return Band(**values)
+
+
+_DTYPE_RANGE: dict[str, tuple[float, float]] = {
+    "uint8": (0, 255),
+    "uint16": (0, 65535),
+    "int16": (-32768, 32767),
+    "uint32": (0, 2**32 - 1),
+    "float32": (-3.4e38, 3.4e38),
+}
 
 
 _FLOATS = {

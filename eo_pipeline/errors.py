@@ -22,6 +22,7 @@ __all__ = [
     "CalibrationError",
     "CatalogError",
     "ClusterError",
+    "CustomerError",
     "EOPipelineError",
     "FormulaError",
     "InputDataError",
@@ -92,3 +93,7 @@ class WorkflowError(EOPipelineError, ValueError):
 
 class ClusterError(EOPipelineError, ConnectionError):
     """A dask scheduler cannot be reached or the cluster failed."""
+
+
+class CustomerError(EOPipelineError, ValueError):
+    """An export customer, API key or entitlement that is unknown, revoked or malformed."""

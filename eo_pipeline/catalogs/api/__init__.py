@@ -1,0 +1,11 @@
+"""The export STAC API: embedded index, customers and entitlements, signed asset links.
+
+- :mod:`~eo_pipeline.catalogs.api.index`: the search index (SQLite + R*Tree) behind the
+  :class:`~eo_pipeline.catalogs.api.index.CatalogIndex` protocol;
+- :mod:`~eo_pipeline.catalogs.api.customers`: API keys (stored hashed) and entitlements;
+- :mod:`~eo_pipeline.catalogs.api.signing`: the private state folder, the server secret and
+  HMAC-signed, expiring download links;
+- :mod:`~eo_pipeline.catalogs.api.client`: the stac-fastapi core client (entitlement-aware);
+- :mod:`~eo_pipeline.catalogs.api.server`: the app factory, downloads, ``serve_cli`` and
+  ``demo_serve``.
+"""

@@ -375,7 +375,7 @@ def test_s2_truncated_and_incomplete(s2_dir, tmp_path):
     tile_cut = (s2_dir / "MTD_TL.xml").read_text()[:5000]
     path = _s2_copy(s2_dir, tmp_path)
     (tmp_path / "MTD_TL.xml").write_text(tile_cut)
-    with pytest.raises(MetadataError, match="MTD_TL.xml: malformed or truncated XML"):
+    with pytest.raises(MetadataError, match=r"MTD_TL\.xml: malformed or truncated XML"):
         read_metadata(path)
 
 

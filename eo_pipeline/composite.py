@@ -132,7 +132,8 @@ def _distance_block(mask: np.ndarray, *, bits: int, cap: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _nodata(var: xr.DataArray) -> float:
+def nodata_value(var: xr.DataArray) -> float:
+    """The variable's ``nodata`` attribute as a float (NaN when absent or not a number)."""
     value = var.attrs.get("nodata")
     try:
         return float("nan") if value is None else float(value)
@@ -255,7 +256,7 @@ def _select_index(
         nir = _find_var(ds, ("nir", "nir08"))
         if red is not None and nir is not None:
             ins = [ds[red], ds[nir], *masks_in]
-            kw |= {"nodata_red": _nodata(ds[red]), "nodata_nir": _nodata(ds[nir])}
+            kw |= {"nodata_red": nodata_value(ds[red]), "nodata_nir": nodata_value(ds[nir])}
             return apply_kernel(
                 kc.ndvi_block,
                 *ins,
@@ -266,7 +267,7 @@ def _select_index(
             )
         if ndvi is not None:
             ins = [ds[ndvi], *masks_in]
-            kw["nodata"] = _nodata(ds[ndvi])
+            kw["nodata"] = nodata_value(ds[ndvi])
             return apply_kernel(
                 kc.score_block,
                 *ins,
@@ -280,7 +281,7 @@ def _select_index(
             f"attribute or the variable name) or an 'NDVI' variable; variables: {list(ds.data_vars)}"
         )
     reference = ds[variables[0]]
-    nodata = _nodata(reference)
+    nodata = nodata_value(reference)
     if mask is None:
         invalid = reference.isnull()
         if not math.isnan(nodata):
@@ -330,7 +331,7 @@ def _composite_once(
                 *ins,
                 output_dtypes=[np.float32],
                 input_core_dims=core * len(ins),
-                kwargs={"bits": bits, "nodata": _nodata(var)},
+                kwargs={"bits": bits, "nodata": nodata_value(var)},
                 name=str(key),
             )
     else:
@@ -343,7 +344,7 @@ def _composite_once(
                 index,
                 output_dtypes=[np.float32],
                 input_core_dims=[["time"], []],
-                kwargs={"nodata": _nodata(var)},
+                kwargs={"nodata": nodata_value(var)},
                 name=str(key),
             )
         if offset:

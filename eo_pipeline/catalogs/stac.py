@@ -185,10 +185,23 @@ def _crs_code(crs: Any) -> str | None:
     return f"{auth[0]}:{auth[1]}" if auth else None
 
 
+# eo v1.1.0 knows only these common names; STAC 1.1's finer ones map to their family.
+_EO_V11_NAMES = frozenset(
+    {"coastal", "blue", "green", "red", "rededge", "yellow", "pan", "nir", "nir08", "nir09"}
+    | {"cirrus", "swir16", "swir22", "lwir", "lwir11", "lwir12"}
+)
+_EO_V11_FAMILY = {"green05": "green", "rededge071": "rededge", "rededge075": "rededge"}
+
+
 def _eo_band(band: _sensors.Band) -> dict[str, Any]:
+    """``eo:bands`` entry (eo v1.1.0): finer STAC 1.1 names (``rededge071``) become their
+    family (``rededge``); the sensor file keeps the exact name for :func:`eo_pipeline.load`."""
     out: dict[str, Any] = {"name": band.id}
-    if band.common_name:
-        out["common_name"] = band.common_name
+    name = band.common_name
+    if name and name not in _EO_V11_NAMES:
+        name = _EO_V11_FAMILY.get(name, "rededge" if name.startswith("rededge") else None)
+    if name:
+        out["common_name"] = name
     out["center_wavelength"] = band.center_wavelength
     out["full_width_half_max"] = band.full_width_half_max
     if band.esun is not None:

@@ -276,6 +276,7 @@ def add_items(
     if (root / CATALOG_FILE).exists():
         _read_json(root / CATALOG_FILE)  # fail before writing anything when it is broken
 
+    created_root = not root.exists()
     staged: list[tuple[Path, Path]] = []
     try:
         for cid, group in by_coll.items():
@@ -289,6 +290,8 @@ def add_items(
             d = root / cid
             if d.is_dir() and not any(d.iterdir()):
                 d.rmdir()
+        if created_root and root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
         raise
     for staging, final in staged:
         _swap_in(staging, final)

@@ -8,6 +8,7 @@ dispatches on :attr:`MetadataFormat.sniff`.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ __all__ = [
     "child_text",
     "children",
     "local_name",
+    "parse_number",
     "parse_utc",
     "parse_xml",
     "read_text",
@@ -60,6 +62,23 @@ def read_text(path: Path) -> str:
             f"{path}: not a text metadata file (byte {err.start} is not UTF-8); "
             "is this the right file?"
         ) from None
+
+
+def parse_number(text: str, *, where: str) -> float:
+    """A finite float from metadata text, or a :class:`MetadataError` naming ``where``.
+
+    Examples
+    --------
+    >>> parse_number("1.0328E-02", where="MTL: RADIANCE_MULT_BAND_4")
+    0.010328
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise MetadataError(f"{where} = {text!r} is not a number")
+    return value
 
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")

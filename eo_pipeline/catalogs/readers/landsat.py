@@ -32,7 +32,6 @@ Examples
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,6 +42,7 @@ from eo_pipeline.catalogs.geometry import footprint_from_corners
 from eo_pipeline.catalogs.readers._common import (
     MetadataFormat,
     local_name,
+    parse_number,
     parse_utc,
     parse_xml,
     read_text,
@@ -194,13 +194,7 @@ class _Mtl:
         value = self.raw(group, key, required=required)
         if value is None:
             return None
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number):
-            raise MetadataError(f"{self.path}: {group}.{key} = {value!r} is not a number")
-        return number
+        return parse_number(value, where=f"{self.path}: {group}.{key}")
 
     def integer(self, group: str, key: str, *, required: bool = True) -> int | None:
         value = self.number(group, key, required=required)

@@ -39,6 +39,7 @@ from eo_pipeline.catalogs.readers._common import (
     child_text,
     children,
     local_name,
+    parse_number,
     parse_utc,
     parse_xml,
 )
@@ -96,13 +97,7 @@ def _need(path: Path, root: ET.Element, xpath: str) -> str:
 
 
 def _number(path: Path, where: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise MetadataError(f"{path}: {where} = {text!r} is not a number")
-    return value
+    return parse_number(text, where=f"{path}: {where}")
 
 
 def _per_band(path: Path, elems: list[ET.Element], what: str) -> dict[str, float]:

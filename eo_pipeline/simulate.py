@@ -1,0 +1,454 @@
+"""Simulated L1 scenes over Kazakhstan, with ground truth, for any sensor file.
+
+:func:`simulate` makes ``scenes`` scenes of a sensor and adds them to a static STAC catalog:
+one COG per band (uint16 DN, the sensor's own calibration run backwards), plus the truth the
+rest of the pipeline is tested against: ``truth_reflectance`` (float32 TOA reflectance, one
+band per sensor band) and ``truth_class`` (uint8 land cover, cloud and shadow codes, see
+:mod:`eo_pipeline._landcover`). Deterministic for a seed.
+
+How a scene is made
+-------------------
+1. **Where and when** (:mod:`eo_pipeline._simgeo`): inside Kazakhstan, UTM zone 40N-45N,
+   daylight at the sensor's overpass time on a random day of 2023-2025.
+2. **Grids.** The *truth grid* has ``size`` x ``size`` pixels at the sensor's finest
+   multispectral GSD (KazEOSat-1: 4 m; Landsat: 30 m; Sentinel-2: 10 m); coarser bands
+   (Sentinel-2's 20 m and 60 m) cover the same bounds with ``size / 2``, ``size / 6`` pixels
+   (``size`` is rounded up to a multiple of those factors), PAN bands with ``size * 4``
+   (KazEOSat-1) or ``size * 2`` (Landsat) pixels: every band is co-registered, same bounds.
+3. **Surface** (:mod:`eo_pipeline._landcover`, :mod:`eo_pipeline._spectra`): a seeded
+   land-cover field with fields, steppe, lakes, snow, towns and roads, evaluated on the
+   finest grid of the scene (the PAN grid when there is one); each class mixes two library
+   spectra sampled at the band centres, modulated lightly (+-6 % brightness, per-field
+   vigour). **No atmosphere**: the TOA reflectance truth is this surface reflectance, darkened
+   in cloud shadows and seen through partly transparent clouds (shadows displaced from their
+   clouds by ``cloud height * tan(zenith)`` away from the sun).
+4. **Pixels integrate the ground**: a band's pixel is the mean of the finest-grid reflectance
+   over its footprint. ``truth_reflectance`` is on the truth grid, so a coarser band's own
+   truth is the block mean of its truth band over each of its pixels, and a PAN band's truth
+   at truth-grid resolution is the block mean of its fine pixels.
+5. **PAN** reflectance is the spectrally-weighted mean of the MS bands inside its pass band
+   (weights ``ESUN * FWHM``, :func:`eo_pipeline._spectra.pan_weights`); its truth band is the
+   same weighted mean of the MS truth.
+6. **DN** (:mod:`eo_pipeline._simradio`): per-pixel sun zenith from the solar kernels, the
+   sensor's calibration inverted, Gaussian noise ``sqrt(noise_dn^2 + shot_noise * DN)``,
+   rounding, saturation at the band's saturation DN, nodata beyond the swath edge.
+
+The scene's calibration numbers go into every band asset's ``eo_pipeline:calibration``; the
+sun angles at the centre and the Earth-Sun distance into the item (via
+:class:`~eo_pipeline.catalogs.scene.SceneMetadata`).
+
+Examples
+--------
+>>> import tempfile
+>>> from eo_pipeline.simulate import simulate
+>>> items = simulate("kazeosat2", tempfile.mkdtemp(), size=64, seed=1)
+>>> sorted(items[0].assets)
+['B1', 'B2', 'B3', 'B4', 'B5', 'truth_class', 'truth_reflectance']
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import uuid
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pystac
+from affine import Affine
+
+from eo_pipeline import _landcover as lc
+from eo_pipeline._cog import WrittenFile, write_cog
+from eo_pipeline._simgeo import Placement, SwathEdge, cos_zenith_grid, place_scene
+from eo_pipeline._simradio import (
+    InverseCalibration,
+    block_mean,
+    inverse_calibration,
+    surface_reflectance,
+    to_dn,
+)
+from eo_pipeline._spectra import MATERIALS, band_matrix, pan_weights
+from eo_pipeline.catalogs import sensors
+from eo_pipeline.catalogs.geometry import footprint_from_bounds
+from eo_pipeline.catalogs.scene import SceneMetadata
+from eo_pipeline.catalogs.sensors import Band, Sensor
+from eo_pipeline.catalogs.stac import AssetSpec, build_item
+from eo_pipeline.catalogs.store import add_items
+from eo_pipeline.errors import InputDataError, SensorFileError
+
+__all__ = ["MIN_SIZE", "simulate"]
+
+MIN_SIZE = 32
+"""Smallest scene (truth-grid pixels per side)."""
+_STRIP = 256
+"""Truth-grid rows generated at a time (memory stays bounded for large scenes)."""
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The pixel grids of one sensor's scenes."""
+
+    gsd: float
+    """Pixel size of the truth grid (the finest multispectral GSD)."""
+    size: int
+    """Truth-grid pixels per side (after rounding up to the coarse bands' factors)."""
+    fine: int
+    """Finest-grid pixels per truth pixel (4 for KazEOSat-1's PAN, 2 for Landsat's, else 1)."""
+    up: dict[str, int]
+    """Band id -> finest-grid pixels per band pixel."""
+    strip: int
+    """Truth rows per generation strip (a multiple of every coarse factor)."""
+
+    def band_pixels(self, band_id: str) -> int:
+        return self.size * self.fine // self.up[band_id]
+
+    def band_pixel_size(self, band_id: str) -> float:
+        return self.gsd * self.up[band_id] / self.fine
+
+
+def _ratio(a: float, b: float) -> int | None:
+    r = a / b
+    return round(r) if abs(r - round(r)) < 1e-6 and round(r) >= 1 else None
+
+
+def _grid(sensor: Sensor, size: int) -> _Grid:
+    ms = [b for b in sensor.bands if b.common_name != "pan"] or list(sensor.bands)
+    gsd = min(b.gsd for b in ms)
+    fine, coarse = 1, 1
+    per: dict[str, tuple[int, int]] = {}
+    for b in sensor.bands:
+        if b.gsd >= gsd:
+            k = _ratio(b.gsd, gsd)
+            if k is None:
+                raise SensorFileError(
+                    f"{sensor.path}: band {b.id!r} gsd {b.gsd} m is not a whole multiple of the "
+                    f"finest multispectral gsd {gsd} m; the simulator needs nested grids"
+                )
+            per[b.id] = (k, 1)
+            coarse = math.lcm(coarse, k)
+        else:
+            k = _ratio(gsd, b.gsd)
+            if k is None:
+                raise SensorFileError(
+                    f"{sensor.path}: band {b.id!r} gsd {b.gsd} m does not divide the "
+                    f"multispectral gsd {gsd} m a whole number of times"
+                )
+            per[b.id] = (1, k)
+            fine = max(fine, k)
+    for b_id, (_k, f) in per.items():
+        if fine % f:
+            raise SensorFileError(
+                f"{sensor.path}: band {b_id!r}: PAN factors {f} and {fine} do not nest"
+            )
+    up = {b_id: k * fine // f for b_id, (k, f) in per.items()}
+    size = -(-size // coarse) * coarse
+    strip = max(coarse, _STRIP // coarse * coarse)
+    return _Grid(gsd=gsd, size=size, fine=fine, up=up, strip=strip)
+
+
+def _rng(seed: int, sensor: str, *keys: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(sensor.encode()), *keys]))
+
+
+def _level(sensor: Sensor) -> str:
+    if sensor.convention == "reflectance":
+        return "L1C"
+    if any(b.reflectance_mult is not None for b in sensor.bands):
+        return "L1TP"
+    return "L1"
+
+
+class _Tables:
+    """Per-band lookup tables: class code -> primary/secondary reflectance, and the cloud's."""
+
+    def __init__(self, sensor: Sensor) -> None:
+        mat = band_matrix([b.center_wavelength for b in sensor.bands])
+        idx = {m: i for i, m in enumerate(MATERIALS)}
+        n = max(lc.CLASS_MATERIALS) + 1
+        self.primary = np.zeros((len(sensor.bands), n), np.float32)
+        self.secondary = np.zeros((len(sensor.bands), n), np.float32)
+        for code, (p, s) in lc.CLASS_MATERIALS.items():
+            self.primary[:, code] = mat[idx[p]]
+            self.secondary[:, code] = mat[idx[s]]
+        self.cloud = mat[idx["cloud"]]
+        self.pan: dict[str, dict[int, float]] = {}
+        for b in sensor.bands:
+            if b.common_name == "pan":
+                w = pan_weights(sensor, b)
+                ids = sensor.band_ids
+                self.pan[b.id] = {ids.index(k): v for k, v in w.items()}
+
+
+def _classes(
+    cls: np.ndarray, alpha: np.ndarray, shadow: np.ndarray, strength: float, outside: np.ndarray
+) -> np.ndarray:
+    out = cls.copy()
+    out[shadow * strength >= 0.25] = lc.SHADOW
+    out[alpha >= 0.05] = lc.THIN_CLOUD
+    out[alpha >= 0.5] = lc.CLOUD
+    out[outside] = lc.NODATA
+    return out
+
+
+def _resample_cos(cosz: np.ndarray, fine: int, up: int) -> np.ndarray:
+    """cos(zenith) from the truth grid to a band grid (block mean when coarser, repeat when finer)."""
+    if up == fine:
+        return cosz
+    if up > fine:
+        return block_mean(cosz, up // fine)
+    k = fine // up
+    return np.repeat(np.repeat(cosz, k, axis=0), k, axis=1)
+
+
+def _make_scene(
+    sensor: Sensor, grid: _Grid, seed: int, index: int, noise: bool, workdir: Path
+) -> pystac.Item:
+    extent = grid.size * grid.gsd
+    snap = max(b.gsd for b in sensor.bands)
+    place = place_scene(_rng(seed, sensor.name, index, 1), sensor, extent_m=extent, snap=snap)
+    month = place.datetime.month
+    fine_px = grid.gsd / grid.fine
+    land = lc.LandscapeParams.draw(_rng(seed, sensor.name, index, 2), month=month,
+                                   extent_m=extent, pixel_m=fine_px)  # fmt: skip
+    cloud = lc.CloudParams.draw(_rng(seed, sensor.name, index, 3), extent_m=extent)
+    swath = SwathEdge.draw(_rng(seed, sensor.name, index, 4), extent)
+    zenith, azimuth = 90.0 - place.sun_elevation, place.sun_azimuth
+    tables = _Tables(sensor)
+    invs = [
+        inverse_calibration(sensor, b, earth_sun_distance=place.earth_sun_distance)
+        for b in sensor.bands
+    ]
+    cosz = cos_zenith_grid(place, grid.gsd, grid.size, grid.size)
+
+    n = grid.size
+    truth = np.empty((len(sensor.bands), n, n), np.float32)
+    classes = np.empty((n, n), np.uint8)
+    dns = {b.id: np.empty((grid.band_pixels(b.id),) * 2, np.dtype(b.dtype)) for b in sensor.bands}
+    noise_rngs = [_rng(seed, sensor.name, index, 100 + i) for i in range(len(sensor.bands))]
+    for t0 in range(0, n, grid.strip):
+        t1 = min(n, t0 + grid.strip)
+        _strip(sensor, grid, place, land, cloud, swath, tables, invs, cosz, (zenith, azimuth),
+               t0, t1, truth, classes, dns, noise_rngs if noise else None)  # fmt: skip
+
+    item_id = f"{sensor.name}_sim_{place.datetime:%Y%m%dT%H%M%S}_s{seed}_{index:03d}"
+    transform = Affine(grid.gsd, 0.0, place.left, 0.0, -grid.gsd, place.top)
+    files: dict[str, tuple[WrittenFile, AssetSpec]] = {}
+    for b in sensor.bands:
+        px = grid.band_pixel_size(b.id)
+        written = write_cog(
+            workdir / f"{item_id}_{b.id}.tif", dns.pop(b.id), crs=place.epsg,
+            transform=Affine(px, 0.0, place.left, 0.0, -px, place.top), nodata=b.nodata,
+            descriptions=[b.id],
+        )  # fmt: skip
+        files[b.id] = (written, AssetSpec(b.id, written.path, bands=(b.id,)))
+    written = write_cog(workdir / f"{item_id}_truth_reflectance.tif", truth, crs=place.epsg,
+                        transform=transform, nodata=float("nan"), descriptions=list(sensor.band_ids))  # fmt: skip
+    del truth
+    files["truth_reflectance"] = (written, AssetSpec(
+        "truth_reflectance", written.path, roles=("truth",), bands=sensor.band_ids, unit="1",
+        title="TOA reflectance truth (no atmosphere), one band per sensor band",
+    ))  # fmt: skip
+    written = write_cog(workdir / f"{item_id}_truth_class.tif", classes, crs=place.epsg,
+                        transform=transform, nodata=lc.NODATA, descriptions=["class"])  # fmt: skip
+    files["truth_class"] = (written, AssetSpec(
+        "truth_class", written.path, roles=("truth",), title="Land cover, cloud and shadow classes",
+        extra_fields={"eo_pipeline:classes": {str(k): v for k, v in lc.CLASSES.items()}},
+    ))  # fmt: skip
+
+    valid = classes != lc.NODATA
+    cover = (
+        100.0 * float(np.isin(classes[valid], (lc.CLOUD, lc.THIN_CLOUD)).mean())
+        if valid.any()
+        else 0.0
+    )
+    names = {k: v[0].path.name for k, v in files.items()}
+    meta = _metadata(sensor, grid, place, invs, item_id, cover, names, swath.side != 0)
+    specs = []
+    for written, spec in files.values():
+        extra = {**spec.extra_fields, "file:checksum": written.multihash}
+        specs.append(_with_extra(spec, extra))
+    props = {"eo_pipeline:simulated": True, "eo_pipeline:seed": seed,
+             "eo_pipeline:noise": noise, "eo_pipeline:scene_index": index}  # fmt: skip
+    return build_item(meta, specs, item_id=item_id, properties=props, checksum=False)
+
+
+def _with_extra(spec: AssetSpec, extra: dict[str, object]) -> AssetSpec:
+    from dataclasses import replace
+
+    return replace(spec, extra_fields=extra)
+
+
+def _strip(sensor, grid, place, land, cloud, swath, tables, invs, cosz, sun, t0, t1,
+           truth, classes, dns, noise_rngs) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """Generate truth rows ``t0:t1`` and every band's matching rows."""
+    f = grid.fine
+    fine_px = grid.gsd / f
+    rows, cols = (t1 - t0) * f, grid.size * f
+    y0 = -t0 * grid.gsd
+    cls, mix, bright = lc.landcover(land, x0=0.0, y0=y0, pixel=fine_px, rows=rows, cols=cols)
+    alpha, shadow = lc.clouds(cloud, sun_zenith=sun[0], sun_azimuth=sun[1], x0=0.0, y0=y0,
+                              pixel=fine_px, rows=rows, cols=cols)  # fmt: skip
+    fine_rho: dict[int, np.ndarray] = {}
+    for i, b in enumerate(sensor.bands):
+        if b.id not in tables.pan:
+            fine_rho[i] = surface_reflectance(
+                cls, mix, bright, alpha, shadow, primary=tables.primary[i],
+                secondary=tables.secondary[i], cloud=float(tables.cloud[i]),
+                shadow_strength=cloud.shadow_strength,
+            )  # fmt: skip
+    for i, b in enumerate(sensor.bands):
+        if b.id in tables.pan:
+            weights = tables.pan[b.id]
+            if weights:
+                acc = np.zeros((rows, cols), np.float32)
+                for j, w in weights.items():
+                    acc += np.float32(w) * fine_rho[j]
+                fine_rho[i] = acc
+            else:  # no MS band in the pass band: sample the spectra at the PAN centre
+                fine_rho[i] = surface_reflectance(
+                    cls, mix, bright, alpha, shadow, primary=tables.primary[i],
+                    secondary=tables.secondary[i], cloud=float(tables.cloud[i]),
+                    shadow_strength=cloud.shadow_strength,
+                )  # fmt: skip
+    outside_t = swath.mask(grid.gsd, t0, t1 - t0, grid.size)
+    for i, b in enumerate(sensor.bands):
+        tb = block_mean(fine_rho[i], f)
+        tb[outside_t] = np.nan
+        truth[i, t0:t1] = tb
+        up = grid.up[b.id]
+        r0, r1 = t0 * f // up, t1 * f // up
+        band_px = grid.band_pixel_size(b.id)
+        rho_b = block_mean(fine_rho[i], up)
+        cos_b = _resample_cos(cosz[t0:t1], f, up)
+        outside = swath.mask(band_px, r0, r1 - r0, rho_b.shape[1])
+        normal = None
+        if noise_rngs is not None:
+            normal = noise_rngs[i].standard_normal(rho_b.shape, dtype=np.float32)
+        dns[b.id][r0:r1] = to_dn(rho_b, cos_b, invs[i], b, outside=outside, normal=normal)
+    if f > 1:  # classes at the truth pixels' centres
+        cls, _, _ = lc.landcover(land, x0=0.0, y0=y0, pixel=grid.gsd, rows=t1 - t0, cols=grid.size)
+        alpha, shadow = lc.clouds(cloud, sun_zenith=sun[0], sun_azimuth=sun[1], x0=0.0, y0=y0,
+                                  pixel=grid.gsd, rows=t1 - t0, cols=grid.size)  # fmt: skip
+    classes[t0:t1] = _classes(cls, alpha, shadow, cloud.shadow_strength, outside_t)
+
+
+def _metadata(
+    sensor: Sensor,
+    grid: _Grid,
+    place: Placement,
+    invs: Sequence[InverseCalibration],
+    item_id: str,
+    cover: float,
+    files: dict[str, str],
+    edge: bool,
+) -> SceneMetadata:
+    extent = grid.size * grid.gsd
+    bounds = (place.left, place.top - extent, place.left + extent, place.top)
+    fp = footprint_from_bounds(bounds, place.epsg)
+    d = place.earth_sun_distance
+    s2 = sensor.convention == "reflectance"
+    first: Band = sensor.bands[0]
+    q = 1.0 / first.reflectance_mult if s2 and first.reflectance_mult else None
+    baseline = None
+    if s2:
+        baseline = "05.10" if (first.reflectance_add or 0.0) != 0.0 else "02.09"
+    return SceneMetadata(
+        sensor=sensor.name,
+        datetime=place.datetime,
+        sun_elevation=place.sun_elevation,
+        sun_azimuth=place.sun_azimuth,
+        earth_sun_distance=d,
+        footprint=fp.geometry,
+        bbox=fp.bbox,
+        bands={inv.calibration.band: inv.calibration for inv in invs},
+        product_id=item_id,
+        processing_level=_level(sensor),
+        processing_baseline=baseline,
+        quantification_value=q,
+        u=1.0 / (d * d) if s2 else None,
+        epsg=place.epsg,
+        cloud_cover=cover,
+        view_off_nadir=0.0,
+        bit_depth=int(math.log2(max(b.saturation for b in sensor.bands) + 1)),
+        files=files,
+        source="eo_pipeline.simulate",
+        extra={"simulated": True, "swath_edge": edge},
+    )
+
+
+def simulate(
+    sensor: str,
+    catalog_dir: str | os.PathLike[str],
+    scenes: int = 1,
+    size: int = 1024,
+    seed: int = 0,
+    noise: bool = True,
+    format: str = "cog",
+) -> list[pystac.Item]:
+    """Simulate L1 scenes of ``sensor`` over Kazakhstan into the static catalog ``catalog_dir``.
+
+    Parameters
+    ----------
+    sensor
+        A sensor name (:func:`eo_pipeline.sensors.names`), e.g. ``"kazeosat2"``.
+    catalog_dir
+        Folder of a self-contained static catalog (created when missing; scenes are added to
+        collection ``{sensor}-{level}``, e.g. ``kazeosat2-l1``, ``sentinel2a-l1c``).
+    scenes
+        Number of scenes (>= 1).
+    size
+        Pixels per side of the finest multispectral grid (>= 32; rounded up to a multiple of
+        the coarser bands' factors, e.g. 6 for Sentinel-2's 60 m bands). PAN bands get
+        ``size * 4`` (KazEOSat-1) or ``size * 2`` (Landsat) pixels.
+    seed
+        Everything (place, time, landscape, clouds, noise) follows from it.
+    noise
+        Add sensor noise (``False``: DN are the rounded noiseless values).
+    format
+        ``"cog"`` (one COG per band). ``"dimap"`` is not implemented yet.
+
+    Returns
+    -------
+    list[pystac.Item]
+        The items as written to the catalog (relative asset hrefs, self links set).
+
+    Raises
+    ------
+    UnknownSensorError
+        ``sensor`` is not a known sensor (the message lists them).
+    InputDataError
+        ``scenes < 1``, ``size < 32``, an unknown ``format``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> items = simulate("sentinel2a", tempfile.mkdtemp(), size=60, seed=3, noise=False)
+    >>> items[0].collection_id, items[0].assets["B01"].extra_fields["proj:shape"]
+    ('sentinel2a-l1c', [10, 10])
+    """
+    sens = sensors.get(sensor)
+    if isinstance(scenes, bool) or not isinstance(scenes, int) or scenes < 1:
+        raise InputDataError(f"simulate: scenes must be an integer >= 1, got {scenes!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < MIN_SIZE:
+        raise InputDataError(
+            f"simulate: size must be an integer >= {MIN_SIZE} pixels, got {size!r}"
+        )
+    if format != "cog":
+        raise InputDataError(
+            f"simulate: format {format!r} is not supported; use 'cog' "
+            "(DIMAP V2 output is planned, issue 7)"
+        )
+    grid = _grid(sens, size)
+    root = Path(catalog_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    workdir = root / f".simulate-{uuid.uuid4().hex[:12]}"
+    workdir.mkdir()
+    try:
+        items = [_make_scene(sens, grid, seed, k, noise, workdir) for k in range(scenes)]
+        return add_items(root, items, asset_mode="move")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

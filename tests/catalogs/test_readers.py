@@ -390,3 +390,8 @@ def test_s2_level2a_is_refused(s2_dir, tmp_path):
 def test_parse_mtl_formats_agree(landsat_dir):
     groups = [parse_mtl(_mtl(landsat_dir, ext)) for ext in ("txt", "json", "xml")]
     assert groups[0] == groups[1] == groups[2]
+
+
+def test_s2_tile_file_alone_says_what_to_pass(s2_dir):
+    with pytest.raises(MetadataError, match=r"pass the product's MTD_MSIL1C\.xml"):
+        read_metadata(s2_dir / "MTD_TL.xml")

@@ -40,7 +40,13 @@ READER_MODULES: tuple[str, ...] = (
 
 
 def formats() -> tuple[MetadataFormat, ...]:
-    """The registered formats, in dispatch order."""
+    """The registered formats, in dispatch order.
+
+    Examples
+    --------
+    >>> [f.patterns[0] for f in formats()]
+    ['*_MTL.txt', 'MTD_MSIL1C.xml']
+    """
     return tuple(importlib.import_module(name).FORMAT for name in READER_MODULES)
 
 

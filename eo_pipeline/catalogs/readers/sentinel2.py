@@ -49,21 +49,7 @@ from eo_pipeline.errors import MetadataError, UnknownSensorError
 __all__ = ["FORMAT", "read_mtd_msil1c"]
 
 # ESA's bandId order in the MTD; ids as the L1C file names spell them.
-BAND_IDS = (
-    "B01",
-    "B02",
-    "B03",
-    "B04",
-    "B05",
-    "B06",
-    "B07",
-    "B08",
-    "B8A",
-    "B09",
-    "B10",
-    "B11",
-    "B12",
-)
+BAND_IDS = tuple("B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 B10 B11 B12".split())
 _GENERAL = "General_Info"
 _CHARACTERISTICS = f"{_GENERAL}/Product_Image_Characteristics"
 
@@ -201,10 +187,24 @@ def read_mtd_msil1c(path: str | Path) -> SceneMetadata:
         Truncated or malformed XML, a product that is not L1C, or missing elements (named).
     UnknownSensorError
         ``SPACECRAFT_NAME`` without a sensor file.
+
+    Examples
+    --------
+    >>> import eo_pipeline
+    >>> meta = eo_pipeline.read_metadata("S2A_MSIL1C_....SAFE")  # doctest: +SKIP
+    >>> meta.earth_sun_distance == 1 / meta.u ** 0.5  # doctest: +SKIP
+    True
+    >>> _band_id("B8"), _band_id("B8A")
+    ('B08', 'B8A')
     """
     p = Path(path)
     root = parse_xml(p)
     kind = local_name(root.tag)
+    if kind.endswith("_Tile_ID"):
+        raise MetadataError(
+            f"{p}: this is the tile metadata ({kind}); pass the product's MTD_MSIL1C.xml "
+            "(or the product folder): the tile file is read from beside it"
+        )
     if kind != "Level-1C_User_Product":
         raise MetadataError(
             f"{p}: a {kind} file; only Sentinel-2 Level-1C (MTD_MSIL1C.xml) is supported"
@@ -335,9 +335,12 @@ def read_mtd_msil1c(path: str | Path) -> SceneMetadata:
 
 
 def _sniff(path: Path, head: bytes) -> bool:
-    return b"Level-1C_User_Product" in head or (
-        b"User_Product" in head and b"sentinel2" in head.lower().replace(b"-", b"")
-    )
+    if b"Level-1C_User_Product" in head:
+        return True
+    # other Sentinel-2 product or tile files: claimed so that the reader says what to pass
+    return (
+        b"User_Product" in head or b"_Tile_ID" in head
+    ) and b"sentinel2" in head.lower().replace(b"-", b"")
 
 
 FORMAT = MetadataFormat(

@@ -42,6 +42,7 @@ array([[  nan, 0.075,   nan]], dtype=float32)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +115,17 @@ def _affine_cos(  # type: ignore[no-untyped-def]
             out[t, i, j] = v
             if mask is not None:
                 mask[t, i, j] = flag if saturated else np.uint8(0)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
+def _cos_degrees(zenith, out):  # type: ignore[no-untyped-def]
+    """``out = cos(zenith)`` per pixel, taken in float64 and rounded once to ``out``'s dtype."""
+    n, ny, nx = zenith.shape
+    for r in prange(n * ny):
+        t = r // ny
+        i = r - t * ny
+        for j in range(nx):
+            out[t, i, j] = math.cos(math.radians(np.float64(zenith[t, i, j])))
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
@@ -391,10 +403,10 @@ def calibrate_block(
         lead = int(np.prod(zen.shape[:-2], dtype=np.int64))
         if lead not in (1, dn3.shape[0]):
             zen = np.broadcast_to(zen, shape)
-        # cos once per pixel with numpy's SIMD loops (in the zenith's dtype), not in the kernel.
-        mu = np.cos(np.radians(zen, dtype=zen.dtype), dtype=zen.dtype)
-        mu3 = np.ascontiguousarray(mu).reshape(-1, ny, nx)
-        min_cos = float(np.cos(np.radians(zen.dtype.type(max_zenith)), dtype=zen.dtype))
+        zen3 = np.ascontiguousarray(zen).reshape(-1, ny, nx)
+        mu3 = np.empty(zen3.shape, dtype=zen3.dtype)
+        _cos_degrees(zen3, mu3)
+        min_cos = float(zen3.dtype.type(math.cos(math.radians(max_zenith))))
         _affine_cos(
             dn3, a, b, c, mu3, min_cos, nd, has_nd, sat, has_sat, np.uint8(flag), out3, mask3
         )

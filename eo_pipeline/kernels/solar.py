@@ -146,8 +146,8 @@ def julian_day(when: Any) -> Any:
     ----------
     when
         :class:`datetime.datetime` (naive = UTC; aware is converted to UTC),
-        :class:`datetime.date`, :class:`numpy.datetime64`, an ISO 8601 string, or an
-        array-like of ``datetime64``.
+        :class:`datetime.date`, :class:`numpy.datetime64`, an ISO 8601 string, an
+        array-like of ``datetime64``, or Julian days already (floats, returned as they are).
 
     Returns
     -------
@@ -165,8 +165,12 @@ def julian_day(when: Any) -> Any:
         arr = arr.astype("datetime64[ns]")
     if arr.dtype.kind == "O":
         arr = arr.astype("datetime64[ns]")
+    if arr.dtype.kind == "f":  # already Julian days
+        return float(arr) if arr.ndim == 0 else np.asarray(arr, dtype=np.float64)
     if arr.dtype.kind != "M":
-        raise TypeError(f"julian_day: expected a datetime or datetime64, got {arr.dtype}")
+        raise TypeError(
+            f"julian_day: expected a datetime, datetime64 or Julian day, got {arr.dtype}"
+        )
     seconds = arr.astype("datetime64[us]").astype(np.int64) / 1e6
     jd = seconds / 86400.0 + _JD_UNIX_EPOCH
     return float(jd) if np.ndim(jd) == 0 else np.asarray(jd, dtype=np.float64)

@@ -395,3 +395,25 @@ def test_parse_mtl_formats_agree(landsat_dir):
 def test_s2_tile_file_alone_says_what_to_pass(s2_dir):
     with pytest.raises(MetadataError, match=r"pass the product's MTD_MSIL1C\.xml"):
         read_metadata(s2_dir / "MTD_TL.xml")
+
+
+@pytest.mark.parametrize(
+    ("projection", "epsg"),
+    [
+        ('MAP_PROJECTION = "UTM"\n    UTM_ZONE = 1', 32601),
+        ('MAP_PROJECTION = "UTM"\n    UTM_ZONE = -19', 32719),
+        ('MAP_PROJECTION = "PS"\n    TRUE_SCALE_LAT = -71.00000', 3031),
+        ('MAP_PROJECTION = "AEA"', None),
+    ],
+)
+def test_landsat_epsg_from_projection(landsat_dir, tmp_path, projection, epsg):
+    text = _mtl(landsat_dir).read_text()
+    text = text.replace('MAP_PROJECTION = "UTM"\n    DATUM = "WGS84"\n    ELLIPSOID = "WGS84"\n    UTM_ZONE = 19',
+                        f'{projection}\n    DATUM = "WGS84"', 1)  # fmt: skip
+    assert read_metadata(_write(tmp_path, "p_MTL.txt", text)).epsg == epsg
+
+
+def test_landsat_bad_utm_zone(landsat_dir, tmp_path):
+    text = _mtl(landsat_dir).read_text().replace("UTM_ZONE = 19", "UTM_ZONE = 61", 1)
+    with pytest.raises(MetadataError, match="UTM_ZONE = 61 is not a UTM zone"):
+        read_metadata(_write(tmp_path, "z_MTL.txt", text))

@@ -21,15 +21,22 @@ _Handler = Callable[[argparse.Namespace], int]
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from eo_pipeline.ingest import ingest
 
-    item = ingest(args.path, args.catalog)
-    print(f"ingested {item.id} into {args.catalog}")
+    item = ingest(args.path, args.catalog, overwrite=args.overwrite)
+    bands = [k for k, a in item.assets.items() if "data" in (a.roles or [])]
+    cover = item.properties.get("eo:cloud_cover")
+    print(
+        f"ingested {item.id} into {args.catalog} (collection {item.collection_id}): "
+        f"{len(bands)} bands ({' '.join(bands)}), {len(item.assets)} assets"
+        + (f", eo:cloud_cover {cover:.2f}%" if cover is not None else "")
+        + f"\n  item: {item.get_self_href()}"
+    )
     return 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from eo_pipeline.catalogs.validate import validate
 
-    report = validate(args.path)
+    report = validate(args.path, check_assets=args.check_assets)
     print(report)
     return 0
 
@@ -92,10 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="ingest a Landsat/Sentinel-2/DIMAP scene folder into a STAC catalog")
     p.add_argument("path", help="scene folder or metadata file (MTL, MTD_MSIL1C.xml, DIM_*.XML)")
     p.add_argument("--catalog", required=True, help="static catalog folder (created when missing)")
+    p.add_argument("--overwrite", action="store_true", help="replace the item if already catalogued")
     p.set_defaults(handler=_cmd_ingest)
 
     p = sub.add_parser("validate", help="validate a STAC catalog, collection or item offline")
     p.add_argument("path", help="catalog.json, collection.json, an item JSON, or a folder holding one")
+    p.add_argument("--check-assets", action="store_true", help="also verify every asset's file:checksum")
     p.set_defaults(handler=_cmd_validate)
 
     p = sub.add_parser("simulate", help="simulate L1 scenes of a sensor over Kazakhstan")

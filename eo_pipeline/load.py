@@ -24,7 +24,7 @@ import dataclasses
 import os
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 import numpy as np
@@ -294,7 +294,7 @@ def load(
     keys = _resolve_bands(bands, sensor, items[0])
     block = _check_assets(items, keys)
     if chunks is None:
-        chunk_map: dict[str, int] = _default_chunks(block)
+        chunk_map: dict[str, int | Literal["auto"]] = dict(_default_chunks(block))
     elif isinstance(chunks, int):
         chunk_map = {"x": chunks, "y": chunks}
     else:

@@ -257,3 +257,18 @@ def test_demo_stage(landsat_dir: Path, tmp_path: Path, monkeypatch: pytest.Monke
     assert report.counts["Item"] == 1 and item.id == LANDSAT_ID
     item2, _ = ingest_demo_scene(tmp_path / "demo-output")  # re-runnable
     assert item2.id == item.id
+
+
+def test_cli_ingest_and_validate(
+    landsat_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eo_pipeline.cli import main
+
+    cat = str(tmp_path / "catalog")
+    assert main(["ingest", str(landsat_dir), "--catalog", cat]) == 0
+    assert "7 bands (B1 B2 B3 B4 B5 B6 B7)" in capsys.readouterr().out
+    assert main(["validate", cat, "--check-assets"]) == 0
+    assert "checksums verified: 14" in capsys.readouterr().out
+    assert main(["ingest", str(landsat_dir), "--catalog", cat]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["ingest", str(landsat_dir), "--catalog", cat, "--overwrite"]) == 0

@@ -415,7 +415,7 @@ def build_item(
     relative = meta.extra.get("relative_orbit", meta.wrs_path)
     if isinstance(relative, int) and relative >= 1:
         props["sat:relative_orbit"] = relative
-    for key, value in (
+    extra: tuple[tuple[str, Any], ...] = (
         ("eo_pipeline:product_id", meta.product_id or None),
         ("eo_pipeline:wrs_path", meta.wrs_path),
         ("eo_pipeline:wrs_row", meta.wrs_row),
@@ -423,7 +423,8 @@ def build_item(
         ("eo_pipeline:processing_baseline", meta.processing_baseline),
         ("eo_pipeline:quantification_value", meta.quantification_value),
         ("eo_pipeline:nominal_sensor", True if sensor.nominal else None),
-    ):
+    )
+    for key, value in extra:
         if value is not None:
             props[key] = value
     props.update(properties or {})
@@ -493,7 +494,7 @@ def build_collection(
         ),
         extent=pystac.Extent(
             pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]),
-            pystac.TemporalExtent([[None, None]]),
+            pystac.TemporalExtent([[_first_time(items), None]]),
         ),
         license=license,
         stac_extensions=[EXTENSION_URIS["eo"], EXTENSION_URIS["view"]],
@@ -501,6 +502,11 @@ def build_collection(
     )
     merge_collection(coll, items)
     return coll
+
+
+def _first_time(items: Sequence[pystac.Item]) -> dt.datetime | None:
+    times = [i.datetime for i in items if i.datetime is not None]
+    return min(times) if times else None
 
 
 def merge_collection(coll: pystac.Collection, items: Sequence[pystac.Item]) -> None:
@@ -533,9 +539,9 @@ def merge_collection(coll: pystac.Collection, items: Sequence[pystac.Item]) -> N
     if instruments:
         s.add("instruments", sorted(instruments))
     for key in ("view:sun_elevation", "eo:cloud_cover"):
-        values = [float(i.properties[key]) for i in items if key in i.properties]
+        numbers = [float(i.properties[key]) for i in items if key in i.properties]
         rng = s.get_range(key)
         if rng is not None:
-            values += [float(rng.minimum), float(rng.maximum)]
-        if values:
-            s.add(key, pystac.RangeSummary(min(values), max(values)))
+            numbers += [float(rng.minimum), float(rng.maximum)]
+        if numbers:
+            s.add(key, pystac.RangeSummary(min(numbers), max(numbers)))

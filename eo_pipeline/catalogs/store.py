@@ -268,7 +268,7 @@ def add_items(
         final = root / cid / item.id
         if final.exists() and not overwrite:
             raise CatalogError(
-                f"item {item.id!r} is already in {root / cid}; pass overwrite=True to replace it"
+                f"item {item.id!r} is already in {root / cid}; pass overwrite=True (CLI: --overwrite) to replace it"
             )
         by_coll.setdefault(cid, []).append(item)
     if not by_coll:

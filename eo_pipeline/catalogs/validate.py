@@ -159,7 +159,7 @@ class _Schemas:
             try:
                 contents = _fetch(uri)
             except Exception as err:  # no network, 404...
-                raise NoSuchResource(ref=uri) from err
+                raise NoSuchResource(ref=uri) from err  # type: ignore[call-arg]
             self.fetched.add(uri)
             return Resource.from_contents(contents, default_specification=DRAFT7)
 

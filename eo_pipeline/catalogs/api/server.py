@@ -71,6 +71,7 @@ from stac_fastapi.extensions.sort.client import BaseSortablesClient
 from stac_fastapi.extensions.sort.sort import (
     ItemCollectionSortExtension,
     SearchSortExtension,
+    SortConformanceClasses,
 )
 from stac_fastapi.types.config import ApiSettings
 from stac_fastapi.types.errors import InvalidQueryParameter, NotFoundError
@@ -289,8 +290,23 @@ def create_app(
     fields = FieldsExtension(
         conformance_classes=[FieldsConformanceClasses.SEARCH, FieldsConformanceClasses.ITEMS]
     )
-    search_sort = SearchSortExtension(client=_Sortables())
-    items_sort = ItemCollectionSortExtension(client=_Sortables())
+    # Sort v1.1.0 as stac-fastapi declares it, plus the v1.0.0 URIs pystac-client looks for.
+    search_sort = SearchSortExtension(
+        client=_Sortables(),
+        conformance_classes=[
+            SortConformanceClasses.ITEM_SEARCH_SORT,
+            SortConformanceClasses.ITEM_SEARCH_SORTABLES,
+            "https://api.stacspec.org/v1.0.0/item-search#sort",
+        ],
+    )
+    items_sort = ItemCollectionSortExtension(
+        client=_Sortables(),
+        conformance_classes=[
+            SortConformanceClasses.FEATURES_SORT,
+            SortConformanceClasses.FEATURES_SORTABLES,
+            "https://api.stacspec.org/v1.0.0/ogcapi-features#sort",
+        ],
+    )
     paging = TokenPaginationExtension()
     client = EntitledClient(index=index, signer=signer, link_ttl=link_ttl, max_limit=max_limit)
     api = StacApi(

@@ -232,6 +232,38 @@ def _band_attrs(
     return attrs
 
 
+def _multiband(first: pystac.Item, keys: Sequence[str]) -> dict[str, int]:
+    """Asset key -> band count, for the requested assets holding more than one band."""
+    out = {}
+    for key in keys:
+        n = len(first.assets[key].extra_fields.get("raster:bands") or [])
+        if n > 1:
+            out[key] = n
+    return out
+
+
+def _stack_asset(ds: xr.Dataset, key: str, n: int, first: pystac.Item) -> xr.DataArray:
+    """A multi-band asset (e.g. the simulator's ``truth_reflectance``) as one variable with a
+    ``band`` dimension labelled by the asset's ``eo:bands`` names."""
+    asset = first.assets[key]
+    eo = asset.extra_fields.get("eo:bands") or []
+    labels = (
+        [b.get("name", str(i + 1)) for i, b in enumerate(eo)]
+        if len(eo) == n
+        else list(range(1, n + 1))
+    )
+    parts = [ds[f"{key}.{i}"] for i in range(1, n + 1)]
+    arr = xr.concat(parts, dim="band", coords="minimal", compat="override")
+    arr = arr.assign_coords(band=labels).transpose("time", "band", "y", "x")
+    rb = (asset.extra_fields.get("raster:bands") or [{}])[0]
+    attrs: dict[str, Any] = {"bands": [str(v) for v in labels], "units": rb.get("unit", "1")}
+    attrs["roles"] = list(asset.roles or [])
+    if parts[0].attrs.get("nodata") is not None:
+        attrs["nodata"] = parts[0].attrs["nodata"]
+    arr.attrs = attrs
+    return arr.rename(key)
+
+
 def load(
     source: Source,
     bands: str | Sequence[str] | None = None,
@@ -308,9 +340,15 @@ def load(
         {"key": prop, "name": f"_prop_{name}", "dtype": "float64", "nodata": float("nan")}
         for name, prop in _TIME_COORDS.items()
     ]
+    multi = _multiband(items[0], keys)
+    odc_bands = [
+        n
+        for k in keys
+        for n in ([f"{k}.{i}" for i in range(1, multi[k] + 1)] if k in multi else [k])
+    ]
     ds = odc.stac.load(
         items,
-        bands=keys,
+        bands=odc_bands,
         chunks=chunk_map,
         groupby=groupby or "time",
         with_properties=props,
@@ -322,8 +360,13 @@ def load(
         coords[name] = ("time", np.asarray(var.values, dtype="float64"))
     ds = ds.drop_vars([f"_prop_{n}" for n in _TIME_COORDS]).assign_coords(coords)
     per_time = _first_items(items, ds["time"].values)
+    out = xr.Dataset(coords=ds.coords)
     for key in keys:
-        ds[key].attrs = _band_attrs(key, sensor, per_time, ds[key].attrs.get("nodata"))
+        if key in multi:
+            out[key] = _stack_asset(ds, key, multi[key], items[0])
+        else:
+            out[key] = ds[key]
+            out[key].attrs = _band_attrs(key, sensor, per_time, ds[key].attrs.get("nodata"))
     levels = sorted({str(it.properties.get("processing:level", "")) for it in items})
-    ds.attrs = {"sensor": sensor.name, "processing_level": "/".join(levels)}
-    return ds
+    out.attrs = {"sensor": sensor.name, "processing_level": "/".join(levels)}
+    return out

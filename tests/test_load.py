@@ -117,3 +117,31 @@ def test_real_scene_round_trip(landsat_dir: Path, tmp_path: Path) -> None:
     assert ds.attrs["processing_level"] == "L2SP"
     with rasterio.open(landsat_dir / f"{LANDSAT_ID}_SR_B4.TIF") as src:
         np.testing.assert_array_equal(ds.B4.values[0], src.read(1))  # native grid, no resampling
+
+
+def test_multiband_asset_gets_a_band_dimension(tmp_path: Path) -> None:
+    """A multi-band asset (the simulator's truth_reflectance) loads as one (time, band, y, x) variable."""
+    folder = tmp_path / "a"
+    folder.mkdir()
+    truth = np.random.default_rng(0).random((2, 64, 64), dtype=np.float32)
+    with rasterio.open(write_band(folder / "B4.tif")) as ref:
+        profile = ref.profile | {"count": 2, "dtype": "float32", "nodata": float("nan")}
+    with rasterio.open(folder / "truth.tif", "w", **profile) as dst:
+        dst.write(truth)
+    specs = [
+        AssetSpec("B4", folder / "B4.tif", bands=("B4",)),
+        AssetSpec(
+            "truth_reflectance",
+            folder / "truth.tif",
+            roles=("truth",),
+            bands=("B4", "B5"),
+            unit="1",
+        ),
+    ]
+    add_items(tmp_path / "cat", [build_item(toy_meta(), specs)])
+    ds = load(tmp_path / "cat", bands=["red", "truth_reflectance"])
+    t = ds.truth_reflectance
+    assert t.dims == ("time", "band", "y", "x") and t.dtype == np.float32
+    assert t.band.values.tolist() == ["B4", "B5"] and t.attrs["roles"] == ["truth"]
+    np.testing.assert_array_equal(t.sel(band="B5").values[0], truth[1])
+    assert ds.B4.dims == ("time", "y", "x")

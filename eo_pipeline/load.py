@@ -192,13 +192,22 @@ def _per_time(values: list[Any]) -> Any:
 
 
 def _first_items(items: Sequence[pystac.Item], times: np.ndarray) -> list[pystac.Item]:
-    """For each loaded time step, the item odc-stac put first in its group."""
+    """For each loaded time step, the item odc-stac put first in its group (groups start
+    with their earliest item, ties broken by id; ``groupby="id"`` repeats a time stamp
+    once per item)."""
     ordered = sorted(items, key=lambda it: (it.datetime or 0, it.id))
-    stamps = [np.datetime64(it.datetime.replace(tzinfo=None), "us") for it in ordered]  # type: ignore[union-attr]
+    stamps = np.array(
+        [np.datetime64(it.datetime.replace(tzinfo=None), "us") for it in ordered]  # type: ignore[union-attr]
+    )
+    used: dict[np.datetime64, int] = {}
     out = []
     for t in times.astype("datetime64[us]"):
-        match = [it for it, s in zip(ordered, stamps, strict=True) if s == t]
-        out.append(match[0] if match else ordered[0])
+        hits = np.flatnonzero(stamps == t)
+        if hits.size == 0:  # not expected: take the nearest acquisition
+            hits = np.array([int(np.argmin(np.abs(stamps - t)))])
+        k = used.get(t, 0)
+        out.append(ordered[int(hits[min(k, hits.size - 1)])])
+        used[t] = k + 1
     return out
 
 

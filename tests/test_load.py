@@ -145,3 +145,25 @@ def test_multiband_asset_gets_a_band_dimension(tmp_path: Path) -> None:
     assert t.band.values.tolist() == ["B4", "B5"] and t.attrs["roles"] == ["truth"]
     np.testing.assert_array_equal(t.sel(band="B5").values[0], truth[1])
     assert ds.B4.dims == ("time", "y", "x")
+
+
+def test_groupby_merges_or_keeps_items(tmp_path: Path) -> None:
+    """Two scenes at one time stamp: grouped by time they are one step (first item's numbers),
+    grouped by id two steps, each with its own calibration."""
+    first = toy_item(tmp_path / "a", "TOY_A")
+    meta = toy_meta(product_id="TOY_B")
+    meta = meta.replace(
+        bands={b: dataclasses.replace(c, radiance_mult=0.02) for b, c in meta.bands.items()}
+    )
+    folder = tmp_path / "b"
+    folder.mkdir()
+    specs = [
+        AssetSpec(b, write_band(folder / f"TOY_B_{b}.TIF", 2000), bands=(b,)) for b in ("B4", "B5")
+    ]
+    add_items(tmp_path / "cat", [first, build_item(meta, specs)])
+    merged = load(tmp_path / "cat")
+    assert merged.sizes["time"] == 1 and merged.B4.attrs["radiance_mult"] == 0.01
+    apart = load(tmp_path / "cat", groupby="id")
+    assert apart.sizes["time"] == 2
+    np.testing.assert_array_equal(apart.B4.attrs["radiance_mult"], [0.01, 0.02])
+    assert apart.B4.values[1, 5, 5] == 2000

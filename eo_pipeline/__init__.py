@@ -48,7 +48,8 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'eo_pipeline' has no attribute {name!r}")
     mod = importlib.import_module(module)
-    value = mod if module.rsplit(".", 1)[-1] == name else getattr(mod, name)
+    # a module named like its main function (load, calibrate, masks...) exports the function
+    value = getattr(mod, name, mod) if module.rsplit(".", 1)[-1] == name else getattr(mod, name)
     globals()[name] = value
     return value
 

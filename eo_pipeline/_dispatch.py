@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -89,6 +89,7 @@ def apply_kernel(
     kwargs: dict[str, Any] | None = None,
     name: str | None = None,
     attrs: dict[str, Any] | None = None,
+    depth: Mapping[str, int] | None = None,
 ) -> Any:
     """Apply ``func`` (numpy arrays in, numpy array(s) out) to DataArrays, lazily when dask-backed.
 
@@ -107,6 +108,12 @@ def apply_kernel(
         Extra keyword arguments for ``func`` (scalars, small arrays).
     name, attrs
         Name and attrs of the result(s); coordinates are kept by ``apply_ufunc``.
+    depth
+        Halo in elements per core dim (neighbourhood kernels): dask blocks are extended by
+        this many elements from their neighbours (:func:`dask.array.map_overlap`, boundary
+        ``"none"``) before ``func`` runs, and trimmed after; ``func`` then returns one array
+        of its input blocks' shape. Every input must have these dims among its core dims.
+        Numpy-backed inputs are passed whole.
 
     Returns
     -------
@@ -120,12 +127,16 @@ def apply_kernel(
     array([0., 2., 4., 6.], dtype=float32)
     """
     n_out = len(output_dtypes)
+    core_in = input_core_dims or [[] for _ in objs]
+    runner, mode = _capped(func), "parallelized"
+    if depth and any(n > 0 for n in depth.values()):
+        runner, mode = _overlapped(runner, core_in, depth, output_dtypes), "allowed"
     result = xr.apply_ufunc(
-        _capped(func),
+        runner,
         *objs,
-        input_core_dims=input_core_dims or [[] for _ in objs],
+        input_core_dims=core_in,
         output_core_dims=output_core_dims or [[] for _ in range(n_out)],
-        dask="parallelized",
+        dask=mode,
         output_dtypes=list(output_dtypes),
         dask_gufunc_kwargs={"output_sizes": output_sizes or {}, "allow_rechunk": False},
         kwargs=kwargs or {},
@@ -140,3 +151,57 @@ def apply_kernel(
         if name is not None and n_out == 1:
             r.name = name
     return result
+
+
+def _overlapped(
+    func: Callable[..., Any],
+    core_dims: Sequence[Sequence[str]],
+    depth: Mapping[str, int],
+    output_dtypes: Sequence[np.dtype[Any] | type],
+) -> Callable[..., Any]:
+    """Wrap ``func`` to run on dask blocks extended by ``depth`` (see :func:`apply_kernel`)."""
+    if len(output_dtypes) != 1:
+        raise ValueError("apply_kernel(depth=...) supports kernels with one output only")
+    for core in core_dims:
+        missing = [d for d in depth if d not in core]
+        if missing:
+            raise ValueError(
+                f"apply_kernel(depth=...): dims {missing} must be core dims of every input"
+            )
+    dtype = np.dtype(output_dtypes[0])
+
+    def run(*arrays: Any, **kwargs: Any) -> Any:
+        import dask.array as da
+
+        if not any(isinstance(a, da.Array) for a in arrays):
+            return func(*arrays, **kwargs)
+        arrays = tuple(da.asarray(a) for a in arrays)
+        axes = [
+            {a.ndim - len(core) + list(core).index(dim): dim for dim in depth}
+            for a, core in zip(arrays, core_dims, strict=True)
+        ]
+        sizes = {dim: arrays[0].shape[ax] for ax, dim in axes[0].items()}
+        # a halo as wide as the axis: that axis becomes one chunk (the whole neighbourhood)
+        whole = {dim for dim, n in depth.items() if n >= sizes[dim]}
+        if whole:
+            arrays = tuple(
+                a.rechunk({ax: -1 for ax, dim in ax_dims.items() if dim in whole})
+                for a, ax_dims in zip(arrays, axes, strict=True)
+            )
+        depths = [
+            {ax: 0 if dim in whole else int(depth[dim]) for ax, dim in ax_dims.items()}
+            for ax_dims in axes
+        ]
+        return da.map_overlap(
+            func,
+            *arrays,
+            depth=depths,
+            boundary="none",
+            trim=True,
+            dtype=dtype,
+            meta=np.empty((0,) * arrays[0].ndim, dtype=dtype),
+            **kwargs,
+        )
+
+    run.__name__ = getattr(func, "__name__", "kernel")
+    return run

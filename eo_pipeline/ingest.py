@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -437,3 +439,14 @@ def ingest_demo_scene(
     catalog = Path(out) / "catalog"
     item = ingest(scene, catalog, overwrite=True)
     return item, validate(catalog, check_assets=True)
+
+
+class _CallableModule(types.ModuleType):
+    """``eo_pipeline.ingest`` is this module once something imported it directly (Python sets
+    the submodule on the package), so calling it must still call :func:`ingest`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return ingest(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
+import types
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -379,3 +381,14 @@ def load(
     levels = sorted({str(it.properties.get("processing:level", "")) for it in items})
     out.attrs = {"sensor": sensor.name, "processing_level": "/".join(levels)}
     return out
+
+
+class _CallableModule(types.ModuleType):
+    """``eo_pipeline.load`` is this module once something imported it directly (Python sets
+    the submodule on the package), so calling it must still call :func:`load`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return load(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

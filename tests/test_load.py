@@ -167,3 +167,12 @@ def test_groupby_merges_or_keeps_items(tmp_path: Path) -> None:
     assert apart.sizes["time"] == 2
     np.testing.assert_array_equal(apart.B4.attrs["radiance_mult"], [0.01, 0.02])
     assert apart.B4.values[1, 5, 5] == 2000
+
+
+def test_package_attribute_stays_callable(catalog: Path) -> None:
+    """`from eo_pipeline.load import ...` makes eo_pipeline.load the module; calling it still loads."""
+    import eo_pipeline
+    import eo_pipeline.load as module
+
+    assert module.DEFAULT_CHUNK == 2048
+    assert list(eo_pipeline.load(catalog, bands="red").data_vars) == ["B4"]

@@ -349,10 +349,7 @@ def _collection(
         description=offer.description
         or (source or {}).get("description")
         or f"{platform} products at processing level {level}, processed by eo-pipeline.",
-        extent=pystac.Extent(
-            pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]),
-            pystac.TemporalExtent([[None, None]]),
-        ),
+        extent=pystac.Extent.from_items(items),
         license=offer.license or cfg.license,
     )
     for key, value in ((source or {}).get("summaries") or {}).items():

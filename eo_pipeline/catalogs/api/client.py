@@ -22,13 +22,16 @@ import base64
 import copy
 import json
 import time
-from typing import Any
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+from typing import Any, cast
 from urllib.parse import quote, urlencode
 
 import attr
 import shapely
 import shapely.geometry
 from fastapi import Request
+from stac_fastapi.types import stac
 from stac_fastapi.types.core import BaseCoreClient
 from stac_fastapi.types.errors import InvalidQueryParameter, NotFoundError
 from stac_fastapi.types.requests import get_base_url
@@ -129,7 +132,9 @@ def _del_path(target: dict[str, Any], path: str) -> None:
         target.pop(head, None)
 
 
-def apply_fields(doc: dict[str, Any], include: set[str], exclude: set[str]) -> dict[str, Any]:
+def apply_fields(
+    doc: dict[str, Any], include: Collection[str], exclude: Collection[str]
+) -> dict[str, Any]:
     """The fields extension on one item: keep ``include`` paths, then drop ``exclude`` paths.
 
     ``type``, ``stac_version``, ``id``, ``collection`` and ``links`` are always kept.
@@ -159,6 +164,22 @@ def _fields_get(fields: list[str] | None) -> tuple[set[str], set[str]]:
         elif term:
             include.add(term.lstrip("+"))
     return include, exclude
+
+
+@dataclass(frozen=True)
+class _Params:
+    """One search as the endpoints received it (before validation)."""
+
+    collections: tuple[str, ...] | None = None
+    ids: tuple[str, ...] | None = None
+    bbox: Any = None
+    intersects: dict[str, Any] | None = None
+    datetime: str | None = None
+    limit: int | None = 10
+    token: str | None = None
+    sortby: tuple[tuple[str, bool], ...] = ()
+    include: frozenset[str] = frozenset()
+    exclude: frozenset[str] = frozenset()
 
 
 @attr.s
@@ -230,82 +251,66 @@ class EntitledClient(BaseCoreClient):
         return {**doc, "assets": assets, "links": own + self._absolute(doc.get("links", []), base)}
 
     # -- the core endpoints -----------------------------------------------------------------
-    def all_collections(self, request: Request, **kwargs: Any) -> dict[str, Any]:
+    # stac-fastapi passes the request as the keyword ``request``, the query parameters of its
+    # request models (with the fields, sort and token extensions) as keywords.
+    def all_collections(self, **kwargs: Any) -> stac.Collections:
+        request: Request = kwargs["request"]
         base = get_base_url(request)
         principal = _principal(request)
         collections = [self._render_collection(c, base) for c in self._visible(principal)]
-        return {
-            "collections": collections,
-            "links": [
-                {"rel": "root", "type": "application/json", "href": base},
-                {"rel": "parent", "type": "application/json", "href": base},
-                {"rel": "self", "type": "application/json", "href": f"{base}collections"},
-            ],
-            "numberMatched": len(collections),
-            "numberReturned": len(collections),
-        }
+        return cast(
+            stac.Collections,
+            {
+                "collections": collections,
+                "links": [
+                    {"rel": "root", "type": "application/json", "href": base},
+                    {"rel": "parent", "type": "application/json", "href": base},
+                    {"rel": "self", "type": "application/json", "href": f"{base}collections"},
+                ],
+                "numberMatched": len(collections),
+                "numberReturned": len(collections),
+            },
+        )
 
-    def get_collection(self, collection_id: str, request: Request, **kwargs: Any) -> dict[str, Any]:
-        principal = _principal(request)
-        doc = self._collection_doc(principal, collection_id)
-        return self._render_collection(doc, get_base_url(request))
+    def get_collection(self, collection_id: str, **kwargs: Any) -> stac.Collection:
+        request: Request = kwargs["request"]
+        doc = self._collection_doc(_principal(request), collection_id)
+        return cast(stac.Collection, self._render_collection(doc, get_base_url(request)))
 
-    def get_item(
-        self, item_id: str, collection_id: str, request: Request, **kwargs: Any
-    ) -> dict[str, Any]:
+    def get_item(self, item_id: str, collection_id: str, **kwargs: Any) -> stac.Item:
+        request: Request = kwargs["request"]
         principal = _principal(request)
         doc = None
         if collection_id in principal.entitlement.collections:
             doc = self.index.item(collection_id, item_id, principal.entitlement)
         if doc is None:
             raise NotFoundError(f"item {item_id!r} not found in collection {collection_id!r}")
-        return self._render_item(doc, get_base_url(request), principal)
+        return cast(stac.Item, self._render_item(doc, get_base_url(request), principal))
 
     def item_collection(
         self,
         collection_id: str,
-        request: Request,
         bbox: Any = None,
         datetime: str | None = None,
         limit: int | None = 10,
         token: str | None = None,
-        sortby: list[str] | None = None,
-        fields: list[str] | None = None,
         **kwargs: Any,
-    ) -> dict[str, Any]:
-        principal = _principal(request)
-        self._collection_doc(principal, collection_id)  # 404 when not visible
-        include, exclude = _fields_get(fields)
-        return self._search(
-            request,
-            principal,
-            collections=(collection_id,),
-            ids=None,
-            bbox=bbox,
-            intersects=None,
-            datetime=datetime,
-            limit=limit,
-            token=token,
-            sortby=_sort_get(sortby),
-            include=include,
-            exclude=exclude,
-            post_body=None,
-        )
+    ) -> stac.ItemCollection:
+        request: Request = kwargs["request"]
+        self._collection_doc(_principal(request), collection_id)  # 404 when not visible
+        params = _Params(collections=(collection_id,), bbox=bbox, datetime=datetime)
+        return self._get(request, params, limit, token, kwargs)
 
     def get_search(
         self,
-        request: Request,
         collections: list[str] | None = None,
         ids: list[str] | None = None,
         bbox: Any = None,
-        intersects: str | None = None,
+        intersects: Any = None,
         datetime: str | None = None,
         limit: int | None = 10,
-        token: str | None = None,
-        sortby: list[str] | None = None,
-        fields: list[str] | None = None,
         **kwargs: Any,
-    ) -> dict[str, Any]:
+    ) -> stac.ItemCollection:
         geometry = None
         if intersects:
             try:
@@ -314,37 +319,45 @@ class EntitledClient(BaseCoreClient):
                 raise InvalidQueryParameter(
                     "intersects is not a GeoJSON geometry (bad JSON)"
                 ) from None
-        include, exclude = _fields_get(fields)
-        return self._search(
-            request,
-            _principal(request),
+        params = _Params(
             collections=tuple(collections) if collections else None,
             ids=tuple(ids) if ids else None,
             bbox=bbox,
             intersects=geometry,
             datetime=datetime,
+        )
+        return self._get(kwargs["request"], params, limit, kwargs.get("token"), kwargs)
+
+    def _get(
+        self,
+        request: Request,
+        params: _Params,
+        limit: int | None,
+        token: str | None,
+        extra: dict[str, Any],
+    ) -> stac.ItemCollection:
+        include, exclude = _fields_get(extra.get("fields"))
+        params = replace(
+            params,
             limit=limit,
             token=token,
-            sortby=_sort_get(sortby),
-            include=include,
-            exclude=exclude,
-            post_body=None,
+            sortby=_sort_get(extra.get("sortby")),
+            include=frozenset(include),
+            exclude=frozenset(exclude),
         )
+        return self._search(request, _principal(request), params, post_body=None)
 
     def post_search(
-        self, search_request: BaseSearchPostRequest, request: Request, **kwargs: Any
-    ) -> dict[str, Any]:
+        self, search_request: BaseSearchPostRequest, **kwargs: Any
+    ) -> stac.ItemCollection:
+        request: Request = kwargs["request"]
         body = search_request.model_dump(mode="json", exclude_none=True, by_alias=True)
         sortby = tuple(
             (s.field, str(getattr(s.direction, "value", s.direction)) != "desc")
             for s in getattr(search_request, "sortby", None) or []
         )
         fields = getattr(search_request, "fields", None)
-        include = set(fields.include or ()) if fields is not None else set()
-        exclude = set(fields.exclude or ()) if fields is not None else set()
-        return self._search(
-            request,
-            _principal(request),
+        params = _Params(
             collections=tuple(search_request.collections) if search_request.collections else None,
             ids=tuple(search_request.ids) if search_request.ids else None,
             bbox=search_request.bbox,
@@ -353,28 +366,22 @@ class EntitledClient(BaseCoreClient):
             limit=search_request.limit,
             token=getattr(search_request, "token", None),
             sortby=sortby,
-            include=include,
-            exclude=exclude,
-            post_body=body,
+            include=frozenset(fields.include or ()) if fields is not None else frozenset(),
+            exclude=frozenset(fields.exclude or ()) if fields is not None else frozenset(),
         )
+        return self._search(request, _principal(request), params, post_body=body)
 
     def _search(
         self,
         request: Request,
         principal: Customer,
+        params: _Params,
         *,
-        collections: tuple[str, ...] | None,
-        ids: tuple[str, ...] | None,
-        bbox: Any,
-        intersects: dict[str, Any] | None,
-        datetime: str | None,
-        limit: int | None,
-        token: str | None,
-        sortby: tuple[tuple[str, bool], ...],
-        include: set[str],
-        exclude: set[str],
         post_body: dict[str, Any] | None,
-    ) -> dict[str, Any]:
+    ) -> stac.ItemCollection:
+        bbox, intersects, collections = params.bbox, params.intersects, params.collections
+        datetime, limit, token = params.datetime, params.limit, params.token
+        sortby, include, exclude = params.sortby, params.include, params.exclude
         if bbox is not None and intersects is not None:
             raise InvalidQueryParameter("bbox and intersects are mutually exclusive; give one")
         if collections is not None:
@@ -399,7 +406,7 @@ class EntitledClient(BaseCoreClient):
         query = SearchQuery(
             entitlement=principal.entitlement,
             collections=collections,
-            ids=ids,
+            ids=params.ids,
             bbox=_check_bbox(bbox),
             intersects=geometry,
             start=start,
@@ -423,14 +430,14 @@ class EntitledClient(BaseCoreClient):
         if page.next_offset is not None:
             nxt = _encode_token(page.next_offset)
             if post_body is None:
-                params = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-                params.append(("token", nxt))
+                qs = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+                qs.append(("token", nxt))
                 links.append(
                     {
                         "rel": "next",
                         "type": "application/geo+json",
                         "method": "GET",
-                        "href": f"{str(request.url).split('?')[0]}?{urlencode(params)}",
+                        "href": f"{str(request.url).split('?')[0]}?{urlencode(qs)}",
                     }
                 )
             else:
@@ -444,9 +451,12 @@ class EntitledClient(BaseCoreClient):
                         "merge": False,
                     }
                 )
-        return {
-            "type": "FeatureCollection",
-            "features": features,
-            "links": links,
-            "numberReturned": len(features),
-        }
+        return cast(
+            stac.ItemCollection,
+            {
+                "type": "FeatureCollection",
+                "features": features,
+                "links": links,
+                "numberReturned": len(features),
+            },
+        )

@@ -436,7 +436,8 @@ class SQLiteIndex:
             else:
                 boxes.append((w, s, e, n))
         if query.intersects is not None:
-            boxes.append(tuple(query.intersects.bounds))  # type: ignore[arg-type]
+            w0, s0, e0, n0 = query.intersects.bounds
+            boxes.append((w0, s0, e0, n0))
             refine.append(query.intersects)
         if ent.bbox is not None:
             boxes.append(ent.bbox)

@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from brotli_asgi import BrotliMiddleware
@@ -75,6 +75,7 @@ from stac_fastapi.extensions.sort.sort import (
 )
 from stac_fastapi.types.config import ApiSettings
 from stac_fastapi.types.errors import InvalidQueryParameter, NotFoundError
+from stac_fastapi.types.search import APIRequest
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -315,11 +316,14 @@ def create_app(
         extensions=[fields, search_sort, items_sort, paging],
         search_get_request_model=create_get_request_model([fields, search_sort, paging]),
         search_post_request_model=create_post_request_model([fields, search_sort, paging]),
-        items_get_request_model=create_request_model(
-            "ItemCollectionUri",
-            base_model=ItemCollectionUri,
-            extensions=[fields, items_sort, paging],
-            request_type="GET",
+        items_get_request_model=cast(
+            type[APIRequest],
+            create_request_model(
+                "ItemCollectionUri",
+                base_model=ItemCollectionUri,
+                extensions=[fields, items_sort, paging],
+                request_type="GET",
+            ),
         ),
         middlewares=[
             Middleware(AuthMiddleware, customers=customers, index=index, log=log),

@@ -64,3 +64,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from eo_pipeline.catalogs.scene import BandCalibration as BandCalibration
     from eo_pipeline.catalogs.scene import SceneMetadata as SceneMetadata
     from eo_pipeline.errors import EOPipelineError as EOPipelineError
+
+# The ``.eo`` accessor on xarray Dataset/DataArray (eo_pipeline/accessor.py). It must be
+# registered at import time (a lazy ``__getattr__`` never runs for ``ds.eo``); the module
+# imports only xarray, every step behind it is imported on first use.
+importlib.import_module("eo_pipeline.accessor")

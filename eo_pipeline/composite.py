@@ -152,8 +152,20 @@ def _find_var(ds: xr.Dataset, names: Sequence[str]) -> Hashable | None:
     return None
 
 
-def _single_time_chunk(obj: xr.DataArray) -> xr.DataArray:
-    return obj.chunk({"time": -1}) if obj.chunks is not None else obj
+def _common_chunks(
+    ds: xr.Dataset, mask: xr.DataArray | None
+) -> tuple[xr.Dataset, xr.DataArray | None]:
+    """One time chunk; bands and mask on the spatial chunks of the first dask-backed input."""
+    arrays = [*ds.data_vars.values(), *([mask] if mask is not None else [])]
+    ref = next((a for a in arrays if a.chunks is not None), None)
+    if ref is None:
+        return ds, mask
+    chunks: dict[Hashable, Any] = {d: c for d, c in ref.chunksizes.items() if d != "time"}
+    chunks["time"] = -1
+    ds = ds.chunk({d: c for d, c in chunks.items() if d in ds.dims})
+    if mask is not None:
+        mask = mask.chunk({d: c for d, c in chunks.items() if d in mask.dims})
+    return ds, mask
 
 
 def _resolve_mask(
@@ -472,8 +484,7 @@ def composite(
     if np.any(order != np.arange(order.size)):
         ds = ds.isel(time=order)
         mask_da = mask_da.isel(time=order) if mask_da is not None else None
-    work = ds[variables].map(_single_time_chunk)
-    mask_da = _single_time_chunk(mask_da) if mask_da is not None else None
+    work, mask_da = _common_chunks(ds[variables], mask_da)
     times = pd.DatetimeIndex(ds.indexes["time"])
 
     if period is None:

@@ -154,13 +154,12 @@ def landsat_assets(meta: SceneMetadata) -> list[AssetSpec]:
     base = Path(meta.source).parent
     specs: list[AssetSpec] = []
     missing: list[str] = []
-    named: set[str] = set()
+    named = {Path(name).name for name in meta.files.values()}  # incl. thermal bands we skip
     for band in sensor.bands:
         name = meta.files.get(band.id)
         if name is None:
             continue
         path = base / name
-        named.add(path.name)
         if not path.is_file():
             missing.append(f"{band.id} ({name})")
             continue

@@ -64,6 +64,8 @@ def test_collections_are_sellable(source: Path, tmp_path: Path) -> None:
     assert c["extent"]["temporal"]["interval"][0][0].startswith("2024-06-10")
     public = _json(tmp_path / "export" / "landsat8-ndvi" / "collection.json")
     assert public["license"] == "CC0-1.0" and public["eo_pipeline:public"] is True
+    assert public["providers"][0]["name"] == "U.S. Geological Survey"  # a partner mission
+    assert c["providers"][0]["name"] == "KazEOSat operator (nominal)"
     # the whole export catalog is valid against the official schemas (what publish checked)
     assert validate(tmp_path / "export", check_assets=True).counts["Item"] == 6
 

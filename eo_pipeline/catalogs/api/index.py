@@ -337,7 +337,7 @@ class SQLiteIndex:
     # -- reading ----------------------------------------------------------------------------
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+        con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
         try:
             yield con
         finally:

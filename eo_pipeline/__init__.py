@@ -38,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "pansharpen": "eo_pipeline.pansharpen",
     "write": "eo_pipeline.write",
     "publish": "eo_pipeline.catalogs.publish",
+    "PublishConfig": "eo_pipeline.catalogs.publish",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -171,6 +171,8 @@ class CloudParams:
     """Cloud-base height above ground; the shadow is displaced by ``height * tan(zenith)``."""
     shadow_strength: float
     """Fraction of direct light a thick cloud removes in its shadow (diffuse light remains)."""
+    brightness: float = 1.0
+    """Factor on the cloud spectrum (optical thickness: 0.95-1.25, thick cores ~0.95 in the VNIR)."""
 
     @classmethod
     def draw(cls, rng: np.random.Generator, *, extent_m: float) -> CloudParams:
@@ -183,6 +185,7 @@ class CloudParams:
             size=float(rng.uniform(2500.0, 6000.0)) * scale,
             height=float(rng.uniform(800.0, 3000.0)) * scale,
             shadow_strength=float(rng.uniform(0.6, 0.8)),
+            brightness=float(rng.uniform(0.95, 1.25)),
         )
 
 

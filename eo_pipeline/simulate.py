@@ -297,7 +297,7 @@ def _strip(sensor, grid, place, land, cloud, swath, tables, invs, cosz, sun, t0,
         if b.id not in tables.pan:
             fine_rho[i] = surface_reflectance(
                 cls, mix, bright, alpha, shadow, primary=tables.primary[i],
-                secondary=tables.secondary[i], cloud=float(tables.cloud[i]),
+                secondary=tables.secondary[i], cloud=min(1.0, float(tables.cloud[i]) * cloud.brightness),
                 shadow_strength=cloud.shadow_strength,
             )  # fmt: skip
     for i, b in enumerate(sensor.bands):
@@ -311,7 +311,7 @@ def _strip(sensor, grid, place, land, cloud, swath, tables, invs, cosz, sun, t0,
             else:  # no MS band in the pass band: sample the spectra at the PAN centre
                 fine_rho[i] = surface_reflectance(
                     cls, mix, bright, alpha, shadow, primary=tables.primary[i],
-                    secondary=tables.secondary[i], cloud=float(tables.cloud[i]),
+                    secondary=tables.secondary[i], cloud=min(1.0, float(tables.cloud[i]) * cloud.brightness),
                     shadow_strength=cloud.shadow_strength,
                 )  # fmt: skip
     outside_t = swath.mask(grid.gsd, t0, t1 - t0, grid.size)

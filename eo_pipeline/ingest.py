@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEMO_SCENE",
+    "QA_CLOUD",
+    "QA_SHADOW",
     "cloud_cover_from_qa",
     "ingest",
     "ingest_demo_scene",
@@ -60,8 +62,10 @@ DEMO_SCENE = "landsat8-c2l2sp-001070-20190114"
 
 # Landsat Collection 2 QA_PIXEL bits (USGS LSDS-1619 / LSDS-1328).
 _QA_FILL = 1 << 0
-_QA_CLOUD = 1 << 3
-_QA_SHADOW = 1 << 4
+QA_CLOUD = 1 << 3
+"""QA_PIXEL bit 3: cloud."""
+QA_SHADOW = 1 << 4
+"""QA_PIXEL bit 4: cloud shadow."""
 
 # Landsat QA / auxiliary files: suffix after the product id -> (asset key, roles, nodata).
 _LANDSAT_AUX: dict[str, tuple[str, tuple[str, ...], float | None]] = {
@@ -112,11 +116,16 @@ def _open_grid(path: Path, what: str) -> _Grid:
         ) from None
 
 
-def cloud_cover_from_qa(path: str | os.PathLike[str], rows_per_block: int = 1024) -> float | None:
-    """Percent of valid pixels flagged cloud or cloud shadow in a Landsat C2 ``QA_PIXEL`` file.
+def cloud_cover_from_qa(
+    path: str | os.PathLike[str],
+    rows_per_block: int = 1024,
+    flags: int = QA_CLOUD | QA_SHADOW,
+) -> float | None:
+    """Percent of valid pixels with any of ``flags`` set in a Landsat C2 ``QA_PIXEL`` file.
 
     Reads the band in blocks of ``rows_per_block`` rows (constant memory whatever the scene
-    size). Fill pixels (bit 0) are not counted; cloud is bit 3, cloud shadow bit 4.
+    size). Fill pixels (bit 0) are not counted. By default counts cloud (bit 3) or cloud
+    shadow (bit 4); ``flags=QA_CLOUD`` alone reproduces USGS's ``CLOUD_COVER``.
     Returns ``None`` when the band holds no valid pixel.
 
     Examples
@@ -133,7 +142,7 @@ def cloud_cover_from_qa(path: str | os.PathLike[str], rows_per_block: int = 1024
             qa = ds.read(1, window=window)
             ok = (qa & _QA_FILL) == 0
             valid += int(np.count_nonzero(ok))
-            flagged += int(np.count_nonzero(ok & ((qa & (_QA_CLOUD | _QA_SHADOW)) != 0)))
+            flagged += int(np.count_nonzero(ok & ((qa & flags) != 0)))
     return 100.0 * flagged / valid if valid else None
 
 

@@ -21,7 +21,7 @@ from eo_pipeline.errors import (
     MetadataError,
     UnknownSensorError,
 )
-from eo_pipeline.ingest import cloud_cover_from_qa, ingest, ingest_demo_scene
+from eo_pipeline.ingest import QA_CLOUD, cloud_cover_from_qa, ingest, ingest_demo_scene
 from tests.conftest import LANDSAT_ID
 
 pytestmark = pytest.mark.realdata
@@ -91,6 +91,9 @@ def test_real_scene_item(catalog: Path, landsat_dir: Path) -> None:
     assert cloud_cover_from_qa(
         landsat_dir / f"{LANDSAT_ID}_QA_PIXEL.TIF", rows_per_block=7
     ) == pytest.approx(expected)
+    # The cloud bit alone reproduces the MTL's CLOUD_COVER (75.65 %) on the downsampled band.
+    qa_file = landsat_dir / f"{LANDSAT_ID}_QA_PIXEL.TIF"
+    assert cloud_cover_from_qa(qa_file, flags=QA_CLOUD) == pytest.approx(75.65, abs=0.1)
 
 
 @pytest.mark.skipif(schemas_dir() is None, reason="no local STAC schemas")

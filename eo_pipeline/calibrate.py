@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import types
 import warnings
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
@@ -549,3 +551,14 @@ def calibrate(
         }
         out["saturated" if i == 0 else f"saturated_{'_'.join(map(str, dims))}"] = combined
     return out
+
+
+class _CallableModule(types.ModuleType):
+    """``eo_pipeline.calibrate`` is this module once something imported it directly (Python
+    sets the submodule on the package), so calling it must still call :func:`calibrate`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return calibrate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

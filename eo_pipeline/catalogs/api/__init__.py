@@ -9,3 +9,9 @@
 - :mod:`~eo_pipeline.catalogs.api.server`: the app factory, downloads, ``serve_cli`` and
   ``demo_serve``.
 """
+
+import logging as _logging
+
+# stac-fastapi builds a throw-away ApiSettings() at import time and warns that its title and
+# description are defaults; the app factory sets real ones, so that warning only misleads.
+_logging.getLogger("stac_fastapi.types.config").setLevel(_logging.ERROR)

@@ -433,8 +433,9 @@ class SQLiteIndex:
             if w > e:  # crosses the antimeridian: latitude pre-filter, exact test below
                 boxes.append((-180.0, s, 180.0, n))
                 refine.append(shapely.union(shapely.box(w, s, 180, n), shapely.box(-180, s, e, n)))
-            else:
+            else:  # the R*Tree compares bboxes; footprints are tested exactly below
                 boxes.append((w, s, e, n))
+                refine.append(shapely.box(w, s, e, n))
         if query.intersects is not None:
             w0, s0, e0, n0 = query.intersects.bounds
             boxes.append((w0, s0, e0, n0))

@@ -52,6 +52,7 @@ def test_publish_updates_a_running_server(published: Published, private_export: 
     assert client.get(href).status_code == 200  # the moved files are served
 
 
+@pytest.mark.server
 def test_demo_serve_and_pasteable_example(private_export: Path) -> None:
     url, key, stop = demo_serve(private_export)
     try:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
+import pystac
 import pytest
 import shapely
 
@@ -120,3 +122,20 @@ def test_sortby_property_and_bad_field(index: SQLiteIndex) -> None:
 def test_missing_catalog_is_an_error(tmp_path: object) -> None:
     with pytest.raises(CatalogError, match=r"catalog\.json"):
         open_index(str(tmp_path), rebuild=True)
+
+
+def test_bbox_search_tests_footprints_not_just_bboxes(tmp_path: Path) -> None:
+    """A triangle's bbox covers its empty corner; a search there must not return it."""
+    when = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    tri = {"type": "Polygon", "coordinates": [[[0, 0], [10, 0], [0, 10], [0, 0]]]}
+    item = pystac.Item("tri", tri, [0, 0, 10, 10], when, {}, collection="c")
+    coll = pystac.Collection("c", "d", pystac.Extent.from_items([item]))
+    coll.add_item(item)
+    cat = pystac.Catalog("root", "d")
+    cat.add_child(coll)
+    cat.normalize_and_save(str(tmp_path), pystac.CatalogType.SELF_CONTAINED)
+    index = open_index(tmp_path, rebuild=True)
+    ent = Entitlement(frozenset({"c"}))
+    assert _ids(index, entitlement=ent, bbox=(8.0, 8.0, 9.0, 9.0)) == []
+    assert _ids(index, entitlement=ent, bbox=(1.0, 1.0, 2.0, 2.0)) == ["tri"]
+    assert _ids(index, entitlement=Entitlement(frozenset({"c"}), bbox=(8.0, 8.0, 9.0, 9.0))) == []

@@ -45,7 +45,7 @@ NODATA = 0
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _parallel_cast(src, dst):  # type: ignore[no-untyped-def]
+def _parallel_cast(src, dst):
     n, ny, nx = src.shape
     for r in prange(n * ny):
         t = r // ny

@@ -457,7 +457,7 @@ def calibrate(
                 RuntimeWarning,
                 stacklevel=2,
             )
-    masks: dict[tuple[Hashable, ...], list[tuple[str, xr.DataArray]]] = {}
+    masks: dict[tuple[Hashable, ...], list[tuple[Hashable, xr.DataArray]]] = {}
     for name in bands:
         var, plan = ds[name], plans[name]
         if var.dtype.kind not in "ui":

@@ -66,7 +66,7 @@ MAX_ZENITH = 85.0
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
-def _affine(dn, mult, add, factor, nodata, has_nodata, sat, has_sat, flag, out, mask):  # type: ignore[no-untyped-def]
+def _affine(dn, mult, add, factor, nodata, has_nodata, sat, has_sat, flag, out, mask):
     """``out = (mult[t]*dn + add[t]) * factor[t]``; dn ``(n, ny, nx)``, coefficients ``(n,)``."""
     n, ny, nx = dn.shape
     nan = np.float32(np.nan)
@@ -89,7 +89,7 @@ def _affine(dn, mult, add, factor, nodata, has_nodata, sat, has_sat, flag, out, 
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
-def _affine_cos(  # type: ignore[no-untyped-def]
+def _affine_cos(
     dn, mult, add, factor, cos_zenith, min_cos, nodata, has_nodata, sat, has_sat, flag, out, mask
 ):
     """As :func:`_affine`, divided by ``cos_zenith`` per pixel (``(1 or n, ny, nx)``);
@@ -118,7 +118,7 @@ def _affine_cos(  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
-def _cos_degrees(zenith, out):  # type: ignore[no-untyped-def]
+def _cos_degrees(zenith, out):
     """``out = cos(zenith)`` per pixel, taken in float64 and rounded once to ``out``'s dtype."""
     n, ny, nx = zenith.shape
     for r in prange(n * ny):
@@ -129,7 +129,7 @@ def _cos_degrees(zenith, out):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
-def _ndvi(  # type: ignore[no-untyped-def]
+def _ndvi(
     red, nir, ra, rb, rc, na, nb, nc, r_nd, r_has_nd, r_sat, r_has_sat,
     n_nd, n_has_nd, n_sat, n_has_sat, out,
 ):  # fmt: skip
@@ -384,10 +384,13 @@ def calibrate_block(
         out = np.empty(shape, dtype=np.float32)
     if out.dtype != np.float32 or out.shape != shape or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
-    want_mask = mask is not None and mask is not False
+    mask_arr: np.ndarray | None
     if mask is True:
-        mask = np.empty(shape, dtype=np.uint8)
-    mask_arr = mask if want_mask else None
+        mask_arr = np.empty(shape, dtype=np.uint8)
+    elif mask is None or mask is False:
+        mask_arr = None
+    else:
+        mask_arr = mask
     if mask_arr is not None and (
         mask_arr.dtype != np.uint8 or mask_arr.shape != shape or not mask_arr.flags.c_contiguous
     ):

@@ -103,16 +103,15 @@ class SpectralTests:
     """Snow has green reflectance above this (Fmask)."""
     snow_brightness_min: float = 0.35
     """Without SWIR: snow is brighter than this in the mean visible reflectance."""
-    snow_nir_red_max: float = 0.9
-    """Without SWIR: snow has ``nir < snow_nir_red_max * red`` (clouds are spectrally flat)."""
+    snow_nir_red_max: float = 0.95
+    """Without SWIR: snow has ``nir < snow_nir_red_max * red`` (0.88-0.92 for snow, 0.97-1.0
+    for thick clouds, which are spectrally flat from 0.65 to 0.85 um)."""
     snow_swir16_max: float = 0.2
     """With SWIR: snow is darker than this at 1.6 um (ice clouds are brighter)."""
     snow_swir22_max: float = 0.1
     """Where a 2.2 um band exists: snow is darker than this there."""
     water_ndwi_min: float = 0.0
     """Water needs McFeeters' NDWI ``(green - nir)/(green + nir)`` above this."""
-    dark_nir_max: float = 0.12
-    """Shadow candidates have NIR reflectance below this."""
 
     def args(self) -> tuple[float, ...]:
         """Thresholds in the order :func:`eo_pipeline.kernels.masks.spectral_flags` takes them."""
@@ -133,7 +132,6 @@ class SpectralTests:
             self.snow_swir16_max,
             self.snow_swir22_max,
             self.water_ndwi_min,
-            self.dark_nir_max,
         )
 
 
@@ -149,6 +147,14 @@ class ShadowSearch:
     """Highest cloud height in metres (Fmask: 12 km)."""
     max_distance_px: int = 1024
     """Cap on the shadow displacement in pixels (it is also the dask halo: memory per task)."""
+    dark_nir_max: float = 0.15
+    """Shadow candidates have NIR reflectance below this (the dark-pixel threshold of the
+    s2cloudless shadow recipe) ..."""
+    dark_ratio: float = 0.6
+    """... or below this fraction of the mean NIR of the cloud-free, water-free pixels around
+    them (shadows keep only diffuse light; catches shadowed snow and bright fields)."""
+    reference_radius_px: int = 64
+    """Half-width of the window of that local mean; 0 turns the relative test off."""
 
 
 def shadow_offsets(
@@ -555,7 +561,10 @@ def _spectral_scene(
                 f"max_distance_px={search.max_distance_px}; no cloud shadows searched",
                 stacklevel=3,
             )
-    halo = int(max(np.abs(rows).max(initial=0), np.abs(cols).max(initial=0))) + dilate
+    reach = int(max(np.abs(rows).max(initial=0), np.abs(cols).max(initial=0)))
+    if reach:
+        reach = max(reach, search.reference_radius_px)
+    halo = reach + dilate
     inputs = [ds[n] for n in names]
     layout = list(used[4:])
     if prior is not None:
@@ -572,6 +581,7 @@ def _spectral_scene(
             "thresholds": tests.args(),
             "offsets": (rows, cols),
             "dilate": int(dilate),
+            "search": search,
         },
         depth={"y": halo, "x": halo},
     )
@@ -587,6 +597,7 @@ def _spectral_block(
     thresholds: tuple[float, ...],
     offsets: tuple[np.ndarray, np.ndarray],
     dilate: int,
+    search: ShadowSearch,
 ) -> np.ndarray:
     named = dict(zip(layout, extra, strict=True))
     out = np.empty(blue.shape, np.uint8)
@@ -614,5 +625,20 @@ def _spectral_block(
             grown = np.empty_like(flags)
             k.dilate_flag(flags, k.CLOUD, dilate, k.CLEAR, grown)
             flags = grown
-        k.shadow_and_clear(flags, offsets[0], offsets[1], out[idx])
+        near_ir = f32(nir)
+        reference = _EMPTY32
+        if offsets[0].size and search.reference_radius_px > 0:
+            reference = np.empty(flags.shape, np.float32)
+            land = ((flags & (k.NODATA | k.CLOUD | k.WATER)) == 0).view(np.uint8)
+            k.box_mean(near_ir, land, search.reference_radius_px, reference)
+        k.shadow_and_clear(
+            flags,
+            near_ir,
+            reference,
+            search.dark_nir_max,
+            search.dark_ratio,
+            offsets[0],
+            offsets[1],
+            out[idx],
+        )
     return out

@@ -114,7 +114,7 @@ SURFACES = {  # TOA reflectance: blue, green, red, nir, swir16, swir22, cirrus
     "vegetation": (0.07, 0.09, 0.07, 0.32, 0.18, 0.08, 0.002),
     "soil": (0.11, 0.14, 0.19, 0.26, 0.33, 0.25, 0.002),
     "water": (0.09, 0.07, 0.04, 0.02, 0.01, 0.005, 0.001),
-    "cloud": (0.55, 0.52, 0.50, 0.50, 0.36, 0.22, 0.004),
+    "cloud": (0.55, 0.53, 0.51, 0.52, 0.36, 0.22, 0.004),  # flat: nir/red ~1
 }
 BANDS = ("blue", "green", "red", "nir", "swir16", "swir22", "cirrus")
 
@@ -156,7 +156,7 @@ def synthetic_scene(
         v *= (1 + 0.04 * rng.standard_normal((n, n))).astype(np.float32)
         # in shadow only the diffuse sky light remains (a quarter in the visible, less in NIR)
         v[shadow] *= 0.3 if i < 3 else 0.2
-        v[cloud] = SURFACES["cloud"][i] * (1 + 0.03 * rng.standard_normal(cloud.sum()))
+        v[cloud] = SURFACES["cloud"][i] * (1 + 0.015 * rng.standard_normal(cloud.sum()))
         data[f"B{i + 1}"] = xr.DataArray(
             v[None], dims=("time", "y", "x"), attrs={"common_name": b, "units": "1"}
         )

@@ -66,6 +66,7 @@ __all__ = [
     "SHADOW",
     "SNOW",
     "WATER",
+    "box_mean",
     "dilate_flag",
     "dn_nodata_saturation",
     "mask_names",
@@ -233,14 +234,12 @@ def spectral_flags(
     snow_swir16_max: float,
     snow_swir22_max: float,
     water_ndwi_min: float,
-    dark_nir_max: float,
     out: np.ndarray,
 ) -> None:
     """Per-pixel spectral tests on TOA reflectance (float32, NaN = nodata), one pass.
 
-    Writes nodata, saturated, cloud, cirrus, snow and water bits, and **bit 7 holds the
-    "dark" shadow candidate** (``not cloud and nir < dark_nir_max``), not ``clear``:
-    :func:`shadow_and_clear` turns candidates into shadows and recomputes ``clear``.
+    Writes nodata, saturated, cloud, cirrus, snow and water bits; ``shadow`` and ``clear``
+    are left to :func:`shadow_and_clear`.
 
     Tests (``vis = (blue + green + red) / 3``; ratios are written as products, so no test
     divides by zero; a NaN index fails every test):
@@ -349,8 +348,6 @@ def spectral_flags(
                 ndwi_ok = g - n > water_ndwi_min * (g + n) and g + n != 0.0
                 if ndwi_ok and ((ndvi < 0.01 and n < 0.11) or (ndvi < 0.1 and n < 0.05)):
                     m |= WATER
-                if n < dark_nir_max:
-                    m |= CLEAR  # temporary: dark shadow candidate
             if has_ci and ci > cirrus_min:
                 m |= CIRRUS
             out[r, c] = m
@@ -410,23 +407,107 @@ def dilate_flag(mask: np.ndarray, bit: int, radius: int, drop: int, out: np.ndar
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
+def box_mean(values: np.ndarray, weight: np.ndarray, radius: int, out: np.ndarray) -> None:
+    """Mean of ``values`` over the pixels with ``weight != 0`` in a square window.
+
+    Separable running sums (rows, then columns in blocks), O(1) per pixel whatever
+    ``radius``; NaN values and zero weights are left out; NaN where the window has none.
+
+    Parameters
+    ----------
+    values
+        float32 ``(rows, cols)``.
+    weight
+        uint8 ``(rows, cols)``: which pixels count.
+    radius
+        Window half-width in pixels (the window is ``2 radius + 1`` wide).
+    out
+        float32 ``(rows, cols)`` output.
+    """
+    rows, cols = values.shape
+    hsum = np.empty((rows, cols), np.float32)
+    hcnt = np.empty((rows, cols), np.int32)
+    for r in prange(rows):
+        acc = 0.0
+        cnt = 0
+        for c in range(min(radius, cols - 1) + 1):
+            v = values[r, c]
+            if weight[r, c] and not math.isnan(v):
+                acc += v
+                cnt += 1
+        for c in range(cols):
+            hsum[r, c] = acc
+            hcnt[r, c] = cnt
+            add = c + radius + 1
+            if add < cols:
+                v = values[r, add]
+                if weight[r, add] and not math.isnan(v):
+                    acc += v
+                    cnt += 1
+            sub = c - radius
+            if sub >= 0:
+                v = values[r, sub]
+                if weight[r, sub] and not math.isnan(v):
+                    acc -= v
+                    cnt -= 1
+    block = 64
+    for b in prange((cols + block - 1) // block):
+        c0 = b * block
+        c1 = min(cols, c0 + block)
+        acc_col = np.zeros(c1 - c0, np.float64)
+        cnt_col = np.zeros(c1 - c0, np.int64)
+        for r in range(min(radius, rows - 1) + 1):
+            for c in range(c0, c1):
+                acc_col[c - c0] += hsum[r, c]
+                cnt_col[c - c0] += hcnt[r, c]
+        for r in range(rows):
+            for c in range(c0, c1):
+                n = cnt_col[c - c0]
+                out[r, c] = acc_col[c - c0] / n if n > 0 else np.float32(np.nan)
+            add = r + radius + 1
+            sub = r - radius
+            for c in range(c0, c1):
+                if add < rows:
+                    acc_col[c - c0] += hsum[add, c]
+                    cnt_col[c - c0] += hcnt[add, c]
+                if sub >= 0:
+                    acc_col[c - c0] -= hsum[sub, c]
+                    cnt_col[c - c0] -= hcnt[sub, c]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
 def shadow_and_clear(
-    flags: np.ndarray, offset_rows: np.ndarray, offset_cols: np.ndarray, out: np.ndarray
+    flags: np.ndarray,
+    nir: np.ndarray,
+    reference: np.ndarray,
+    dark_nir_max: float,
+    dark_ratio: float,
+    offset_rows: np.ndarray,
+    offset_cols: np.ndarray,
+    out: np.ndarray,
 ) -> None:
     """Cloud shadows by projecting clouds away from the sun, then the ``clear`` bit.
 
-    ``flags`` comes from :func:`spectral_flags` (bit 7 = dark candidate). A dark, valid,
-    non-cloud pixel ``(r, c)`` is shadow when a cloud pixel lies at ``(r - dr, c - dc)`` for
-    some offset ``(dr, dc)``: the offsets are the displacements of a cloud's shadow over the
-    range of cloud heights, ``h / tan(sun_elevation)`` metres along ``sun_azimuth + 180``
-    degrees, in pixels (computed by the caller from the pixel size). Each pixel pulls from
-    its sun-ward ray, so rows run in parallel without write races. ``out`` gets the final
-    mask with ``clear`` recomputed from the other bits.
+    A valid pixel that is neither cloud nor water is a shadow candidate when it is dark:
+    ``nir < dark_nir_max``, or ``nir < dark_ratio * reference`` (darker than its
+    surroundings, e.g. shadowed snow). A candidate ``(r, c)`` is shadow when a cloud pixel lies
+    at ``(r - dr, c - dc)`` for some offset ``(dr, dc)``: the offsets are the displacements of
+    a cloud's shadow over the range of cloud heights, ``h / tan(sun_elevation)`` metres along
+    ``sun_azimuth + 180`` degrees, in pixels (computed by the caller from the pixel size).
+    Each pixel pulls from its sun-ward ray, so rows run in parallel without write races.
+    ``out`` gets the final mask, ``clear`` recomputed from the other bits.
 
     Parameters
     ----------
     flags
-        uint8 ``(rows, cols)`` from :func:`spectral_flags` (optionally dilated).
+        uint8 ``(rows, cols)`` from :func:`spectral_flags` (optionally dilated); bit 7 ignored.
+    nir
+        float32 NIR reflectance ``(rows, cols)``.
+    reference
+        float32 local reference NIR (e.g. :func:`box_mean` of clear land), or ``(0, 0)`` to use
+        the absolute threshold only.
+    dark_nir_max, dark_ratio
+        Absolute and relative darkness thresholds.
     offset_rows, offset_cols
         int64 arrays of equal length: shadow displacement in rows and columns.
     out
@@ -434,18 +515,20 @@ def shadow_and_clear(
     """
     rows, cols = flags.shape
     n_off = offset_rows.shape[0]
+    has_ref = reference.shape[0] == rows and reference.shape[1] == cols
     for r in prange(rows):
         for c in range(cols):
-            m = np.int64(flags[r, c])
-            dark = m & CLEAR
-            m &= ~CLEAR
-            if dark and not m & (NODATA | CLOUD):
-                for k in range(n_off):
-                    rr = r - offset_rows[k]
-                    cc = c - offset_cols[k]
-                    if 0 <= rr < rows and 0 <= cc < cols and flags[rr, cc] & CLOUD:
-                        m |= SHADOW
-                        break
+            m = np.int64(flags[r, c]) & ~CLEAR
+            if n_off and not m & (NODATA | CLOUD | WATER):
+                n = nir[r, c]
+                dark = n < dark_nir_max or (has_ref and n < dark_ratio * reference[r, c])
+                if dark:
+                    for k in range(n_off):
+                        rr = r - offset_rows[k]
+                        cc = c - offset_cols[k]
+                        if 0 <= rr < rows and 0 <= cc < cols and flags[rr, cc] & CLOUD:
+                            m |= SHADOW
+                            break
             if not m & NOT_CLEAR:
                 m |= CLEAR
             out[r, c] = m

@@ -170,14 +170,24 @@ def test_dilate_matches_numpy(mask: np.ndarray, radius: int) -> None:
     np.testing.assert_array_equal(out, reference_dilate(mask, k.CLOUD, radius, k.CLEAR))
 
 
-def reference_shadow(flags: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def reference_shadow(
+    flags: np.ndarray,
+    nir: np.ndarray,
+    reference: np.ndarray | None,
+    dark_max: float,
+    ratio: float,
+    rows: np.ndarray,
+    cols: np.ndarray,
+) -> np.ndarray:
     out = flags.astype(np.int64) & ~k.CLEAR
-    dark = (flags & k.CLEAR) != 0
+    dark = nir < dark_max
+    if reference is not None:
+        dark |= nir < ratio * reference
     cloud = (flags & k.CLOUD) != 0
     h, w = flags.shape
     for r in range(h):
         for c in range(w):
-            if not dark[r, c] or flags[r, c] & (k.NODATA | k.CLOUD):
+            if not dark[r, c] or flags[r, c] & (k.NODATA | k.CLOUD | k.WATER):
                 continue
             for dr, dc in zip(rows, cols, strict=True):
                 rr, cc = r - dr, c - dc
@@ -190,19 +200,51 @@ def reference_shadow(flags: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> n
 
 @settings(max_examples=60, deadline=None)
 @given(
-    flags=hnp.arrays(
-        np.uint8,
-        st.tuples(st.integers(1, 10), st.integers(1, 10)),
-        elements=st.sampled_from([0, 1, 2, 16, 64, 128, 144, 160]),
-    ),
+    data=st.data(),
+    shape=st.tuples(st.integers(1, 10), st.integers(1, 10)),
     offsets=st.lists(st.tuples(st.integers(-4, 4), st.integers(-4, 4)), max_size=6),
+    use_ref=st.booleans(),
 )
-def test_shadow_and_clear_matches_numpy(flags: np.ndarray, offsets) -> None:
+def test_shadow_and_clear_matches_numpy(data: st.DataObject, shape, offsets, use_ref) -> None:
+    flags = data.draw(
+        hnp.arrays(np.uint8, shape, elements=st.sampled_from([0, 1, 2, 8, 16, 64, 128, 160]))
+    )
+    nir = data.draw(hnp.arrays(np.float32, shape, elements=st.sampled_from([0.05, 0.2, 0.5])))
+    ref = data.draw(hnp.arrays(np.float32, shape, elements=st.sampled_from([0.1, 0.4, np.nan])))
     rows = np.array([o[0] for o in offsets], np.int64)
     cols = np.array([o[1] for o in offsets], np.int64)
     out = np.empty_like(flags)
-    k.shadow_and_clear(flags, rows, cols, out)
-    np.testing.assert_array_equal(out, reference_shadow(flags, rows, cols))
+    k.shadow_and_clear(flags, nir, ref if use_ref else E32, 0.15, 0.6, rows, cols, out)
+    expected = reference_shadow(flags, nir, ref if use_ref else None, 0.15, 0.6, rows, cols)
+    np.testing.assert_array_equal(out, expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    shape=st.tuples(st.integers(1, 12), st.integers(1, 12)),
+    radius=st.integers(0, 5),
+)
+def test_box_mean_matches_numpy(data: st.DataObject, shape, radius: int) -> None:
+    values = data.draw(
+        hnp.arrays(np.float32, shape, elements=st.floats(0, 1, width=32) | st.just(np.nan))
+    )
+    weight = data.draw(hnp.arrays(np.uint8, shape, elements=st.integers(0, 1)))
+    out = np.empty(shape, np.float32)
+    k.box_mean(values, weight, radius, out)
+    ok = (weight == 1) & ~np.isnan(values)
+    v = np.pad(np.where(ok, values, 0).astype(np.float64), radius)
+    n = np.pad(ok.astype(np.int64), radius)
+    h, w = shape
+    total = sum(
+        v[i : i + h, j : j + w] for i in range(2 * radius + 1) for j in range(2 * radius + 1)
+    )
+    count = sum(
+        n[i : i + h, j : j + w] for i in range(2 * radius + 1) for j in range(2 * radius + 1)
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 
 
 THRESHOLDS = SpectralTests().args()
@@ -224,7 +266,8 @@ def run_spectral(bands: dict[str, np.ndarray], prior: np.ndarray = E8) -> np.nda
         flags,
     )
     out = np.empty(shape, np.uint8)
-    k.shadow_and_clear(flags, np.empty(0, np.int64), np.empty(0, np.int64), out)
+    none = np.empty(0, np.int64)
+    k.shadow_and_clear(flags, bands["nir"], E32, 0.15, 0.6, none, none, out)
     return out
 
 

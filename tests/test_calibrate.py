@@ -191,6 +191,19 @@ def test_dataarray_single_band() -> None:
     np.testing.assert_array_equal(da.values, calibrate(ds)["B4"].values)
 
 
+def test_two_dimensional_band_with_scalar_sun_coords() -> None:
+    ds = make_ds({"B4": LANDSAT}).isel(time=0)  # dims (y, x); sun numbers become scalars
+    assert ds["B4"].dims == ("y", "x")
+    scene = calibrate(ds["B4"])
+    dn = ds["B4"].values.astype(np.float64)
+    want = (2e-05 * dn - 0.1) / np.sin(np.radians(59.5))
+    want[0, :2] = np.nan
+    assert_f32(scene.values, want)
+    pixel = calibrate(ds["B4"].chunk({"x": 4}), per_pixel_sun=True)
+    assert pixel.dims == ("y", "x")
+    np.testing.assert_allclose(pixel.values, scene.values, rtol=2e-2)
+
+
 def test_per_pixel_sun_uses_each_pixel_position() -> None:
     to_wgs84 = pyproj.Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
     ds = make_ds({"B4": LANDSAT, "B3": KAZ}, shape=(5, 7))

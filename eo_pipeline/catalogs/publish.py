@@ -83,6 +83,10 @@ _PER_ITEM = (
     "proj:bbox",
     "proj:geometry",
     "proj:centroid",
+    "proj:code",
+    "proj:epsg",
+    "proj:wkt2",
+    "proj:projjson",
     "eo_pipeline:calibration",
     "created",
     "updated",
@@ -312,6 +316,9 @@ def publish(
         cid = item.collection_id or ""
         if cfg.only and cid not in cfg.only:
             continue
+        dropped = [k for k, a in item.assets.items() if set(a.roles or ()) & set(cfg.exclude_roles)]
+        for key in dropped:  # e.g. the simulator's ground truth: not for sale
+            del item.assets[key]
         groups.setdefault(cid, []).append(item)
     if not groups:
         raise CatalogError(f"{source_catalog}: no items to publish (config.only={list(cfg.only)})")

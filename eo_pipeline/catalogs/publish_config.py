@@ -196,6 +196,8 @@ class PublishConfig:
     """Per-collection offers keyed by source collection id."""
     only: tuple[str, ...] = ()
     """Publish only these source collections (default: every one)."""
+    exclude_roles: tuple[str, ...] = ("truth",)
+    """Assets with any of these roles are not published (the simulator's ground truth)."""
 
     def offer(self, collection_id: str) -> Offer:
         """The offer for ``collection_id`` (the defaults when the config names none)."""
@@ -232,7 +234,7 @@ class PublishConfig:
                 o["keywords"] = tuple(o.get("keywords", ()))
                 offers[cid] = Offer(**o)
             kwargs["collections"] = offers
-            for key in ("keywords", "only"):
+            for key in ("keywords", "only", "exclude_roles"):
                 if key in data:
                     kwargs[key] = tuple(data[key])
             cfg = cls(**kwargs)

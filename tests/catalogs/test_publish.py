@@ -174,3 +174,23 @@ def test_bad_config_names_the_key(data: dict, words: str) -> None:
 def test_empty_source_refused(source: Path, tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="no items to publish"):
         publish(source, tmp_path / "export", PublishConfig(only=("no-such-collection",)))
+
+
+def test_truth_assets_are_not_for_sale(source: Path, tmp_path: Path) -> None:
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(source.parent, src)
+    item_json = next((src / "kazeosat1-l2").glob("*/*.json"))
+    shutil.copyfile(next(item_json.parent.glob("*_B1.tif")), item_json.parent / "truth.tif")
+    doc = _json(item_json)
+    doc["assets"]["truth_class"] = {"href": "./truth.tif", "roles": ["truth"], "title": "truth"}
+    item_json.write_text(json.dumps(doc))
+    publish(src / "catalog.json", tmp_path / "export", PublishConfig(only=("kazeosat1-l2",)))
+    out = _json(tmp_path / "export" / "kazeosat1-l2" / item_json.parent.name / item_json.name)
+    assert set(out["assets"]) == {"B1", "B2"}
+    assert not (tmp_path / "export" / "kazeosat1-l2" / item_json.parent.name / "truth.tif").exists()
+    kept = PublishConfig(only=("kazeosat1-l2",), exclude_roles=())
+    publish(src / "catalog.json", tmp_path / "export2", kept)
+    out = _json(tmp_path / "export2" / "kazeosat1-l2" / item_json.parent.name / item_json.name)
+    assert "truth_class" in out["assets"]

@@ -385,7 +385,12 @@ def serve_cli(args: argparse.Namespace) -> int:
     """
     ttl = int(os.environ.get("EO_PIPELINE_LINK_TTL", "3600"))
     app = create_app(args.catalog, link_ttl=ttl)
-    print(f"serving {args.catalog} at http://{args.host}:{args.port}/", flush=True)
+    print(
+        f"serving {args.catalog} at http://{args.host}:{args.port}/ (Ctrl-C to stop); add "
+        f"customers with `eo-pipeline customers --catalog {args.catalog} add NAME --collections "
+        "ID,...`",
+        flush=True,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

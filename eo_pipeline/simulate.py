@@ -54,7 +54,7 @@ import shutil
 import uuid
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -204,35 +204,73 @@ def _resample_cos(cosz: np.ndarray, fine: int, up: int) -> np.ndarray:
     return np.repeat(np.repeat(cosz, k, axis=0), k, axis=1)
 
 
-def _make_scene(
-    sensor: Sensor, grid: _Grid, seed: int, index: int, noise: bool, workdir: Path
-) -> pystac.Item:
+@dataclass(frozen=True)
+class _Scene:
+    """Everything drawn for one scene before its pixels are made."""
+
+    sensor: Sensor
+    """The sensor simulated."""
+    grid: _Grid
+    """Its pixel grids."""
+    place: Placement
+    """Where and when."""
+    land: lc.LandscapeParams
+    """The landscape."""
+    cloud: lc.CloudParams
+    """The clouds."""
+    swath: SwathEdge
+    """The swath edge (maybe none)."""
+    tables: _Tables
+    """Reflectance lookup tables per band."""
+    invs: tuple[InverseCalibration, ...]
+    """Inverse calibration per band."""
+    cosz: np.ndarray
+    """float32 cos(sun zenith) on the truth grid."""
+
+    def cloud_value(self, i: int) -> float:
+        """The cloud reflectance in band ``i`` (library-shaped, scaled by the scene's thickness)."""
+        return min(1.0, float(self.tables.cloud[i]) * self.cloud.brightness)
+
+
+def _draw_scene(sensor: Sensor, grid: _Grid, seed: int, index: int) -> _Scene:
     extent = grid.size * grid.gsd
     snap = max(b.gsd for b in sensor.bands)
     place = place_scene(_rng(seed, sensor.name, index, 1), sensor, extent_m=extent, snap=snap)
-    month = place.datetime.month
-    fine_px = grid.gsd / grid.fine
-    land = lc.LandscapeParams.draw(_rng(seed, sensor.name, index, 2), month=month,
-                                   extent_m=extent, pixel_m=fine_px)  # fmt: skip
-    cloud = lc.CloudParams.draw(_rng(seed, sensor.name, index, 3), extent_m=extent)
-    swath = SwathEdge.draw(_rng(seed, sensor.name, index, 4), extent)
-    zenith, azimuth = 90.0 - place.sun_elevation, place.sun_azimuth
-    tables = _Tables(sensor)
-    invs = [
+    land = lc.LandscapeParams.draw(
+        _rng(seed, sensor.name, index, 2),
+        month=place.datetime.month,
+        extent_m=extent,
+        pixel_m=grid.gsd / grid.fine,
+    )
+    invs = tuple(
         inverse_calibration(sensor, b, earth_sun_distance=place.earth_sun_distance)
         for b in sensor.bands
-    ]
-    cosz = cos_zenith_grid(place, grid.gsd, grid.size, grid.size)
+    )
+    return _Scene(
+        sensor=sensor,
+        grid=grid,
+        place=place,
+        land=land,
+        cloud=lc.CloudParams.draw(_rng(seed, sensor.name, index, 3), extent_m=extent),
+        swath=SwathEdge.draw(_rng(seed, sensor.name, index, 4), extent),
+        tables=_Tables(sensor),
+        invs=invs,
+        cosz=cos_zenith_grid(place, grid.gsd, grid.size, grid.size),
+    )
 
+
+def _make_scene(
+    sensor: Sensor, grid: _Grid, seed: int, index: int, noise: bool, workdir: Path
+) -> pystac.Item:
+    scene = _draw_scene(sensor, grid, seed, index)
+    place = scene.place
     n = grid.size
     truth = np.empty((len(sensor.bands), n, n), np.float32)
     classes = np.empty((n, n), np.uint8)
     dns = {b.id: np.empty((grid.band_pixels(b.id),) * 2, np.dtype(b.dtype)) for b in sensor.bands}
-    noise_rngs = [_rng(seed, sensor.name, index, 100 + i) for i in range(len(sensor.bands))]
+    rngs = [_rng(seed, sensor.name, index, 100 + i) for i in range(len(sensor.bands))]
     for t0 in range(0, n, grid.strip):
-        t1 = min(n, t0 + grid.strip)
-        _strip(sensor, grid, place, land, cloud, swath, tables, invs, cosz, (zenith, azimuth),
-               t0, t1, truth, classes, dns, noise_rngs if noise else None)  # fmt: skip
+        _strip(scene, t0, min(n, t0 + grid.strip), truth, classes, dns, rngs if noise else None)
 
     item_id = f"{sensor.name}_sim_{place.datetime:%Y%m%dT%H%M%S}_s{seed}_{index:03d}"
     transform = Affine(grid.gsd, 0.0, place.left, 0.0, -grid.gsd, place.top)
@@ -240,112 +278,131 @@ def _make_scene(
     for b in sensor.bands:
         px = grid.band_pixel_size(b.id)
         written = write_cog(
-            workdir / f"{item_id}_{b.id}.tif", dns.pop(b.id), crs=place.epsg,
-            transform=Affine(px, 0.0, place.left, 0.0, -px, place.top), nodata=b.nodata,
+            workdir / f"{item_id}_{b.id}.tif",
+            dns.pop(b.id),
+            crs=place.epsg,
+            transform=Affine(px, 0.0, place.left, 0.0, -px, place.top),
+            nodata=b.nodata,
             descriptions=[b.id],
-        )  # fmt: skip
+        )
         files[b.id] = (written, AssetSpec(b.id, written.path, bands=(b.id,)))
-    written = write_cog(workdir / f"{item_id}_truth_reflectance.tif", truth, crs=place.epsg,
-                        transform=transform, nodata=float("nan"), descriptions=list(sensor.band_ids))  # fmt: skip
-    del truth
-    files["truth_reflectance"] = (written, AssetSpec(
-        "truth_reflectance", written.path, roles=("truth",), bands=sensor.band_ids, unit="1",
-        title="TOA reflectance truth (no atmosphere), one band per sensor band",
-    ))  # fmt: skip
-    written = write_cog(workdir / f"{item_id}_truth_class.tif", classes, crs=place.epsg,
-                        transform=transform, nodata=lc.NODATA, descriptions=["class"])  # fmt: skip
-    files["truth_class"] = (written, AssetSpec(
-        "truth_class", written.path, roles=("truth",), title="Land cover, cloud and shadow classes",
-        extra_fields={"eo_pipeline:classes": {str(k): v for k, v in lc.CLASSES.items()}},
-    ))  # fmt: skip
-
-    valid = classes != lc.NODATA
-    cover = (
-        100.0 * float(np.isin(classes[valid], (lc.CLOUD, lc.THIN_CLOUD)).mean())
-        if valid.any()
-        else 0.0
+    written = write_cog(
+        workdir / f"{item_id}_truth_reflectance.tif",
+        truth,
+        crs=place.epsg,
+        transform=transform,
+        nodata=float("nan"),
+        descriptions=list(sensor.band_ids),
     )
+    del truth
+    files["truth_reflectance"] = (
+        written,
+        AssetSpec(
+            "truth_reflectance",
+            written.path,
+            roles=("truth",),
+            bands=sensor.band_ids,
+            unit="1",
+            title="TOA reflectance truth (no atmosphere), one band per sensor band",
+        ),
+    )
+    written = write_cog(
+        workdir / f"{item_id}_truth_class.tif",
+        classes,
+        crs=place.epsg,
+        transform=transform,
+        nodata=lc.NODATA,
+        descriptions=["class"],
+    )
+    files["truth_class"] = (
+        written,
+        AssetSpec(
+            "truth_class",
+            written.path,
+            roles=("truth",),
+            title="Land cover, cloud and shadow classes",
+            extra_fields={"eo_pipeline:classes": {str(k): v for k, v in lc.CLASSES.items()}},
+        ),
+    )
+    valid = classes != lc.NODATA
+    cloudy = np.isin(classes[valid], (lc.CLOUD, lc.THIN_CLOUD))
+    cover = 100.0 * float(cloudy.mean()) if valid.any() else 0.0
     names = {k: v[0].path.name for k, v in files.items()}
-    meta = _metadata(sensor, grid, place, invs, item_id, cover, names, swath.side != 0)
-    specs = []
-    for written, spec in files.values():
-        extra = {**spec.extra_fields, "file:checksum": written.multihash}
-        specs.append(_with_extra(spec, extra))
-    props = {"eo_pipeline:simulated": True, "eo_pipeline:seed": seed,
-             "eo_pipeline:noise": noise, "eo_pipeline:scene_index": index}  # fmt: skip
+    meta = _metadata(scene, item_id, cover, names)
+    specs = [
+        replace(spec, extra_fields={**spec.extra_fields, "file:checksum": w.multihash})
+        for w, spec in files.values()
+    ]
+    props = {
+        "eo_pipeline:simulated": True,
+        "eo_pipeline:seed": seed,
+        "eo_pipeline:noise": noise,
+        "eo_pipeline:scene_index": index,
+    }
     return build_item(meta, specs, item_id=item_id, properties=props, checksum=False)
 
 
-def _with_extra(spec: AssetSpec, extra: dict[str, object]) -> AssetSpec:
-    from dataclasses import replace
-
-    return replace(spec, extra_fields=extra)
-
-
-def _strip(sensor, grid, place, land, cloud, swath, tables, invs, cosz, sun, t0, t1,
-           truth, classes, dns, noise_rngs) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
-    """Generate truth rows ``t0:t1`` and every band's matching rows."""
+def _strip(
+    scene: _Scene,
+    t0: int,
+    t1: int,
+    truth: np.ndarray,
+    classes: np.ndarray,
+    dns: dict[str, np.ndarray],
+    rngs: Sequence[np.random.Generator] | None,
+) -> None:
+    """Generate truth rows ``t0:t1`` and every band's matching rows (in place)."""
+    sensor, grid, cloud, swath = scene.sensor, scene.grid, scene.cloud, scene.swath
     f = grid.fine
-    fine_px = grid.gsd / f
     rows, cols = (t1 - t0) * f, grid.size * f
     y0 = -t0 * grid.gsd
-    cls, mix, bright = lc.landcover(land, x0=0.0, y0=y0, pixel=fine_px, rows=rows, cols=cols)
-    alpha, shadow = lc.clouds(cloud, sun_zenith=sun[0], sun_azimuth=sun[1], x0=0.0, y0=y0,
-                              pixel=fine_px, rows=rows, cols=cols)  # fmt: skip
+    sun = {"sun_zenith": 90.0 - scene.place.sun_elevation, "sun_azimuth": scene.place.sun_azimuth}
+    fine_grid = {"x0": 0.0, "y0": y0, "pixel": grid.gsd / f, "rows": rows, "cols": cols}
+    cls, mix, bright = lc.landcover(scene.land, **fine_grid)
+    alpha, shadow = lc.clouds(cloud, **sun, **fine_grid)
     fine_rho: dict[int, np.ndarray] = {}
-    for i, b in enumerate(sensor.bands):
-        if b.id not in tables.pan:
+    pan_ids = [i for i, b in enumerate(sensor.bands) if scene.tables.pan.get(b.id)]
+    for i in range(len(sensor.bands)):
+        if i not in pan_ids:  # PAN with no MS band in its pass band samples its own centre
             fine_rho[i] = surface_reflectance(
-                cls, mix, bright, alpha, shadow, primary=tables.primary[i],
-                secondary=tables.secondary[i], cloud=min(1.0, float(tables.cloud[i]) * cloud.brightness),
+                cls,
+                mix,
+                bright,
+                alpha,
+                shadow,
+                primary=scene.tables.primary[i],
+                secondary=scene.tables.secondary[i],
+                cloud=scene.cloud_value(i),
                 shadow_strength=cloud.shadow_strength,
-            )  # fmt: skip
-    for i, b in enumerate(sensor.bands):
-        if b.id in tables.pan:
-            weights = tables.pan[b.id]
-            if weights:
-                acc = np.zeros((rows, cols), np.float32)
-                for j, w in weights.items():
-                    acc += np.float32(w) * fine_rho[j]
-                fine_rho[i] = acc
-            else:  # no MS band in the pass band: sample the spectra at the PAN centre
-                fine_rho[i] = surface_reflectance(
-                    cls, mix, bright, alpha, shadow, primary=tables.primary[i],
-                    secondary=tables.secondary[i], cloud=min(1.0, float(tables.cloud[i]) * cloud.brightness),
-                    shadow_strength=cloud.shadow_strength,
-                )  # fmt: skip
+            )
+    for i in pan_ids:
+        acc = np.zeros((rows, cols), np.float32)
+        for j, w in scene.tables.pan[sensor.bands[i].id].items():
+            acc += np.float32(w) * fine_rho[j]
+        fine_rho[i] = acc
     outside_t = swath.mask(grid.gsd, t0, t1 - t0, grid.size)
     for i, b in enumerate(sensor.bands):
-        tb = block_mean(fine_rho[i], f)
-        tb[outside_t] = np.nan
-        truth[i, t0:t1] = tb
         up = grid.up[b.id]
         r0, r1 = t0 * f // up, t1 * f // up
-        band_px = grid.band_pixel_size(b.id)
         rho_b = block_mean(fine_rho[i], up)
-        cos_b = _resample_cos(cosz[t0:t1], f, up)
-        outside = swath.mask(band_px, r0, r1 - r0, rho_b.shape[1])
+        outside = swath.mask(grid.band_pixel_size(b.id), r0, r1 - r0, rho_b.shape[1])
         normal = None
-        if noise_rngs is not None:
-            normal = noise_rngs[i].standard_normal(rho_b.shape, dtype=np.float32)
-        dns[b.id][r0:r1] = to_dn(rho_b, cos_b, invs[i], b, outside=outside, normal=normal)
+        if rngs is not None:
+            normal = rngs[i].standard_normal(rho_b.shape, dtype=np.float32)
+        cos_b = _resample_cos(scene.cosz[t0:t1], f, up)
+        dns[b.id][r0:r1] = to_dn(rho_b, cos_b, scene.invs[i], b, outside=outside, normal=normal)
+        truth[i, t0:t1] = np.where(outside_t, np.float32(np.nan), block_mean(fine_rho[i], f))
     if f > 1:  # classes at the truth pixels' centres
-        cls, _, _ = lc.landcover(land, x0=0.0, y0=y0, pixel=grid.gsd, rows=t1 - t0, cols=grid.size)
-        alpha, shadow = lc.clouds(cloud, sun_zenith=sun[0], sun_azimuth=sun[1], x0=0.0, y0=y0,
-                                  pixel=grid.gsd, rows=t1 - t0, cols=grid.size)  # fmt: skip
+        truth_grid = {"x0": 0.0, "y0": y0, "pixel": grid.gsd, "rows": t1 - t0, "cols": grid.size}
+        cls, _, _ = lc.landcover(scene.land, **truth_grid)
+        alpha, shadow = lc.clouds(cloud, **sun, **truth_grid)
     classes[t0:t1] = _classes(cls, alpha, shadow, cloud.shadow_strength, outside_t)
 
 
-def _metadata(
-    sensor: Sensor,
-    grid: _Grid,
-    place: Placement,
-    invs: Sequence[InverseCalibration],
-    item_id: str,
-    cover: float,
-    files: dict[str, str],
-    edge: bool,
-) -> SceneMetadata:
+def _metadata(scene: _Scene, item_id: str, cover: float, files: dict[str, str]) -> SceneMetadata:
+    sensor, grid, place = scene.sensor, scene.grid, scene.place
+    invs = scene.invs
+    edge = scene.swath.side != 0
     extent = grid.size * grid.gsd
     bounds = (place.left, place.top - extent, place.left + extent, place.top)
     fp = footprint_from_bounds(bounds, place.epsg)

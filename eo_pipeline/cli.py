@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="simulate L1 scenes of a sensor over Kazakhstan")
     p.add_argument("--sensor", required=True)
     p.add_argument("--scenes", type=int, default=1)
-    p.add_argument("--size", type=int, default=1024, help="scene width/height in pixels of the coarsest MS band")
+    p.add_argument("--size", type=int, default=1024, help="pixels per side of the finest multispectral grid (PAN bands get 2-4x more)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-noise", action="store_true", help="switch sensor noise off")
     p.add_argument("--format", choices=["cog", "dimap"], default="cog")

@@ -143,7 +143,16 @@ def apply_kernel(
         keep_attrs=False,
     )
     results = result if isinstance(result, tuple) else (result,)
+    # keep_attrs=False drops coordinate attrs too, and the CRS lives in spatial_ref's attrs
+    coord_attrs: dict[Any, dict[str, Any]] = {}
+    for obj in objs:
+        for cname, coord in getattr(obj, "coords", {}).items():
+            if coord.attrs and cname not in coord_attrs:
+                coord_attrs[cname] = dict(coord.attrs)
     for r, dtype in zip(results, output_dtypes, strict=True):
+        for cname, cattrs in coord_attrs.items():
+            if cname in r.coords and not r.coords[cname].attrs:
+                r.coords[cname].attrs.update(cattrs)
         if r.dtype != np.dtype(dtype):
             raise TypeError(f"kernel {name or func} returned {r.dtype}, declared {np.dtype(dtype)}")
         if attrs:

@@ -248,32 +248,35 @@ def _crs(ds: xr.Dataset) -> Any:
     return None
 
 
+ZENITH_LATTICE = 16
+"""Pixels between exact solar positions in per-pixel mode (bilinear in between; see
+:func:`eo_pipeline.kernels.solar.zenith_grid`)."""
+
+
 def _zenith_block(jd: np.ndarray, yy: np.ndarray, xx: np.ndarray, *, crs_wkt: str) -> np.ndarray:
     """Per-pixel sun zenith (float32 degrees) of one block; ``jd`` (t,1,1), ``yy`` (1,y,1), ``xx`` (1,1,x)."""
     import pyproj
 
-    lon, lat = _lonlat(pyproj.CRS.from_user_input(crs_wkt), xx.reshape(-1), yy.reshape(-1))
+    y, x = yy.reshape(-1), xx.reshape(-1)
+    rows, cols = solar.lattice(y.size, ZENITH_LATTICE), solar.lattice(x.size, ZENITH_LATTICE)
+    lon, lat = _lonlat(pyproj.CRS.from_user_input(crs_wkt), x[cols], y[rows])
     jd_v = np.asarray(jd, dtype=np.float64).reshape(-1)
-    out = np.empty((jd_v.size, *lat.shape), dtype=np.float32)
+    out = np.empty((jd_v.size, y.size, x.size), dtype=np.float32)
     for t, day in enumerate(jd_v):
-        out[t] = solar.solar_position(float(day), lat, lon)[0]
+        out[t] = solar.zenith_grid(float(day), lat, lon, rows, cols, (y.size, x.size))
     return out.reshape(np.broadcast_shapes(jd.shape, yy.shape, xx.shape))
 
 
 def _lonlat(crs: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Float32 (lon, lat) grids of pixel centres ``x`` (cols) and ``y`` (rows) in ``crs``."""
+    """(lon, lat) grids in degrees (float64) of pixel centres ``x`` (cols) and ``y`` (rows) in ``crs``."""
     import pyproj
 
     xg, yg = np.meshgrid(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
     if crs.is_geographic:
-        lon, lat = xg, yg
-    else:
-        tr = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-        lon, lat = tr.transform(xg, yg)
-    return (
-        np.ascontiguousarray(lon, dtype=np.float32),
-        np.ascontiguousarray(lat, dtype=np.float32),
-    )
+        return xg, yg
+    tr = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    lon, lat = tr.transform(xg, yg)
+    return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
 
 
 def _pixel_zenith(ds: xr.Dataset, template: xr.DataArray, max_zenith: float) -> xr.DataArray:

@@ -42,7 +42,14 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["earth_sun_distance", "julian_day", "solar_position", "sun_ephemeris"]
+__all__ = [
+    "earth_sun_distance",
+    "julian_day",
+    "lattice",
+    "solar_position",
+    "sun_ephemeris",
+    "zenith_grid",
+]
 
 _JD_UNIX_EPOCH = 2440587.5
 _JD_J2000 = 2451545.0
@@ -263,3 +270,83 @@ def solar_position(when: Any, lat: Any, lon: Any) -> tuple[Any, Any]:
         jd_f = np.ascontiguousarray(np.broadcast_to(jd, shape), dtype=np.float64).ravel()
         _position_per_time(jd_f, lat_f, lon_f, zen, az)
     return zen.reshape(shape), az.reshape(shape)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
+def _bilinear(coarse, rows, cols, out):
+    """Upsample ``coarse[len(rows), len(cols)]`` (values at pixel ``rows`` x ``cols``) to ``out``."""
+    ny, nx = out.shape
+    nr = rows.shape[0]
+    nc = cols.shape[0]
+    seg_x = np.empty(nx, dtype=np.int64)
+    w_x = np.empty(nx, dtype=np.float64)
+    k = 0
+    for j in range(nx):
+        while k < nc - 2 and cols[k + 1] <= j:
+            k += 1
+        seg_x[j] = k
+        span = cols[k + 1] - cols[k] if nc > 1 else 1
+        w_x[j] = (j - cols[k]) / span if nc > 1 else 0.0
+    for i in prange(ny):
+        r = 0
+        while r < nr - 2 and rows[r + 1] <= i:
+            r += 1
+        wy = (i - rows[r]) / (rows[r + 1] - rows[r]) if nr > 1 else 0.0
+        r1 = r + 1 if nr > 1 else r
+        for j in range(nx):
+            c = seg_x[j]
+            c1 = c + 1 if nc > 1 else c
+            wx = w_x[j]
+            top = coarse[r, c] * (1.0 - wx) + coarse[r, c1] * wx
+            bottom = coarse[r1, c] * (1.0 - wx) + coarse[r1, c1] * wx
+            out[i, j] = top * (1.0 - wy) + bottom * wy
+
+
+def lattice(n: int, step: int) -> np.ndarray:
+    """Pixel indices ``0, step, 2*step, ..., n-1`` (the last pixel always included).
+
+    Examples
+    --------
+    >>> lattice(10, 4).tolist()
+    [0, 4, 8, 9]
+    """
+    idx = np.arange(0, n, max(1, step), dtype=np.int64)
+    return idx if idx[-1] == n - 1 else np.append(idx, n - 1)
+
+
+def zenith_grid(
+    when: Any,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    shape: tuple[int, int],
+    dtype: Any = np.float32,
+) -> np.ndarray:
+    """Sun zenith on a full ``shape`` grid from exact values on a coarse lattice.
+
+    ``lat``/``lon`` (degrees, shape ``(len(rows), len(cols))``) are the pixel centres at
+    rows ``rows`` and columns ``cols`` (increasing, first 0, last ``shape - 1``; see
+    :func:`lattice`); the zenith is exact there and bilinear in between. The zenith field
+    is smooth (about 1 degree per 111 km), so a 16-pixel lattice of even 500 m pixels is
+    within 1e-4 degree of the exact per-pixel value, at a fraction of the cost.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rows, cols = lattice(5, 4), lattice(3, 4)  # [0, 4] and [0, 2]
+    >>> lat = np.array([[50.0, 50.0], [49.9, 49.9]])
+    >>> lon = np.array([[70.0, 70.1], [70.0, 70.1]])
+    >>> zen = zenith_grid("2021-06-21T06:00", lat, lon, rows, cols, (5, 3))
+    >>> zen.shape, zen.dtype
+    ((5, 3), dtype('float32'))
+    """
+    zen, _ = solar_position(when, np.asarray(lat, dtype=np.float64), np.asarray(lon, np.float64))
+    out = np.empty(shape, dtype=dtype)
+    _bilinear(
+        np.ascontiguousarray(zen, dtype=np.float64),
+        np.asarray(rows, dtype=np.int64),
+        np.asarray(cols, dtype=np.int64),
+        out,
+    )
+    return out

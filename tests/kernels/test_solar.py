@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 from eo_pipeline.kernels.solar import (
     earth_sun_distance,
     julian_day,
+    lattice,
     solar_position,
     sun_ephemeris,
+    zenith_grid,
 )
 from tests.conftest import LANDSAT_ID
 
@@ -137,3 +139,23 @@ def test_zenith_and_azimuth_ranges(lat: float, lon: float, minutes: int) -> None
     # Sun elevation never exceeds 90 - |lat - declination|.
     decl = sun_ephemeris(when)[0]
     assert zenith >= abs(lat - decl) - 1e-6
+
+
+@pytest.mark.parametrize(
+    ("shape", "step"), [((200, 300), 16), ((1, 7), 16), ((5, 1), 2), ((33, 17), 1)]
+)
+def test_zenith_grid_matches_exact_positions(shape: tuple[int, int], step: int) -> None:
+    import pyproj
+
+    ny, nx = shape
+    x = 528300.0 + 450.0 * (np.arange(nx) + 0.5)  # 450 m pixels, UTM 19S (the Landsat scene)
+    y = -1482300.0 - 450.0 * (np.arange(ny) + 0.5)
+    to_wgs84 = pyproj.Transformer.from_crs(32619, 4326, always_xy=True)
+    lon, lat = to_wgs84.transform(*np.meshgrid(x, y))
+    rows, cols = lattice(ny, step), lattice(nx, step)
+    assert rows[0] == 0 and rows[-1] == ny - 1 and cols[-1] == nx - 1
+    when = "2019-01-14T14:34:30"
+    grid = zenith_grid(when, lat[np.ix_(rows, cols)], lon[np.ix_(rows, cols)], rows, cols, shape)
+    exact, _ = solar_position(when, lat, lon)
+    assert grid.dtype == np.float32 and grid.shape == shape
+    np.testing.assert_allclose(grid, exact, rtol=0, atol=1e-4)

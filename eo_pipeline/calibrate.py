@@ -444,7 +444,7 @@ def calibrate(
     plans = {k: _plan(ds[k], to, n_time, distance) for k in bands}
     needs_sun = [k for k, p in plans.items() if p.uses_zenith]
     zenith_scene: Any = None
-    zenith_pixel: xr.DataArray | None = None
+    zenith_pixel: dict[Any, xr.DataArray] = {}  # one lazy field per (dims, chunks)
     if needs_sun and not per_pixel_sun:
         if elevation is None:
             raise CalibrationError(
@@ -473,9 +473,10 @@ def calibrate(
         values: dict[str, Any] = {"mult": plan.mult, "add": plan.add, "factor": plan.factor}
         if plan.uses_zenith:
             if per_pixel_sun:
-                if zenith_pixel is None:
-                    zenith_pixel = _pixel_zenith(ds, var, max_zenith)
-                values["sun_zenith"] = zenith_pixel
+                grid = (var.dims, var.chunks)
+                if grid not in zenith_pixel:
+                    zenith_pixel[grid] = _pixel_zenith(ds, var, max_zenith)
+                values["sun_zenith"] = zenith_pixel[grid]
             else:
                 values["sun_zenith"] = zenith_scene
         names: list[str] = []

@@ -253,18 +253,38 @@ ZENITH_LATTICE = 16
 :func:`eo_pipeline.kernels.solar.zenith_grid`)."""
 
 
-def _zenith_block(jd: np.ndarray, yy: np.ndarray, xx: np.ndarray, *, crs_wkt: str) -> np.ndarray:
-    """Per-pixel sun zenith (float32 degrees) of one block; ``jd`` (t,1,1), ``yy`` (1,y,1), ``xx`` (1,1,x)."""
+def _zenith_block(
+    jd: np.ndarray,
+    gy: np.ndarray,
+    gx: np.ndarray,
+    *,
+    crs_wkt: str,
+    nodes: tuple[np.ndarray, np.ndarray],
+    node_coords: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Per-pixel sun zenith (float32 degrees) of one block.
+
+    ``jd`` (t,1,1) Julian days; ``gy`` (1,y,1), ``gx`` (1,1,x) the block's global row and
+    column numbers. Exact positions on the scene-wide lattice ``nodes`` (row and column
+    numbers, with their coordinates ``node_coords``), bilinear in between: the same value
+    for a pixel whatever the chunking.
+    """
     import pyproj
 
-    y, x = yy.reshape(-1), xx.reshape(-1)
-    rows, cols = solar.lattice(y.size, ZENITH_LATTICE), solar.lattice(x.size, ZENITH_LATTICE)
-    lon, lat = _lonlat(pyproj.CRS.from_user_input(crs_wkt), x[cols], y[rows])
+    rows_g, cols_g = gy.reshape(-1), gx.reshape(-1)
+    picked = []
+    for g, axis_nodes in ((rows_g, nodes[0]), (cols_g, nodes[1])):
+        lo = max(0, int(np.searchsorted(axis_nodes, g[0], side="right")) - 1)
+        hi = int(np.searchsorted(axis_nodes, g[-1], side="left"))
+        picked.append(np.arange(lo, min(hi, axis_nodes.size - 1) + 1))
+    (ri, ci), crs = picked, pyproj.CRS.from_user_input(crs_wkt)
+    lon, lat = _lonlat(crs, node_coords[1][ci], node_coords[0][ri])
+    rows, cols = nodes[0][ri] - rows_g[0], nodes[1][ci] - cols_g[0]
     jd_v = np.asarray(jd, dtype=np.float64).reshape(-1)
-    out = np.empty((jd_v.size, y.size, x.size), dtype=np.float32)
+    out = np.empty((jd_v.size, rows_g.size, cols_g.size), dtype=np.float32)
     for t, day in enumerate(jd_v):
-        out[t] = solar.zenith_grid(float(day), lat, lon, rows, cols, (y.size, x.size))
-    return out.reshape(np.broadcast_shapes(jd.shape, yy.shape, xx.shape))
+        out[t] = solar.zenith_grid(float(day), lat, lon, rows, cols, out.shape[1:])
+    return out.reshape(np.broadcast_shapes(jd.shape, gy.shape, gx.shape))
 
 
 def _lonlat(crs: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -296,14 +316,16 @@ def _pixel_zenith(ds: xr.Dataset, template: xr.DataArray, max_zenith: float) -> 
             jd if "time" in template.dims else jd[0],
             dims=[d for d in ("time",) if d in template.dims],
         ),
-        xr.DataArray(np.asarray(template[ydim].values, dtype=np.float64), dims=[ydim]),
-        xr.DataArray(np.asarray(template[xdim].values, dtype=np.float64), dims=[xdim]),
+        xr.DataArray(np.arange(template.sizes[ydim], dtype=np.int64), dims=[ydim]),
+        xr.DataArray(np.arange(template.sizes[xdim], dtype=np.int64), dims=[xdim]),
     ]
+    yv = np.asarray(template[ydim].values, dtype=np.float64)
+    xv = np.asarray(template[xdim].values, dtype=np.float64)
+    nodes = (solar.lattice(yv.size, ZENITH_LATTICE), solar.lattice(xv.size, ZENITH_LATTICE))
     if template.chunks is not None:
         sizes = dict(zip(template.dims, template.chunks, strict=True))
         parts = [p.chunk({d: sizes[d] for d in p.dims}) for p in parts]
     # Warn now (cheap: corners only) rather than from inside dask tasks.
-    yv, xv = template[ydim].values, template[xdim].values
     lon, lat = _lonlat(crs, np.array([xv[0], xv[-1]]), np.array([yv[0], yv[-1]]))
     worst = max(
         float(np.nanmax(solar.solar_position(t, lat, lon)[0]))
@@ -320,7 +342,11 @@ def _pixel_zenith(ds: xr.Dataset, template: xr.DataArray, max_zenith: float) -> 
         _zenith_block,
         *parts,
         output_dtypes=[np.float32],
-        kwargs={"crs_wkt": crs.to_wkt()},
+        kwargs={
+            "crs_wkt": crs.to_wkt(),
+            "nodes": nodes,
+            "node_coords": (yv[nodes[0]], xv[nodes[1]]),
+        },
         name="sun_zenith",
     )
 

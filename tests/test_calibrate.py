@@ -184,6 +184,15 @@ def test_numpy_and_dask_agree_and_dask_stays_lazy(to: str) -> None:
         assert lazy[name].dtype == eager[name].dtype
 
 
+def test_per_pixel_sun_is_independent_of_chunking() -> None:
+    ds = make_ds({"B4": LANDSAT}, shape=(40, 37))
+    eager = calibrate(ds, per_pixel_sun=True)["B4"].values
+    for chunks in ({"y": 7, "x": 9}, {"time": 1, "y": 16, "x": 16}, {"y": 40, "x": 5}):
+        lazy = calibrate(ds.chunk(chunks), per_pixel_sun=True)["B4"]
+        assert lazy.chunks is not None
+        np.testing.assert_array_equal(lazy.values, eager)
+
+
 def test_dataarray_single_band() -> None:
     ds = make_ds({"B4": LANDSAT})
     da = calibrate(ds["B4"])

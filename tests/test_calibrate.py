@@ -283,3 +283,22 @@ def test_real_landsat_surface_reflectance(landsat_dir: Path) -> None:
         valid = (dn != 0) & (dn < 65535)
         np.testing.assert_array_equal(got[valid], (dn[valid] * 2.75e-05 - 0.2).astype(np.float32))
         assert np.isnan(got[dn == 0]).all()
+
+
+@pytest.mark.realdata
+def test_real_landsat_through_ingest_and_load(landsat_dir: Path, tmp_path: Path) -> None:
+    import eo_pipeline as eo
+
+    eo.ingest(landsat_dir, tmp_path / "catalog")
+    ds = eo.load(tmp_path / "catalog")
+    out = eo.calibrate(ds, to="surface_reflectance")
+    assert out["B4"].chunks is not None  # still lazy
+    for name in ("B2", "B4", "B5"):
+        dn, got = ds[name].values, out[name].values
+        valid = (dn != 0) & (dn < 65535)
+        assert valid.any() and (dn == 0).any()
+        np.testing.assert_array_equal(got[valid], (dn[valid] * 2.75e-05 - 0.2).astype(np.float32))
+        assert np.isnan(got[dn == 0]).all()
+    # The L2 bands also carry the L1 rescaling of the MTL; applying it to SR DN is refused.
+    with pytest.raises(CalibrationError, match="surface_reflectance"):
+        eo.calibrate(ds, to="toa_reflectance")

@@ -60,9 +60,11 @@ from pathlib import Path
 import numpy as np
 import pystac
 from affine import Affine
+from pyproj import Transformer
 
 from eo_pipeline import _landcover as lc
 from eo_pipeline._cog import WrittenFile, write_cog
+from eo_pipeline._dimap_writer import DimapGroup, write_dimap
 from eo_pipeline._simgeo import Placement, SwathEdge, cos_zenith_grid, place_scene
 from eo_pipeline._simradio import (
     InverseCalibration,
@@ -73,6 +75,7 @@ from eo_pipeline._simradio import (
 )
 from eo_pipeline._spectra import MATERIALS, band_matrix, pan_weights
 from eo_pipeline.catalogs import sensors
+from eo_pipeline.catalogs.checksum import file_checksum
 from eo_pipeline.catalogs.geometry import footprint_from_bounds
 from eo_pipeline.catalogs.scene import SceneMetadata
 from eo_pipeline.catalogs.sensors import Band, Sensor
@@ -84,6 +87,8 @@ __all__ = ["MIN_SIZE", "simulate"]
 
 MIN_SIZE = 32
 """Smallest scene (truth-grid pixels per side)."""
+DIMAP_TILE = 2048
+"""Default DIMAP tile size in pixels (``format="dimap"``)."""
 _STRIP = 256
 """Truth-grid rows generated at a time (memory stays bounded for large scenes)."""
 
@@ -260,7 +265,13 @@ def _draw_scene(sensor: Sensor, grid: _Grid, seed: int, index: int) -> _Scene:
 
 
 def _make_scene(
-    sensor: Sensor, grid: _Grid, seed: int, index: int, noise: bool, workdir: Path
+    sensor: Sensor,
+    grid: _Grid,
+    seed: int,
+    index: int,
+    noise: bool,
+    workdir: Path,
+    dimap_tile: int | None = None,
 ) -> pystac.Item:
     scene = _draw_scene(sensor, grid, seed, index)
     place = scene.place
@@ -274,18 +285,25 @@ def _make_scene(
 
     item_id = f"{sensor.name}_sim_{place.datetime:%Y%m%dT%H%M%S}_s{seed}_{index:03d}"
     transform = Affine(grid.gsd, 0.0, place.left, 0.0, -grid.gsd, place.top)
-    files: dict[str, tuple[WrittenFile, AssetSpec]] = {}
-    for b in sensor.bands:
-        px = grid.band_pixel_size(b.id)
-        written = write_cog(
-            workdir / f"{item_id}_{b.id}.tif",
-            dns.pop(b.id),
-            crs=place.epsg,
-            transform=Affine(px, 0.0, place.left, 0.0, -px, place.top),
-            nodata=b.nodata,
-            descriptions=[b.id],
-        )
-        files[b.id] = (written, AssetSpec(b.id, written.path, bands=(b.id,)))
+    files: dict[str, tuple[WrittenFile | None, AssetSpec]] = {}
+    valid = classes != lc.NODATA
+    cloudy = np.isin(classes[valid], (lc.CLOUD, lc.THIN_CLOUD))
+    cover = 100.0 * float(cloudy.mean()) if valid.any() else 0.0
+    if dimap_tile is not None:
+        files.update(_write_dimap(scene, item_id, dns, cover, dimap_tile, workdir))
+    else:
+        for b in sensor.bands:
+            px = grid.band_pixel_size(b.id)
+            written = write_cog(
+                workdir / f"{item_id}_{b.id}.tif",
+                dns.pop(b.id),
+                crs=place.epsg,
+                transform=Affine(px, 0.0, place.left, 0.0, -px, place.top),
+                nodata=b.nodata,
+                descriptions=[b.id],
+            )
+            files[b.id] = (written, AssetSpec(b.id, written.path, bands=(b.id,)))
+    dns.clear()
     written = write_cog(
         workdir / f"{item_id}_truth_reflectance.tif",
         truth,
@@ -324,13 +342,16 @@ def _make_scene(
             extra_fields={"eo_pipeline:classes": {str(k): v for k, v in lc.CLASSES.items()}},
         ),
     )
-    valid = classes != lc.NODATA
-    cloudy = np.isin(classes[valid], (lc.CLOUD, lc.THIN_CLOUD))
-    cover = 100.0 * float(cloudy.mean()) if valid.any() else 0.0
-    names = {k: v[0].path.name for k, v in files.items()}
+    names = {k: Path(spec.path).name for k, (_, spec) in files.items()}
     meta = _metadata(scene, item_id, cover, names)
     specs = [
-        replace(spec, extra_fields={**spec.extra_fields, "file:checksum": w.multihash})
+        replace(
+            spec,
+            extra_fields={
+                **spec.extra_fields,
+                "file:checksum": w.multihash if w is not None else file_checksum(spec.path),
+            },
+        )
         for w, spec in files.values()
     ]
     props = {
@@ -338,8 +359,85 @@ def _make_scene(
         "eo_pipeline:seed": seed,
         "eo_pipeline:noise": noise,
         "eo_pipeline:scene_index": index,
+        "eo_pipeline:format": "dimap" if dimap_tile is not None else "cog",
     }
     return build_item(meta, specs, item_id=item_id, properties=props, checksum=False)
+
+
+def _write_dimap(
+    scene: _Scene,
+    item_id: str,
+    dns: dict[str, np.ndarray],
+    cover: float,
+    tile: int,
+    workdir: Path,
+) -> dict[str, tuple[WrittenFile | None, AssetSpec]]:
+    """The scene's DN as DIMAP V2 products (P and MS) with a VRT per band; their asset specs."""
+    sensor, grid, place = scene.sensor, scene.grid, scene.place
+    groups = []
+    for name, members in (
+        ("P", [b for b in sensor.bands if b.common_name == "pan"]),
+        ("MS", [b for b in sensor.bands if b.common_name != "pan"]),
+    ):
+        if members:
+            groups.append(
+                DimapGroup(
+                    name=name,
+                    bands=tuple(members),
+                    arrays=tuple(dns[b.id] for b in members),
+                    pixel=grid.band_pixel_size(members[0].id),
+                )
+            )
+    extent = grid.size * grid.gsd
+    to_geo = Transformer.from_crs(place.epsg, 4326, always_xy=True)
+    xs = [place.left, place.left + extent, place.left + extent, place.left]
+    ys = [place.top, place.top, place.top - extent, place.top - extent]
+    lons, lats = to_geo.transform(xs, ys)
+    product = write_dimap(
+        workdir,
+        sensor=sensor,
+        dataset=item_id,
+        groups=groups,
+        tile=tile,
+        epsg=place.epsg,
+        left=place.left,
+        top=place.top,
+        when=place.datetime,
+        sun_elevation=place.sun_elevation,
+        sun_azimuth=place.sun_azimuth,
+        cloud_cover=cover,
+        corners=list(zip(lons, lats, strict=True)),
+        calibration={inv.calibration.band: inv.calibration for inv in scene.invs},
+    )
+    out: dict[str, tuple[WrittenFile | None, AssetSpec]] = {}
+    for b in sensor.bands:
+        # no media type: a VRT has none registered, and odc-stac then reads role "data"
+        out[b.id] = (None, AssetSpec(b.id, product.vrts[b.id], bands=(b.id,)))
+    for name, path in product.documents.items():
+        out[f"DIM_{name}"] = (
+            None,
+            AssetSpec(
+                f"DIM_{name}",
+                path,
+                roles=("metadata",),
+                media_type="application/xml",
+                title=f"DIMAP V2 document of the {name} product",
+            ),
+        )
+    for name, r, c, path in product.tiles:
+        members = next(g for g in groups if g.name == name).bands
+        out[f"IMG_{name}_R{r}C{c}"] = (
+            None,
+            AssetSpec(
+                f"IMG_{name}_R{r}C{c}",
+                path,
+                roles=("tile",),
+                media_type=pystac.MediaType.GEOTIFF,
+                title=f"DIMAP image tile R{r}C{c} of the {name} product "
+                f"(bands {', '.join(b.id for b in members)})",
+            ),
+        )
+    return out
 
 
 def _strip(
@@ -445,6 +543,8 @@ def simulate(
     seed: int = 0,
     noise: bool = True,
     format: str = "cog",
+    *,
+    dimap_tile: int = DIMAP_TILE,
 ) -> list[pystac.Item]:
     """Simulate L1 scenes of ``sensor`` over Kazakhstan into the static catalog ``catalog_dir``.
 
@@ -466,7 +566,13 @@ def simulate(
     noise
         Add sensor noise (``False``: DN are the rounded noiseless values).
     format
-        ``"cog"`` (one COG per band). ``"dimap"`` is not implemented yet.
+        ``"cog"``: one COG per band. ``"dimap"`` (``gain_bias`` sensors, i.e. KazEOSat-1):
+        Airbus DIMAP V2 products, ``P`` and ``MS``, each a ``DIM_*.XML`` beside
+        ``dimap_tile``-pixel GeoTIFF tiles (see :mod:`eo_pipeline._dimap_writer`); the item's
+        band assets are single-band VRT mosaics of the tiles, the documents are assets with
+        role ``metadata`` (``DIM_P``, ``DIM_MS``), the tiles assets with role ``tile``.
+    dimap_tile
+        Tile size of DIMAP products in pixels (a multiple of 256).
 
     Returns
     -------
@@ -478,7 +584,8 @@ def simulate(
     UnknownSensorError
         ``sensor`` is not a known sensor (the message lists them).
     InputDataError
-        ``scenes < 1``, ``size < 32``, an unknown ``format``.
+        ``scenes < 1``, ``size < 32``, an unknown ``format``, ``"dimap"`` for a sensor whose
+        products are not DIMAP (convention other than ``gain_bias``), a bad ``dimap_tile``.
 
     Examples
     --------
@@ -494,18 +601,32 @@ def simulate(
         raise InputDataError(
             f"simulate: size must be an integer >= {MIN_SIZE} pixels, got {size!r}"
         )
-    if format != "cog":
-        raise InputDataError(
-            f"simulate: format {format!r} is not supported; use 'cog' "
-            "(DIMAP V2 output is planned, issue 7)"
-        )
+    if format not in ("cog", "dimap"):
+        raise InputDataError(f"simulate: format {format!r} is not supported; use 'cog' or 'dimap'")
+    if format == "dimap":
+        if sens.convention != "gain_bias":
+            raise InputDataError(
+                f"simulate: format 'dimap' writes Airbus DIMAP V2 (L = DN / GAIN + BIAS) products; "
+                f"sensor {sens.name!r} uses convention {sens.convention!r}: use format='cog' "
+                "or a gain_bias sensor such as kazeosat1"
+            )
+        if (
+            isinstance(dimap_tile, bool)
+            or not isinstance(dimap_tile, int)
+            or dimap_tile <= 0
+            or dimap_tile % 256
+        ):
+            raise InputDataError(
+                f"simulate: dimap_tile must be a positive multiple of 256 pixels, got {dimap_tile!r}"
+            )
     grid = _grid(sens, size)
     root = Path(catalog_dir)
     root.mkdir(parents=True, exist_ok=True)
     workdir = root / f".simulate-{uuid.uuid4().hex[:12]}"
     workdir.mkdir()
     try:
-        items = [_make_scene(sens, grid, seed, k, noise, workdir) for k in range(scenes)]
+        tile = dimap_tile if format == "dimap" else None
+        items = [_make_scene(sens, grid, seed, k, noise, workdir, tile) for k in range(scenes)]
         return add_items(root, items, asset_mode="move")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -101,7 +101,7 @@ class SpectralTests:
     """Snow has NIR reflectance above this (Fmask)."""
     snow_green_min: float = 0.1
     """Snow has green reflectance above this (Fmask)."""
-    snow_brightness_min: float = 0.35
+    snow_brightness_min: float = 0.25
     """Without SWIR: snow is brighter than this in the mean visible reflectance."""
     snow_nir_red_max: float = 0.95
     """Without SWIR: snow has ``nir < snow_nir_red_max * red`` (0.88-0.92 for snow, 0.97-1.0

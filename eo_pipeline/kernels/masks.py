@@ -248,11 +248,13 @@ def spectral_flags(
       (calibration turns saturated DN into NaN), and no spectral test.
     - snow, with a SWIR band: NDSI ``(green - swir16) / (green + swir16) > ndsi_min`` and
       ``nir > snow_nir_min`` and ``green > snow_green_min`` (Fmask's snow test without the
-      thermal one; ``ndsi_min`` 0.4 as in SNOMAP, Hall et al. 1995, to compensate), and dark
-      in the SWIR, ``swir16 < snow_swir16_max`` and ``swir22 < snow_swir22_max`` where that
-      band exists (ice absorbs strongly at 1.6 and 2.2 um, Dozier 1989, Remote Sens. Environ.
-      28:9-22; ice clouds reach NDSI 0.4-0.8 but stay brighter there, which the missing
-      thermal test would otherwise have to catch);
+      thermal one; ``ndsi_min`` 0.4 as in SNOMAP, Hall et al. 1995, to compensate), and
+      either dark in the SWIR, ``swir16 < snow_swir16_max`` and ``swir22 < snow_swir22_max``
+      where that band exists (ice absorbs strongly at 1.6 and 2.2 um, Dozier 1989, Remote
+      Sens. Environ. 28:9-22), or with the NIR dip of snow, ``nir < snow_nir_red_max * red``
+      (patchy snow mixed with soil is brighter in the SWIR). Ice clouds reach NDSI 0.4-0.8
+      too (the thermal test would catch them); on the real Landsat scene of the tests 90 % of
+      them keep ``nir/red >= 0.95`` and most are bright at 1.6 um, so they stay clouds;
       without SWIR (KazEOSat): bright (``vis > snow_brightness_min``), white, and a NIR dip
       relative to red, ``nir < snow_nir_red_max * red`` (snow's reflectance falls from the
       visible to 0.85 um; clouds stay flat), and ``nir > snow_nir_min``.
@@ -313,12 +315,12 @@ def spectral_flags(
             is_white = white < whiteness_max
             if has_s1:
                 ndsi = (g - s1) / (g + s1) if g + s1 != 0.0 else math.nan
+                swir_dark = s1 < snow_swir16_max and (not has_s2 or s2 < snow_swir22_max)
                 snow = (
                     ndsi > ndsi_min
                     and n > snow_nir_min
                     and g > snow_green_min
-                    and s1 < snow_swir16_max
-                    and (not has_s2 or s2 < snow_swir22_max)
+                    and (swir_dark or n < snow_nir_red_max * rd)
                 )
             else:
                 snow = (

@@ -457,6 +457,11 @@ def calibrate(
         )
         return result[name]
     bands = [k for k, v in ds.data_vars.items() if any(t in v.attrs for t in _TRIGGERS)]
+    if not bands and any("calibration" in v.attrs for v in ds.data_vars.values()):
+        raise CalibrationError(
+            "the dataset is calibrated already (its bands carry a 'calibration' attr and no "
+            "DN calibration numbers); calibrate the DN dataset from eo_pipeline.load instead"
+        )
     if not bands:
         raise BandError(
             f"no band of the dataset carries calibration numbers ({', '.join(_TRIGGERS)}) in its "
@@ -478,7 +483,8 @@ def calibrate(
                 "'sun_elevation' coordinate. Load with eo_pipeline.load or pass per_pixel_sun=True"
             )
         zenith_scene = 90.0 - np.asarray(elevation)
-        high = np.atleast_1d(zenith_scene) > max_zenith
+        with np.errstate(invalid="ignore"):
+            high = ~(np.atleast_1d(zenith_scene) <= max_zenith)  # NaN elevation counts too
         if np.any(high):
             warnings.warn(
                 f"sun zenith {np.atleast_1d(zenith_scene)[high].round(2).tolist()} degrees "

@@ -145,6 +145,8 @@ def test_errors_name_the_band_and_the_fix() -> None:
         calibrate(make_ds({"SR_B2": {"sr_scale": 2.75e-05, "sr_offset": -0.2}}), "toa_reflectance")
     done = calibrate(ds, "radiance")
     with pytest.raises(CalibrationError, match="calibrated already"):
+        calibrate(done)
+    with pytest.raises(CalibrationError, match="calibrated already"):
         calibrate(
             done.drop_vars("saturated").assign(B1=done["B1"].assign_attrs(radiance_mult=1.0)),
             "radiance",

@@ -197,3 +197,27 @@ def test_per_pixel_zenith_never_inf(dn: np.ndarray, zen: np.ndarray) -> None:
     want[:, beyond] = np.nan
     want[dn == 0] = np.nan
     assert_float32_close(out, want, maxulp=2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(dn=DN, scale=st.floats(1e-6, 1e-3), offset=st.floats(-1.0, 1.0))
+def test_surface_reflectance_is_exactly_float32_of_float64_expression(
+    dn: np.ndarray, scale: float, offset: float
+) -> None:
+    out = apply_linear(dn, Linear.surface_reflectance(scale, offset, nodata=0, saturation=None))
+    want = (dn * scale + offset).astype(np.float32)
+    want[dn == 0] = np.nan
+    np.testing.assert_array_equal(out, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(red=DN, seed=st.integers(0, 2**32 - 1), elevation=st.floats(-5.0, 90.0))
+def test_ndvi_fused_is_bounded_or_nan(red: np.ndarray, seed: int, elevation: float) -> None:
+    nir = np.random.default_rng(seed).integers(0, 65536, red.shape, dtype=np.uint16)
+    cal = Linear.landsat_reflectance(2e-05, 0.0, elevation, saturation=65535)
+    ndvi = toa_ndvi_fused(red, nir, cal, cal)
+    assert ndvi.dtype == np.float32 and not np.isinf(ndvi).any()
+    finite = ndvi[~np.isnan(ndvi)]
+    assert ((finite >= -1.0) & (finite <= 1.0)).all()
+    if 90.0 - elevation > 85.0:
+        assert np.isnan(ndvi).all()

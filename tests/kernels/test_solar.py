@@ -46,8 +46,9 @@ def test_sentinel2_mtd_distance_and_zenith(s2_dir: Path) -> None:
     tile = (s2_dir / "MTD_TL.xml").read_text()
     when = re.search(r"<SENSING_TIME[^>]*>([^<]+)Z<", tile).group(1)  # type: ignore[union-attr]
     mean_sun = re.search(r"<Mean_Sun_Angle>\s*<ZENITH_ANGLE[^>]*>([^<]+)<", tile)
-    # ESA derives U from the one-term approximation d = 1 - 0.01673 cos(0.0172 (doy - 2))
-    # (S2 L1C ATBD), which itself is off the true distance by up to ~3e-4 AU.
+    # ESA's U comes from its own simplified Earth-Sun model (S2 L1C ATBD), not an ephemeris:
+    # here 1/sqrt(U) = 1.01650 AU while the distance 13 days after the 2020 aphelion
+    # (1.01669 AU on Jul 4) is ~1.01629 (e * (1 - cos 12.8 deg) below it), so 3e-4 AU.
     assert earth_sun_distance(when) == pytest.approx(1.0 / math.sqrt(u), abs=3e-4)
     # Tile 01LAC: UL corner (99960, 8300020) in EPSG:32701, 109.8 km square; centre ~15.86 S,
     # 179.78 E (computed once with pyproj, kept here so the test needs no projection library).

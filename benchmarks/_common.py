@@ -20,6 +20,9 @@ import json
 import os
 import platform
 import resource
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,6 +32,7 @@ from typing import Any
 __all__ = [
     "RESULTS",
     "Timing",
+    "cold_jit_seconds",
     "machine_info",
     "peak_rss_mb",
     "print_table",
@@ -128,6 +132,24 @@ def print_table(
         note = f"  {t.note}" if t.note else ""
         print(f"{t.name:<{width}}  {t.best * 1e3:>9.2f}  {t.gbps:>7.2f}{cells}{note}")
     return ratios
+
+
+def cold_jit_seconds(setup: str, call: str) -> float:
+    """Seconds ``call`` takes right after ``setup`` in a fresh Python with an empty numba cache.
+
+    ``setup`` does the imports (not timed); ``call`` is the first call of a jitted function,
+    so the time is its compilation. Both are Python source (several lines allowed).
+    """
+    code = (
+        f"{setup}\nimport time as _t\n_t0 = _t.perf_counter()\n{call}\n"
+        "print(_t.perf_counter() - _t0)\n"
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        res = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+    return float(res.stdout.strip().splitlines()[-1])
 
 
 def peak_rss_mb() -> float:

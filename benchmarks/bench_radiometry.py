@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ import numpy as np
 from numba import prange
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import peak_rss_mb, print_table, time_best, write_json
+from _common import cold_jit_seconds, peak_rss_mb, print_table, time_best, write_json
 
 from eo_pipeline.kernels.radiometry import calibrate_block
 
@@ -70,24 +68,6 @@ def make_scene(bands: int, size: int, seed: int = 0) -> tuple[np.ndarray, dict[s
     return dn, nums
 
 
-def jit_cold_compile_seconds() -> float:
-    """Compile time of the fused kernel (first call after import) in a fresh process with an
-    empty numba cache."""
-    code = (
-        "import time, numpy as np\n"
-        "from eo_pipeline.kernels.radiometry import calibrate_block\n"
-        "t=time.perf_counter()\n"
-        "calibrate_block(np.ones((1,4,4),np.uint16),1.0,0.0,1.0,30.0,saturation=65535)\n"
-        "print(time.perf_counter()-t)\n"
-    )
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        res = subprocess.run(
-            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-        )
-    return float(res.stdout.strip().splitlines()[-1])
-
-
 def bench_kernel(size: int, bands: int, repeat: int) -> dict[str, Any]:
     import numexpr as ne
 
@@ -106,7 +86,10 @@ def bench_kernel(size: int, bands: int, repeat: int) -> dict[str, Any]:
         saturation=SATURATION,
     )
     first_call = time.perf_counter() - t0
-    cold = jit_cold_compile_seconds()
+    cold = cold_jit_seconds(
+        "import numpy as np\nfrom eo_pipeline.kernels.radiometry import calibrate_block",
+        "calibrate_block(np.ones((1, 4, 4), np.uint16), 1.0, 0.0, 1.0, 30.0, saturation=65535)",
+    )
 
     def fused() -> None:
         calibrate_block(

@@ -13,7 +13,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
@@ -128,7 +128,8 @@ def apply_kernel(
     """
     n_out = len(output_dtypes)
     core_in = input_core_dims or [[] for _ in objs]
-    runner, mode = _capped(func), "parallelized"
+    runner = _capped(func)
+    mode: Literal["parallelized", "allowed"] = "parallelized"
     if depth and any(n > 0 for n in depth.values()):
         runner, mode = _overlapped(runner, core_in, depth, output_dtypes), "allowed"
     result = xr.apply_ufunc(

@@ -355,7 +355,7 @@ def _int_attr(var: xr.DataArray, key: str, default: int) -> int:
 def _dn_block(*bands: np.ndarray, nodata: np.ndarray, saturation: np.ndarray, dtype: Any) -> Any:
     out = np.empty(bands[0].shape, np.uint8)
     planes = [np.ascontiguousarray(b, dtype=dtype).reshape(-1, b.shape[-1]) for b in bands]
-    k.dn_nodata_saturation(tuple(planes), nodata, saturation, out.reshape(-1, out.shape[-1]))
+    k.dn_nodata_saturation(tuple(planes), nodata, saturation, out.reshape(-1, out.shape[-1]))  # type: ignore[misc]
     return out
 
 
@@ -609,7 +609,7 @@ def _spectral_block(
         opt = {c: f32(named[c]) if c in named else _EMPTY32 for c in ("swir16", "swir22", "cirrus")}
         prior = np.asarray(named["prior"][idx], np.uint8) if "prior" in named else _EMPTY8
         flags = np.empty(blue.shape[-2:], np.uint8)
-        k.spectral_flags(
+        k.spectral_flags(  # type: ignore[call-arg]
             f32(blue),
             f32(green),
             f32(red),
@@ -618,7 +618,7 @@ def _spectral_block(
             opt["swir22"],
             opt["cirrus"],
             prior,
-            *thresholds,
+            *thresholds,  # type: ignore[arg-type]
             flags,
         )
         if dilate:

@@ -338,10 +338,10 @@ def spectral_flags(
                 and n < vnir_ratio_max * rd
                 and n < vnir_ratio_max * g
             )
-            if cloud and has_s1:
-                cloud = n > nir_swir_min * s1
-            if cloud and has_s2:
-                cloud = s2 > swir22_min
+            if cloud and has_s1 and not n > nir_swir_min * s1:
+                cloud = False
+            if cloud and has_s2 and not s2 > swir22_min:
+                cloud = False
             if cloud:
                 m |= CLOUD
             elif snow:

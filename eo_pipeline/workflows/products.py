@@ -194,6 +194,8 @@ def build_product_catalog(
         for it in members:
             for asset in it.assets.values():
                 asset.href = asset.get_absolute_href() or asset.href
+            for rel in ("root", "parent", "collection"):
+                it.remove_links(rel)
             it.set_self_href(None)
             coll.add_item(it)
         catalog.add_child(coll)

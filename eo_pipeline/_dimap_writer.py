@@ -39,15 +39,17 @@ from pathlib import Path
 
 import numpy as np
 import pyproj
+import pystac
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
 from eo_pipeline.catalogs.scene import BandCalibration
 from eo_pipeline.catalogs.sensors import Band, Sensor
+from eo_pipeline.catalogs.stac import AssetSpec
 from eo_pipeline.errors import WriteError
 
-__all__ = ["DimapGroup", "DimapProduct", "tile_layout", "write_dimap"]
+__all__ = ["DimapGroup", "DimapProduct", "dimap_asset_specs", "tile_layout", "write_dimap"]
 
 
 @dataclass(frozen=True)
@@ -351,4 +353,37 @@ def write_dimap(
             vrt = folder / f"{dataset}_{b.id}.vrt"
             vrt.write_text(_vrt(b, i, group, tiles, tile, epsg, left, top), encoding="utf-8")
             out.vrts[b.id] = vrt
+    return out
+
+
+def dimap_asset_specs(product: DimapProduct, groups: Sequence[DimapGroup]) -> dict[str, AssetSpec]:
+    """STAC asset specs of a written product: band VRTs, documents, tiles.
+
+    Band assets (key = band id, role ``data``) are the VRTs, with no media type (none is
+    registered for VRT; odc-stac then goes by the ``data`` role); documents are ``DIM_P`` /
+    ``DIM_MS`` (role ``metadata``); tiles ``IMG_{group}_R{r}C{c}`` (role ``tile``, no
+    ``eo:bands`` so that band names stay unambiguous for loaders).
+    """
+    out: dict[str, AssetSpec] = {}
+    for group in groups:
+        for b in group.bands:
+            out[b.id] = AssetSpec(b.id, product.vrts[b.id], bands=(b.id,))
+    for name, path in product.documents.items():
+        out[f"DIM_{name}"] = AssetSpec(
+            f"DIM_{name}",
+            path,
+            roles=("metadata",),
+            media_type="application/xml",
+            title=f"DIMAP V2 document of the {name} product",
+        )
+    for name, r, c, path in product.tiles:
+        members = next(g for g in groups if g.name == name).bands
+        out[f"IMG_{name}_R{r}C{c}"] = AssetSpec(
+            f"IMG_{name}_R{r}C{c}",
+            path,
+            roles=("tile",),
+            media_type=pystac.MediaType.GEOTIFF,
+            title=f"DIMAP image tile R{r}C{c} of the {name} product "
+            f"(bands {', '.join(b.id for b in members)})",
+        )
     return out

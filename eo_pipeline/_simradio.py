@@ -33,7 +33,7 @@ Examples
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
@@ -73,22 +73,22 @@ def inverse_calibration(
 ) -> InverseCalibration:
     """The scene calibration numbers of ``band`` and the matching inverse (see module doc)."""
     d2 = earth_sun_distance**2
-    common = {"band": band.id, "nodata": band.nodata, "saturation": band.saturation,
-              "quantize_max": band.saturation, "esun": band.esun}  # fmt: skip
+    base = BandCalibration(band=band.id, nodata=band.nodata, saturation=band.saturation,
+                           quantize_max=band.saturation, esun=band.esun)  # fmt: skip
+
     where = f"sensor {sensor.name!r} ({sensor.path}) band {band.id!r}"
     if sensor.convention == "reflectance":
         if band.reflectance_mult is None or band.reflectance_mult <= 0:
             raise CalibrationError(f"{where}: convention 'reflectance' needs reflectance_mult > 0")
         m, add = band.reflectance_mult, band.reflectance_add or 0.0
-        cal = BandCalibration(reflectance_mult=m, reflectance_add=add,
-                              reflectance_sun_corrected=True, **common)  # fmt: skip
+        cal = replace(base, reflectance_mult=m, reflectance_add=add, reflectance_sun_corrected=True)
         return InverseCalibration(cal, 1.0 / m, -add / m, False, m)
     if band.reflectance_mult is not None and band.esun:
         # Landsat C2 L1: reflectance rescaling fixed, radiance rescaling per scene.
         m, add = band.reflectance_mult, band.reflectance_add or 0.0
         k = band.esun / (math.pi * d2)
-        cal = BandCalibration(radiance_mult=m * k, radiance_add=add * k, reflectance_mult=m,
-                              reflectance_add=add, **common)  # fmt: skip
+        cal = replace(base, radiance_mult=m * k, radiance_add=add * k, reflectance_mult=m,
+                      reflectance_add=add)  # fmt: skip
         return InverseCalibration(cal, 1.0 / m, -add / m, True, m)
     if band.radiance_mult is None or not band.esun:
         raise CalibrationError(
@@ -96,14 +96,26 @@ def inverse_calibration(
             "to turn reflectance into DN; add them to the sensor file"
         )
     mult, add = band.radiance_mult, band.radiance_add or 0.0
-    extra = {"gain": 1.0 / mult, "bias": add} if sensor.convention == "gain_bias" else {}
-    cal = BandCalibration(radiance_mult=mult, radiance_add=add, **extra, **common)
+    cal = replace(base, radiance_mult=mult, radiance_add=add)
+    if sensor.convention == "gain_bias":  # keep the DIMAP pair for provenance
+        cal = replace(cal, gain=1.0 / mult, bias=add)
     k = band.esun / (math.pi * d2)  # radiance per unit rho*cos(theta)
     return InverseCalibration(cal, k / mult, -add / mult, True, mult / k)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
-def _surface(cls, mix, bright, alpha, shadow, prim, sec, cloud, strength, out):  # type: ignore[no-untyped-def]
+def _surface(
+    cls: np.ndarray,
+    mix: np.ndarray,
+    bright: np.ndarray,
+    alpha: np.ndarray,
+    shadow: np.ndarray,
+    prim: np.ndarray,
+    sec: np.ndarray,
+    cloud: np.float32,
+    strength: np.float32,
+    out: np.ndarray,
+) -> None:
     rows, cols = cls.shape
     for r in numba.prange(rows):
         for c in range(cols):
@@ -138,7 +150,7 @@ def surface_reflectance(
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
-def _block_mean(src, k, out):  # type: ignore[no-untyped-def]
+def _block_mean(src: np.ndarray, k: int, out: np.ndarray) -> None:
     rows, cols = out.shape
     inv = 1.0 / (k * k)
     for r in numba.prange(rows):
@@ -161,8 +173,21 @@ def block_mean(src: np.ndarray, k: int) -> np.ndarray:
 
 @numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
 def _to_dn(
-    rho, cosz, use_cos, a, b, normal, with_noise, noise_dn, shot, outside, nodata, lo, sat, out
-):  # type: ignore[no-untyped-def]
+    rho: np.ndarray,
+    cosz: np.ndarray,
+    use_cos: bool,
+    a: float,
+    b: float,
+    normal: np.ndarray,
+    with_noise: bool,
+    noise_dn: float,
+    shot: float,
+    outside: np.ndarray,
+    nodata: int,
+    lo: float,
+    sat: float,
+    out: np.ndarray,
+) -> None:
     rows, cols = rho.shape
     var0 = noise_dn * noise_dn
     for r in numba.prange(rows):

@@ -64,7 +64,7 @@ from pyproj import Transformer
 
 from eo_pipeline import _landcover as lc
 from eo_pipeline._cog import WrittenFile, write_cog
-from eo_pipeline._dimap_writer import DimapGroup, write_dimap
+from eo_pipeline._dimap_writer import DimapGroup, dimap_asset_specs, write_dimap
 from eo_pipeline._simgeo import Placement, SwathEdge, cos_zenith_grid, place_scene
 from eo_pipeline._simradio import (
     InverseCalibration,
@@ -375,24 +375,16 @@ def _write_dimap(
     """The scene's DN as DIMAP V2 products (P and MS) with a VRT per band; their asset specs."""
     sensor, grid, place = scene.sensor, scene.grid, scene.place
     groups = []
-    for name, members in (
-        ("P", [b for b in sensor.bands if b.common_name == "pan"]),
-        ("MS", [b for b in sensor.bands if b.common_name != "pan"]),
-    ):
+    for name, pan in (("P", True), ("MS", False)):
+        members = tuple(b for b in sensor.bands if (b.common_name == "pan") == pan)
         if members:
-            groups.append(
-                DimapGroup(
-                    name=name,
-                    bands=tuple(members),
-                    arrays=tuple(dns[b.id] for b in members),
-                    pixel=grid.band_pixel_size(members[0].id),
-                )
-            )
+            pixel = grid.band_pixel_size(members[0].id)
+            arrays = tuple(dns[b.id] for b in members)
+            groups.append(DimapGroup(name=name, bands=members, arrays=arrays, pixel=pixel))
     extent = grid.size * grid.gsd
-    to_geo = Transformer.from_crs(place.epsg, 4326, always_xy=True)
     xs = [place.left, place.left + extent, place.left + extent, place.left]
     ys = [place.top, place.top, place.top - extent, place.top - extent]
-    lons, lats = to_geo.transform(xs, ys)
+    lons, lats = Transformer.from_crs(place.epsg, 4326, always_xy=True).transform(xs, ys)
     product = write_dimap(
         workdir,
         sensor=sensor,
@@ -409,35 +401,25 @@ def _write_dimap(
         corners=list(zip(lons, lats, strict=True)),
         calibration={inv.calibration.band: inv.calibration for inv in scene.invs},
     )
-    out: dict[str, tuple[WrittenFile | None, AssetSpec]] = {}
-    for b in sensor.bands:
-        # no media type: a VRT has none registered, and odc-stac then reads role "data"
-        out[b.id] = (None, AssetSpec(b.id, product.vrts[b.id], bands=(b.id,)))
-    for name, path in product.documents.items():
-        out[f"DIM_{name}"] = (
-            None,
-            AssetSpec(
-                f"DIM_{name}",
-                path,
-                roles=("metadata",),
-                media_type="application/xml",
-                title=f"DIMAP V2 document of the {name} product",
-            ),
-        )
-    for name, r, c, path in product.tiles:
-        members = next(g for g in groups if g.name == name).bands
-        out[f"IMG_{name}_R{r}C{c}"] = (
-            None,
-            AssetSpec(
-                f"IMG_{name}_R{r}C{c}",
-                path,
-                roles=("tile",),
-                media_type=pystac.MediaType.GEOTIFF,
-                title=f"DIMAP image tile R{r}C{c} of the {name} product "
-                f"(bands {', '.join(b.id for b in members)})",
-            ),
-        )
-    return out
+    return {key: (None, spec) for key, spec in dimap_asset_specs(product, groups).items()}
+
+
+def _fields(
+    scene: _Scene, y0: float, pixel: float, rows: int, cols: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Land class, mix, brightness, cloud opacity and shadow on one grid."""
+    cls, mix, bright = lc.landcover(scene.land, x0=0.0, y0=y0, pixel=pixel, rows=rows, cols=cols)
+    alpha, shadow = lc.clouds(
+        scene.cloud,
+        sun_zenith=90.0 - scene.place.sun_elevation,
+        sun_azimuth=scene.place.sun_azimuth,
+        x0=0.0,
+        y0=y0,
+        pixel=pixel,
+        rows=rows,
+        cols=cols,
+    )
+    return cls, mix, bright, alpha, shadow
 
 
 def _strip(
@@ -454,10 +436,7 @@ def _strip(
     f = grid.fine
     rows, cols = (t1 - t0) * f, grid.size * f
     y0 = -t0 * grid.gsd
-    sun = {"sun_zenith": 90.0 - scene.place.sun_elevation, "sun_azimuth": scene.place.sun_azimuth}
-    fine_grid = {"x0": 0.0, "y0": y0, "pixel": grid.gsd / f, "rows": rows, "cols": cols}
-    cls, mix, bright = lc.landcover(scene.land, **fine_grid)
-    alpha, shadow = lc.clouds(cloud, **sun, **fine_grid)
+    cls, mix, bright, alpha, shadow = _fields(scene, y0, grid.gsd / f, rows, cols)
     fine_rho: dict[int, np.ndarray] = {}
     pan_ids = [i for i, b in enumerate(sensor.bands) if scene.tables.pan.get(b.id)]
     for i in range(len(sensor.bands)):
@@ -491,9 +470,7 @@ def _strip(
         dns[b.id][r0:r1] = to_dn(rho_b, cos_b, scene.invs[i], b, outside=outside, normal=normal)
         truth[i, t0:t1] = np.where(outside_t, np.float32(np.nan), block_mean(fine_rho[i], f))
     if f > 1:  # classes at the truth pixels' centres
-        truth_grid = {"x0": 0.0, "y0": y0, "pixel": grid.gsd, "rows": t1 - t0, "cols": grid.size}
-        cls, _, _ = lc.landcover(scene.land, **truth_grid)
-        alpha, shadow = lc.clouds(cloud, **sun, **truth_grid)
+        cls, _, _, alpha, shadow = _fields(scene, y0, grid.gsd, t1 - t0, grid.size)
     classes[t0:t1] = _classes(cls, alpha, shadow, cloud.shadow_strength, outside_t)
 
 

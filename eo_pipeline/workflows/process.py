@@ -142,8 +142,14 @@ def process_unit(unit: Unit, wf: Workflow, root: str, threads: int = 1) -> UnitR
     files: list[ProductFile] = []
     with _threads_cap(threads):
         items = _load_items(unit)
-        chunks = wf.resources.chunk_size
-        ds = eo.load(items, chunks={"x": chunks, "y": chunks})
+        chunks = {"x": wf.resources.chunk_size, "y": wf.resources.chunk_size}
+        sensor = eo.sensors.get(str(items[0].properties.get("eo_pipeline:sensor", "")))
+        present = set(items[0].assets)
+        pan_ids = [b.id for b in sensor.bands if b.common_name == "pan" and b.id in present]
+        ms_ids = [b.id for b in sensor.bands if b.common_name != "pan" and b.id in present]
+        extra = [k for k in ("QA_PIXEL",) if k in present]
+        # PAN has its own, finer grid: the MS product is made on the MS grid, PAN loaded apart
+        ds = eo.load(items, bands=ms_ids + extra, chunks=chunks)
         timings["load"] = time.perf_counter() - t0
         data = ds
         mask = None
@@ -154,25 +160,22 @@ def process_unit(unit: Unit, wf: Workflow, root: str, threads: int = 1) -> UnitR
         if mstep is not None:
             mask = eo.masks(ds if "QA_PIXEL" in ds else data, **dict(mstep.params))
         comp = wf.step("composite")
-        band_vars = [
-            v
-            for v in data.data_vars
-            if v in ds.data_vars and v != "QA_PIXEL" and data[v].dtype.kind == "f"
-        ]
+        band_vars = [v for v in ms_ids if v in data.data_vars]
         common = {v: str(data[v].attrs.get("common_name", "")) for v in band_vars}
         refl = data[band_vars]
         if comp is not None:
             refl = eo.composite(refl, **dict(comp.params, period=None), mask=mask)
         ps = wf.step("pansharpen")
         if ps is not None:
-            pan_var = next((v for v in band_vars if common.get(v) == "pan"), None)
-            if pan_var is None:
+            if not pan_ids:
                 raise WorkflowError(
-                    f"unit {unit.key}: pansharpen needs a pan band; bands are {band_vars}"
+                    f"unit {unit.key}: pansharpen needs a pan band; sensor {sensor.name} "
+                    f"items have {sorted(present)}"
                 )
-            ms_vars = [v for v in band_vars if v != pan_var]
-            refl = eo.pansharpen(refl[ms_vars], refl[pan_var], **dict(ps.params))
-            band_vars = ms_vars
+            pan_gsd = sensor.band(pan_ids[0]).gsd
+            pan_ds = eo.load(items, bands=pan_ids, chunks=chunks, resolution=pan_gsd)
+            pan = eo.calibrate(pan_ds, **dict(cal.params)) if cal is not None else pan_ds
+            refl = eo.pansharpen(refl, pan[pan_ids[0]], **dict(ps.params))
         refl = (
             refl.isel(time=0, drop=True)
             if "time" in refl.dims and refl.sizes["time"] == 1

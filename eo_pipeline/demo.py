@@ -1,0 +1,169 @@
+"""The main job on an embedded default: what ``make demo`` runs (``eo-pipeline demo``).
+
+1. simulate a day of the constellation over Kazakhstan (KazEOSat-1 and KazEOSat-2 scenes, and a
+   short KazEOSat-2 revisit series for a composite) into ``<out>/catalog``, and ingest the real
+   Landsat 8 scene from ``shared/real-data`` beside it when it is there;
+2. validate that L1 catalog against the official STAC schemas (offline);
+3. on a local dask cluster with a progress bar: the built-in TOA + indices workflow per scene,
+   the KazEOSat-1 pan-sharpened true colour, and a median composite of the revisit series;
+4. publish the products as sellable collections into ``<out>/export`` and validate them;
+5. print a summary table, then serve the export catalog through the STAC API with a demo
+   customer key and print a ready-to-paste pystac-client example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["run_demo"]
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _stage(n: int, title: str) -> float:
+    _say(f"\n== {n}. {title}")
+    return time.perf_counter()
+
+
+def _size_mb(folder: Path, pattern: str = "*.tif") -> float:
+    return sum(p.stat().st_size for p in folder.rglob(pattern)) / 1e6
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run the demo into ``args.out``; serve the result unless ``args.no_serve``."""
+    import eo_pipeline as eo
+    from eo_pipeline.catalogs.validate import validate
+    from eo_pipeline.errors import InputDataError
+    from eo_pipeline.workflows.runner import connect, run
+
+    out = Path(args.out).resolve()
+    l1 = out / "catalog"
+    for sub in ("catalog", "products", "composites", "pansharpened", "export"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    rows: list[tuple[str, str, str]] = []
+
+    t = _stage(1, "Simulate a day of the constellation over Kazakhstan")
+    k2 = eo.simulate("kazeosat2", l1, scenes=3, size=768, seed=7)
+    k1 = eo.simulate("kazeosat1", l1, scenes=1, size=256, seed=7)
+    series = eo.simulate("kazeosat2", l1, scenes=4, size=512, seed=11, revisit=True)
+    for it in (*k2, *k1, *series):
+        _say(
+            f"  simulated {it.id}  ({it.properties.get('platform')}, {it.datetime:%Y-%m-%d %H:%M} UTC)"
+        )
+    n_scenes = len(k2) + len(k1) + len(series)
+    try:
+        item, _ = __import__(
+            "eo_pipeline.ingest", fromlist=["ingest_demo_scene"]
+        ).ingest_demo_scene(out)
+        _say(f"  ingested the real Landsat 8 scene {item.id}")
+        n_scenes += 1
+    except InputDataError as err:
+        _say(f"  (real Landsat scene skipped: {err})")
+    rows.append(("L1 scenes", str(n_scenes), f"{time.perf_counter() - t:.1f} s"))
+
+    t = _stage(2, "Validate the L1 catalog against the official STAC schemas (offline)")
+    _say("  " + str(validate(l1 / "catalog.json", check_assets=True)).replace("\n", "\n  "))
+
+    t = _stage(3, "Run workflows on a local dask cluster")
+    k2_ids = [i.id for i in k2]
+    reports = []
+    with connect(None) as client:
+        _say(f"  dashboard: {client.dashboard_link}")
+        reports.append(
+            run(
+                "toa-indices",
+                client=client,
+                inputs={"catalog": str(l1 / "catalog.json"), "ids": k2_ids},
+                output={"catalog": str(out / "products")},
+            )
+        )
+        reports.append(
+            run(
+                "kazeosat1-pansharpened",
+                client=client,
+                inputs={"catalog": str(l1 / "catalog.json"), "ids": [i.id for i in k1]},
+                output={"catalog": str(out / "pansharpened")},
+            )
+        )
+        reports.append(
+            run(
+                "monthly-median",
+                client=client,
+                inputs={"catalog": str(l1 / "catalog.json"), "ids": [i.id for i in series]},
+                output={"catalog": str(out / "composites")},
+            )
+        )
+    for rep in reports:
+        mb = rep.bytes_written / 1e6
+        rows.append(
+            (
+                f"workflow {rep.workflow}",
+                f"{len(rep.done)} unit(s), {rep.products} files, {mb:.1f} MB",
+                f"{rep.seconds:.1f} s ({mb / max(rep.seconds, 1e-9):.1f} MB/s)",
+            )
+        )
+        for key, cause in rep.failed.items():
+            _say(f"  FAILED {rep.workflow}/{key}: {cause}")
+    if any(rep.failed for rep in reports):
+        return 1
+
+    t = _stage(4, "Publish sellable collections and validate the export catalog")
+    export = out / "export"
+    for rep in reports:
+        pub = eo.publish(rep.output, export)
+        _say(f"  {pub}")
+    _say("  " + str(validate(export / "catalog.json")).replace("\n", "\n  "))
+    rows.append(("export catalog", str(export), f"{time.perf_counter() - t:.1f} s"))
+
+    total = time.perf_counter() - t_all
+    _say("\n== Summary")
+    width = max(len(r[0]) for r in rows)
+    for a, b, c in rows:
+        _say(f"  {a:<{width}}  {b:<45}  {c}")
+    _say(f"  {'total':<{width}}  {_size_mb(out):.1f} MB of COGs under {out}  {total:.1f} s")
+    _say(
+        f"  look at: {out / 'products'}/items/*/*quicklook.png, *_NDVI_map.png; "
+        f"{out / 'composites'}; {out / 'pansharpened'}; manifests in each folder"
+    )
+    return _serve(export, interactive=not args.no_serve and sys.stdin.isatty())
+
+
+def _serve(export: Path, *, interactive: bool) -> int:
+    from eo_pipeline.catalogs.api.server import demo_serve, pystac_client_example
+
+    _say("\n== 5. STAC API for export customers")
+    url, key, stop = demo_serve(export)
+    try:
+        import pystac_client
+
+        client = pystac_client.Client.open(url, headers={"X-API-Key": key})
+        found: Any = list(client.search(max_items=1000).items())
+        _say(
+            f"  {url} is up; the demo customer sees {len(found)} item(s) in "
+            f"{len(list(client.get_collections()))} collection(s)"
+        )
+        _say("  paste this into Python:\n")
+        _say(pystac_client_example(url, key))
+        if interactive:
+            _say("\n  serving until Ctrl-C ...")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+    if not interactive:
+        _say(
+            "\n  (not a terminal: the server was stopped; `eo-pipeline serve --catalog "
+            f"{export}` serves it again, `eo-pipeline customers --catalog {export} add NAME` makes keys)"
+        )
+    return 0

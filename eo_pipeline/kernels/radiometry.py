@@ -67,21 +67,24 @@ MAX_ZENITH = 85.0
 
 @numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
 def _affine(dn, mult, add, factor, nodata, has_nodata, sat, has_sat, flag, out, mask):
-    """``out = (mult[t]*dn + add[t]) * factor[t]``; dn ``(n, ny, nx)``, coefficients ``(n,)``."""
+    """``out = (mult[t]*dn + add[t]) * factor[t]``; dn ``(n, ny, nx)``, coefficients ``(n,)``.
+
+    ``factor`` is folded into the affine pair once per row (one multiply-add per pixel);
+    with ``factor == 1`` the result is exactly ``float32(mult*dn + add)``.
+    """
     n, ny, nx = dn.shape
     nan = np.float32(np.nan)
     for r in prange(n * ny):
         t = r // ny
         i = r - t * ny
-        a = mult[t]
-        b = add[t]
-        c = factor[t]
+        a = mult[t] * factor[t]
+        b = add[t] * factor[t]
         for j in range(nx):
             x = dn[t, i, j]
-            bad = has_nodata and x == nodata
-            saturated = has_sat and x >= sat and not bad
-            v = np.float32((a * x + b) * c)
-            if bad or saturated:
+            bad = (x == nodata) & has_nodata
+            saturated = (x >= sat) & has_sat & ~bad
+            v = np.float32(a * x + b)
+            if bad | saturated:
                 v = nan
             out[t, i, j] = v
             if mask is not None:
@@ -101,17 +104,16 @@ def _affine_cos(
         t = r // ny
         i = r - t * ny
         tz = t if per_time else 0
-        a = mult[t]
-        b = add[t]
-        c = factor[t]
+        a = mult[t] * factor[t]
+        b = add[t] * factor[t]
         for j in range(nx):
             x = dn[t, i, j]
             mu = np.float64(cos_zenith[tz, i, j])
-            bad = has_nodata and x == nodata
-            saturated = has_sat and x >= sat and not bad
+            bad = (x == nodata) & has_nodata
+            saturated = (x >= sat) & has_sat & ~bad
             v = nan
-            if not (bad or saturated) and mu >= min_cos:
-                v = np.float32((a * x + b) * c / mu)
+            if not (bad | saturated) and mu >= min_cos:
+                v = np.float32((a * x + b) / mu)
             out[t, i, j] = v
             if mask is not None:
                 mask[t, i, j] = flag if saturated else np.uint8(0)

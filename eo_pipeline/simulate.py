@@ -39,9 +39,8 @@ sun angles at the centre and the Earth-Sun distance into the item (via
 
 Examples
 --------
->>> import tempfile
->>> from eo_pipeline.simulate import simulate
->>> items = simulate("kazeosat2", tempfile.mkdtemp(), size=64, seed=1)
+>>> import tempfile, eo_pipeline
+>>> items = eo_pipeline.simulate("kazeosat2", tempfile.mkdtemp(), size=64, seed=1)
 >>> sorted(items[0].assets)
 ['B1', 'B2', 'B3', 'B4', 'B5', 'truth_class', 'truth_reflectance']
 """
@@ -51,11 +50,14 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
+import types
 import uuid
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pystac
@@ -607,3 +609,14 @@ def simulate(
         return add_items(root, items, asset_mode="move")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _CallableModule(types.ModuleType):
+    """``eo_pipeline.simulate`` is this module once something imported it directly (Python
+    sets the submodule on the package), so calling it must still call :func:`simulate`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[pystac.Item]:
+        return simulate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from eo_pipeline._dispatch import apply_kernel, numba_threads
+from eo_pipeline._dispatch import apply_kernel
 from eo_pipeline.errors import BandError, InputDataError
 from eo_pipeline.kernels import composite as kc
 
@@ -120,13 +120,6 @@ class BAPParams:
             raise InputDataError(
                 f"BAPParams.cloud_distance_max must be >= 1 pixel, got {self.cloud_distance_max}"
             )
-
-
-def _distance_block(mask: np.ndarray, *, bits: int, cap: int) -> np.ndarray:
-    out = np.empty(mask.shape, np.float32)
-    with numba_threads():
-        kc.cloud_distance(mask, bits, cap, out)
-    return out
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -226,23 +219,19 @@ def _cloud_distance(mask: xr.DataArray, bits: int, cap: int) -> xr.DataArray:
         raise InputDataError(
             f"composite(method='bap'): the mask must be (time, y, x), got dims {mask.dims}"
         )
-    m = mask.transpose("time", ...)
-    if m.chunks is None:
-        data: Any = _distance_block(np.ascontiguousarray(m.values), bits=bits, cap=cap)
-    else:
-        import dask.array as da
-
-        data = da.map_overlap(
-            _distance_block,
-            m.data,
-            depth={0: 0, 1: cap, 2: cap},
-            boundary="none",
-            dtype=np.float32,
-            meta=np.empty((0, 0, 0), np.float32),
-            bits=bits,
-            cap=cap,
-        ).rechunk(m.data.chunks)  # map_overlap enlarges chunks smaller than the halo
-    return xr.DataArray(data, dims=m.dims, coords=m.coords, name="cloud_distance")
+    core = ["time", *(d for d in mask.dims if d != "time")]
+    distance = apply_kernel(
+        kc.distance_block,
+        mask,
+        output_dtypes=[np.float32],
+        input_core_dims=[core],
+        output_core_dims=[core],
+        depth={d: cap for d in core[1:]},
+        kwargs={"bits": bits, "cap": cap},
+        name="cloud_distance",
+    )
+    # the halo may have enlarged small chunks: back onto the mask's chunks for the selection
+    return distance.chunk(mask.chunksizes) if distance.chunks is not None else distance
 
 
 # ----------------------------------------------------------------------------- one composite

@@ -111,11 +111,12 @@ def _ratio(ms: _Grid, pan: _Grid) -> int:
     return ratio
 
 
-def _band_range(var: xr.DataArray, sensor: str | None) -> tuple[float, float] | None:
-    """(start, end) wavelength in micrometres from attrs, else the sensor file."""
+def _band_info(var: xr.DataArray, sensor: str | None) -> tuple[float, float, float] | None:
+    """(start, end) wavelength in micrometres and ESUN (1 when unknown), from attrs or the sensor file."""
     c = var.attrs.get("center_wavelength")
     w = var.attrs.get("full_width_half_max")
-    if (c is None or w is None) and sensor:
+    esun = var.attrs.get("esun")
+    if (c is None or w is None or esun is None) and sensor:
         try:
             from eo_pipeline.catalogs import sensors
 
@@ -123,45 +124,47 @@ def _band_range(var: xr.DataArray, sensor: str | None) -> tuple[float, float] | 
             if key is None and "band" in var.coords and var["band"].ndim == 0:
                 key = var["band"].item()
             band = sensors.get(sensor).band(str(key if key is not None else var.name))
-            c, w = band.center_wavelength, band.full_width_half_max
         except (KeyError, ValueError, OSError):
-            return None
+            band = None
+        if band is not None:
+            c = band.center_wavelength if c is None else c
+            w = band.full_width_half_max if w is None else w
+            esun = band.esun if esun is None else esun
     if c is None or w is None:
         return None
-    return float(c) - float(w) / 2, float(c) + float(w) / 2
+    esun_value = float(np.mean(esun)) if esun is not None else 1.0  # per-date arrays: mean
+    return float(c) - float(w) / 2, float(c) + float(w) / 2, esun_value
 
 
 def default_weights(
     bands: Sequence[xr.DataArray], pan: xr.DataArray, sensor: str | None = None
 ) -> np.ndarray:
-    """Synthetic-pan weights: the share of each MS band inside the PAN band (boxcar model).
+    """Synthetic-pan weights: solar energy each MS band contributes inside the PAN pass band.
 
-    Uses each variable's ``center_wavelength``/``full_width_half_max`` attrs, else the sensor
-    file (``sensor`` or the variables' ``band`` attr); equal weights when anything is unknown
-    or no band overlaps. KazEOSat-1 (P 0.45-0.75 um) gives blue, green, red 1/3 and NIR 0.
+    ``w_k = ESUN_k * overlap_k`` (micrometres of band k's ``centre +/- FWHM / 2`` inside the
+    PAN band's), normalised: the PAN reflectance of a boxcar sensor is this weighted mean of
+    the MS reflectances (the model of :func:`eo_pipeline._spectra.pan_weights`, which the
+    simulator uses). Numbers come from the variables' ``center_wavelength``,
+    ``full_width_half_max``, ``esun`` attrs, else the sensor file (``sensor`` and each
+    variable's ``band`` attr or name); equal weights when a band is unknown or none overlaps.
 
     Examples
     --------
     >>> import xarray as xr
     >>> bands = [xr.DataArray(0, name=b, attrs={"band": b}) for b in ("B0", "B1", "B2", "B3")]
     >>> default_weights(bands, xr.DataArray(0, name="P", attrs={"band": "P"}), "kazeosat1").round(3)
-    array([0.333, 0.333, 0.333, 0.   ], dtype=float32)
+    array([0.359, 0.343, 0.298, 0.   ], dtype=float32)
     """
     equal = np.full(len(bands), 1.0 / len(bands), np.float32)
-    pan_range = _band_range(pan, sensor)
-    ranges = [_band_range(b, sensor) for b in bands]
-    if pan_range is None or any(r is None for r in ranges):
+    pan_info = _band_info(pan, sensor)
+    infos = [_band_info(b, sensor) for b in bands]
+    if pan_info is None or any(i is None for i in infos):
         return equal
-    share = np.array(
-        [
-            max(0.0, min(r[1], pan_range[1]) - max(r[0], pan_range[0])) / max(r[1] - r[0], 1e-9)
-            for r in ranges
-            if r is not None
-        ]
-    )
-    if share.sum() <= 0:
+    lo, hi, _ = pan_info
+    raw = np.array([max(0.0, min(i[1], hi) - max(i[0], lo)) * i[2] for i in infos if i is not None])
+    if raw.sum() <= 0:
         return equal
-    return (share / share.sum()).astype(np.float32)
+    return (raw / raw.sum()).astype(np.float32)
 
 
 def _ms_bands(ms: xr.Dataset | xr.DataArray) -> tuple[list[Hashable], xr.DataArray]:

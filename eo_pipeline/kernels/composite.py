@@ -43,6 +43,7 @@ __all__ = [
     "bap_block",
     "bap_select",
     "cloud_distance",
+    "distance_block",
     "median_block",
     "nanmedian_time",
     "ndvi_block",
@@ -66,31 +67,49 @@ def _is_invalid(v: float, nodata: float, mask: int, use_mask: bool, bits: int) -
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
 def _select(buf: np.ndarray, n: int, k: int) -> float:
-    """k-th smallest of ``buf[:n]`` (Wirth/Hoare quickselect, in place, no sort).
+    """k-th smallest of ``buf[:n]`` by quickselect, in place, no sort.
 
-    On return ``buf[:k] <= buf[k] <= buf[k + 1:n]``.
+    Median-of-three pivot and a branch-free Lomuto partition (Hoare's FIND with the partition
+    of Alexandrescu's "Lomuto's comeback", 2020): the per-element work is a swap and an
+    add, so unpredictable comparisons cost no branch mispredictions. On return
+    ``buf[:k] <= buf[k] <= buf[k + 1:n]``.
     """
     lo = 0
     hi = n - 1
     while lo < hi:
-        pivot = buf[(lo + hi) >> 1]
+        if hi == lo + 1:
+            if buf[hi] < buf[lo]:
+                tmp = buf[lo]
+                buf[lo] = buf[hi]
+                buf[hi] = tmp
+            break
+        mid = (lo + hi) >> 1
+        a = buf[lo]
+        b = buf[mid]
+        c = buf[hi]
+        if b < a:
+            a, b = b, a
+        if c < b:
+            b, c = c, b
+            if b < a:
+                a, b = b, a
+        buf[lo] = a  # a <= pivot b <= c: both ends are sentinels, pivot parked at hi
+        buf[mid] = c
+        buf[hi] = b
         i = lo
-        j = hi
-        while i <= j:
-            while buf[i] < pivot:
-                i += 1
-            while pivot < buf[j]:
-                j -= 1
-            if i <= j:
-                tmp = buf[i]
-                buf[i] = buf[j]
-                buf[j] = tmp
-                i += 1
-                j -= 1
-        if j < k:
-            lo = i
+        for j in range(lo, hi):
+            v = buf[j]
+            buf[j] = buf[i]
+            buf[i] = v
+            i += v < b
+        buf[hi] = buf[i]
+        buf[i] = b
+        if i == k:
+            break
         if k < i:
-            hi = j
+            hi = i - 1
+        else:
+            lo = i + 1
     return buf[k]
 
 
@@ -370,6 +389,7 @@ def _as3d(a: np.ndarray) -> np.ndarray:
 
 
 def _mask3d(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """The mask as a 3-D uint8 view (bool viewed as uint8); a dummy when absent."""
     if mask is None:
         return _NO_MASK
     if mask.dtype == np.bool_:
@@ -380,6 +400,7 @@ def _mask3d(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
 def median_block(
     data: np.ndarray, mask: np.ndarray | None = None, *, bits: int, nodata: float
 ) -> np.ndarray:
+    """:func:`nanmedian_time` of a ``(..., t)`` block (optional mask of the same shape)."""
     d = _as3d(data)
     out = np.empty(d.shape[:2], np.float32)
     nanmedian_time(d, _mask3d(mask, data.shape), bits, mask is not None, nodata, out)
@@ -395,6 +416,7 @@ def ndvi_block(
     nodata_red: float,
     nodata_nir: float,
 ) -> np.ndarray:
+    """:func:`argmax_ndvi` of ``(..., t)`` red/nir blocks -> uint16 date index."""
     shape = np.broadcast_shapes(red.shape, nir.shape)
     r = _as3d(np.broadcast_to(red, shape))
     out = np.empty(r.shape[:2], np.uint16)
@@ -415,6 +437,7 @@ def ndvi_block(
 def score_block(
     score: np.ndarray, mask: np.ndarray | None = None, *, bits: int, nodata: float
 ) -> np.ndarray:
+    """:func:`argmax_score` of a ``(..., t)`` block -> uint16 date index."""
     s = _as3d(score)
     out = np.empty(s.shape[:2], np.uint16)
     argmax_score(s, _mask3d(mask, score.shape), bits, mask is not None, nodata, out)
@@ -422,6 +445,7 @@ def score_block(
 
 
 def take_block(data: np.ndarray, index: np.ndarray, *, nodata: float) -> np.ndarray:
+    """:func:`take_time`: ``data[..., index]`` as float32."""
     shape = data.shape[:-1]
     idx = np.broadcast_to(index, shape).reshape(-1, shape[-1])
     d = _as3d(data)
@@ -442,6 +466,7 @@ def bap_block(
     distance_max: float,
     slope: float,
 ) -> np.ndarray:
+    """:func:`bap_select` of ``(..., t)`` blocks -> uint16 date index."""
     shape = reference.shape
     out = np.empty(_as3d(reference).shape[:2], np.uint16)
     bap_select(
@@ -457,3 +482,10 @@ def bap_block(
         out,
     )
     return out.reshape(shape[:-1])
+
+
+def distance_block(mask: np.ndarray, *, bits: int, cap: int) -> np.ndarray:
+    """:func:`cloud_distance` of a ``(t, y, x)`` block into a new float32 array."""
+    out = np.empty(mask.shape, np.float32)
+    cloud_distance(mask, bits, cap, out)
+    return out

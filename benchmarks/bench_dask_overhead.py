@@ -1,0 +1,166 @@
+"""Scheduling overhead: the same kernels through dask (threads scheduler, ~100 MB chunks) vs numpy.
+
+One run, the same in-memory arrays (default 20 dates x 2560 x 2000 float32 per band, red and
+nir, ~20 % NaN), each step through the public function twice:
+
+- ``numpy``: the numpy-backed Dataset, numba using every core inside one call;
+- ``dask``: the same Dataset chunked ``{"time": -1, "y": 640}`` (~100 MB per chunk), computed
+  with dask's threads scheduler (one worker thread per core, numba capped to one thread per
+  task by :func:`eo_pipeline._dispatch.numba_threads`). Graph building is included.
+
+The two are timed alternately (numpy, dask, numpy, dask...) so that both see the same load
+on a shared machine; the table shows the best of each and the JSON every run.
+
+Steps: median composite, max-NDVI composite, and NDVI through ``compute_indices`` (when the
+index engine is installed). Overhead share = ``(dask - numpy) / dask``; the target is < 10 %.
+
+Run: ``.venv/bin/python benchmarks/bench_dask_overhead.py [--dates 20 --ny 2560 --nx 2000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Timing, print_table, write_json
+
+from eo_pipeline.composite import composite
+
+CHUNK_BYTES = 100e6
+
+
+def make_dataset(dates: int, ny: int, nx: int, seed: int = 0) -> xr.Dataset:
+    """Red and nir reflectance ``(time, y, x)`` float32 with cloud-like NaN rows."""
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2024-04-01", periods=dates, freq="5D")
+    bands = {}
+    for name, common, scale in (("B4", "red", 0.2), ("B5", "nir", 0.5)):
+        data = rng.random((dates, ny, nx), dtype=np.float32) * np.float32(scale)
+        for t in range(dates):
+            data[t, rng.random(ny) < 0.2, :] = np.nan
+        bands[name] = xr.DataArray(
+            data, dims=("time", "y", "x"), coords={"time": times}, attrs={"common_name": common}
+        )
+    return xr.Dataset(bands)
+
+
+def _steps() -> dict[str, Callable[[xr.Dataset], xr.Dataset]]:
+    steps: dict[str, Callable[[xr.Dataset], xr.Dataset]] = {
+        "median composite": lambda ds: composite(ds[["B4"]], "median"),  # type: ignore[return-value]
+        "max-NDVI composite": lambda ds: composite(ds, "max_ndvi"),  # type: ignore[return-value]
+    }
+    try:
+        from eo_pipeline.indices import compute_indices
+
+        steps["NDVI (compute_indices)"] = lambda ds: compute_indices(ds, ["NDVI"])
+    except ImportError:
+        print("eo_pipeline.indices not available: index step skipped")
+    return steps
+
+
+def _interleaved(
+    a: tuple[str, Callable[[], None], str], b: tuple[str, Callable[[], None], str], repeat: int
+) -> tuple[Timing, Timing]:
+    """Time two contenders alternately (a, b, a, b...) so both see the same machine load."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for (_, func, _), out in zip((a, b), times, strict=True):
+            t0 = time.perf_counter()
+            func()
+            out.append(time.perf_counter() - t0)
+    return (
+        Timing(a[0], tuple(times[0]), note=a[2]),
+        Timing(b[0], tuple(times[1]), note=b[2]),
+    )
+
+
+def run(dates: int, ny: int, nx: int, repeat: int) -> dict[str, Any]:
+    ds = make_dataset(dates, ny, nx)
+    # ~100 MB chunks, as many as a multiple of the worker count (no idle thread at the end)
+    workers = os.cpu_count() or 1
+    band_bytes = dates * ny * nx * 4
+    n_chunks = max(workers, round(band_bytes / CHUNK_BYTES / workers) * workers)
+    rows = -(-ny // n_chunks)
+    lazy = ds.chunk({"time": -1, "y": rows, "x": -1})
+    chunk_mb = dates * rows * nx * 4 / 1e6
+    n_chunks = len(lazy.chunks["y"])
+    results: dict[str, Any] = {}
+    all_timings: list[Timing] = []
+    for name, step in _steps().items():
+        eager = step(ds)  # warm-up (JIT, imports) and reference
+
+        def numpy_run(step: Callable[[xr.Dataset], xr.Dataset] = step) -> None:
+            step(ds)
+
+        def dask_run(step: Callable[[xr.Dataset], xr.Dataset] = step) -> None:
+            with dask.config.set(scheduler="threads", num_workers=workers):
+                step(lazy).compute()
+
+        with dask.config.set(scheduler="threads", num_workers=workers):
+            check = step(lazy).compute()
+        for key in eager.data_vars:
+            np.testing.assert_array_equal(check[key].values, eager[key].values)
+        t_np, t_da = _interleaved(
+            (f"{name}: numpy", numpy_run, "numba all cores"),
+            (
+                f"{name}: dask",
+                dask_run,
+                f"threads x{workers}, {n_chunks} chunks of {chunk_mb:.0f} MB",
+            ),
+            repeat,
+        )
+        share = (t_da.best - t_np.best) / t_da.best
+        paired = sorted((d - n) / d for n, d in zip(t_np.times, t_da.times, strict=True))
+        results[name] = {
+            "numpy": t_np,
+            "dask": t_da,
+            "overhead_share": share,
+            "overhead_share_paired_median": paired[len(paired) // 2],
+        }
+        all_timings += [t_np, t_da]
+    print(
+        f"\ndask overhead, {dates} x {ny} x {nx} float32 per band "
+        f"({ds['B4'].nbytes / 1e6:.0f} MB), best of {repeat}"
+    )
+    print_table(all_timings)
+    print()
+    targets = {}
+    for name, r in results.items():
+        ok = r["overhead_share"] < 0.10
+        targets[f"{name}: dask overhead < 10%"] = ok
+        print(f"{name:<28} overhead share {r['overhead_share']:6.1%}  {'met' if ok else 'MISSED'}")
+    return {
+        "shape": [dates, ny, nx],
+        "chunk": {"time": dates, "y": rows, "x": nx, "mb": chunk_mb, "count": n_chunks},
+        "workers": workers,
+        "steps": results,
+        "targets_met": targets,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--dates", type=int, default=20)
+    parser.add_argument("--ny", type=int, default=2560)
+    parser.add_argument("--nx", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    result = run(args.dates, args.ny, args.nx, args.repeat)
+    path = write_json("dask_overhead", result)
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -108,6 +108,30 @@ def test_real_spectral_agrees_with_qa_on_clouds(landsat: xr.Dataset) -> None:
     assert recall > 0.5 and precision > 0.5, (recall, precision)
 
 
+@pytest.mark.realdata
+def test_real_scene_ingest_load_calibrate_mask(landsat_dir: Path, tmp_path: Path) -> None:
+    """The whole chain on the real scene: ingest -> load -> calibrate (SR) -> masks (QA)."""
+    from eo_pipeline.calibrate import calibrate
+    from eo_pipeline.ingest import ingest
+    from eo_pipeline.load import load
+
+    ingest(landsat_dir, tmp_path / "cat")
+    ds = load(tmp_path / "cat", bands=["blue", "green", "red", "nir08", "QA_PIXEL"])
+    m = masks(ds)
+    assert m.chunks is not None and m.attrs["mask_method"] == "qa"
+    mv = m.values[0]
+    qa = ds["QA_PIXEL"].values
+    sr_zero = np.logical_or.reduce([ds[b].values[0] == 0 for b in ("B2", "B3", "B4", "B5")])
+    expected = reference_qa(qa)[0]
+    np.testing.assert_array_equal(mv, np.where(sr_zero, k.NODATA, expected))
+    rho = calibrate(ds, to="surface_reflectance")
+    # nodata in the mask exactly where a calibrated band is NaN (no saturation in this scene)
+    any_nan = np.logical_or.reduce([np.isnan(rho[b].values[0]) for b in ("B2", "B3", "B4", "B5")])
+    np.testing.assert_array_equal(mv == k.NODATA, any_nan | ((qa[0] & 1) == 1))
+    clear = eo_pipeline.masks.clear(m).values[0]
+    assert not np.isnan(rho["B4"].values[0][clear]).any()
+
+
 # ----------------------------------------------------------------------------- synthetic
 
 SURFACES = {  # TOA reflectance: blue, green, red, nir, swir16, swir22, cirrus

@@ -386,6 +386,12 @@ def _qa_masks(ds: xr.Dataset, opts: QAOptions, dilate: int) -> xr.DataArray:
             "masks(method='qa') needs a 'QA_PIXEL' variable; load the QA_PIXEL asset or use "
             "method='spectral'"
         )
+    for name in ("QA_PIXEL", "QA_RADSAT"):
+        if name in ds.data_vars and not np.issubdtype(ds[name].dtype, np.integer):
+            raise InputDataError(
+                f"variable {name!r} is {ds[name].dtype}; QA bit fields must stay integer "
+                "(load them with their native uint16 dtype, no scale or NaN nodata)"
+            )
     inputs = [ds["QA_PIXEL"]]
     layout: list[str] = []
     if "QA_RADSAT" in ds.data_vars:

@@ -341,6 +341,9 @@ def test_bad_input() -> None:
         masks(ds.drop_vars("B4"))
     with pytest.raises(BandError, match="QA_PIXEL"):
         masks(ds, method="qa")
+    qa_float = xr.Dataset({"QA_PIXEL": ds["B1"]})
+    with pytest.raises(InputDataError, match="QA bit fields must stay integer"):
+        masks(qa_float)
     with pytest.raises(InputDataError, match="method"):
         masks(ds, method="fmask")  # type: ignore[arg-type]
     with pytest.raises(InputDataError, match="sun_azimuth"):

@@ -81,9 +81,9 @@ from eo_pipeline.catalogs.checksum import file_checksum
 from eo_pipeline.catalogs.geometry import footprint_from_bounds
 from eo_pipeline.catalogs.scene import SceneMetadata
 from eo_pipeline.catalogs.sensors import Band, Sensor
-from eo_pipeline.catalogs.stac import AssetSpec, build_item
+from eo_pipeline.catalogs.stac import AssetSpec, build_item, collection_id_for
 from eo_pipeline.catalogs.store import add_items
-from eo_pipeline.errors import InputDataError, SensorFileError
+from eo_pipeline.errors import CatalogError, InputDataError, SensorFileError
 
 __all__ = ["MIN_SIZE", "simulate"]
 
@@ -277,6 +277,13 @@ def _make_scene(
 ) -> pystac.Item:
     scene = _draw_scene(sensor, grid, seed, index)
     place = scene.place
+    item_id = f"{sensor.name}_sim_{place.datetime:%Y%m%dT%H%M%S}_s{seed}_{index:03d}"
+    existing = workdir.parent / collection_id_for(sensor.name, _level(sensor)) / item_id
+    if existing.exists():
+        raise CatalogError(
+            f"simulate: item {item_id!r} is already in {existing.parent}; simulate with another "
+            "seed or into another catalog folder"
+        )
     n = grid.size
     truth = np.empty((len(sensor.bands), n, n), np.float32)
     classes = np.empty((n, n), np.uint8)
@@ -285,7 +292,6 @@ def _make_scene(
     for t0 in range(0, n, grid.strip):
         _strip(scene, t0, min(n, t0 + grid.strip), truth, classes, dns, rngs if noise else None)
 
-    item_id = f"{sensor.name}_sim_{place.datetime:%Y%m%dT%H%M%S}_s{seed}_{index:03d}"
     transform = Affine(grid.gsd, 0.0, place.left, 0.0, -grid.gsd, place.top)
     files: dict[str, tuple[WrittenFile | None, AssetSpec]] = {}
     valid = classes != lc.NODATA

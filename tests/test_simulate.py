@@ -23,7 +23,7 @@ from eo_pipeline.calibrate import calibrate
 from eo_pipeline.catalogs import sensors
 from eo_pipeline.catalogs.validate import validate
 from eo_pipeline.cli import main
-from eo_pipeline.errors import InputDataError, UnknownSensorError
+from eo_pipeline.errors import CatalogError, InputDataError, UnknownSensorError
 from eo_pipeline.kernels.solar import solar_position
 from eo_pipeline.load import load
 from eo_pipeline.simulate import simulate
@@ -277,6 +277,15 @@ def test_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputDataError, match="format 'tiff'"):
         simulate("kazeosat2", tmp_path, format="tiff")
     assert not any(tmp_path.iterdir())
+
+
+def test_same_seed_twice_into_one_catalog_is_refused(tmp_path: Path) -> None:
+    simulate("kazeosat2", tmp_path, size=32, seed=9)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(CatalogError, match="already in"):
+        simulate("kazeosat2", tmp_path, size=32, seed=9)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no staging folder left
+    assert len(simulate("kazeosat2", tmp_path, size=32, seed=10)) == 1
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "peak_rss_mb",
     "print_table",
     "time_best",
+    "time_interleaved",
     "write_json",
 ]
 
@@ -105,6 +106,34 @@ def time_best(
         if enabled:
             gc.enable()
     return Timing(name, tuple(times), nbytes, note, dict(extra or {}))
+
+
+def time_interleaved(
+    contenders: Sequence[tuple[str, Callable[[], Any], str]],
+    *,
+    repeat: int = 5,
+    nbytes: int | None = None,
+    warmup: int = 1,
+) -> list[Timing]:
+    """Time ``(name, func, note)`` contenders round-robin: repetition k of every contender
+    runs before repetition k+1 of any, so a background load that comes and goes (shared
+    machines) hits them alike. Best-of-``repeat`` each, GC off while timing."""
+    for _, func, _ in contenders:
+        for _ in range(warmup):
+            func()
+    times: dict[str, list[float]] = {name: [] for name, _, _ in contenders}
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            for name, func, _ in contenders:
+                t0 = time.perf_counter()
+                func()
+                times[name].append(time.perf_counter() - t0)
+    finally:
+        if enabled:
+            gc.enable()
+    return [Timing(name, tuple(times[name]), nbytes, note) for name, _, note in contenders]
 
 
 def print_table(

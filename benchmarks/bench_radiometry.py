@@ -34,7 +34,7 @@ import numpy as np
 from numba import prange
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cold_jit_seconds, peak_rss_mb, print_table, time_best, write_json
+from _common import cold_jit_seconds, peak_rss_mb, print_table, time_interleaved, write_json
 
 from eo_pipeline.kernels.radiometry import calibrate_block
 
@@ -153,18 +153,19 @@ def bench_kernel(size: int, bands: int, repeat: int) -> dict[str, Any]:
             numba.set_num_threads(previous)
 
     threads = numba.get_num_threads()
-    timings = [
-        time_best("fused kernel", fused, repeat=repeat, nbytes=nbytes, note=f"numba {threads} threads"),
-        time_best("fused kernel 1 thread", fused_one_thread, repeat=repeat, nbytes=nbytes, note="numba 1 thread"),
-        time_best("numpy expression", numpy_expression, repeat=repeat, nbytes=nbytes, note="1 thread"),
-        time_best("numpy in-place", numpy_inplace, repeat=repeat, nbytes=nbytes, note="1 thread"),
-        time_best("numexpr", numexpr_eval, repeat=repeat, nbytes=nbytes, note=f"{ne.get_num_threads()} threads"),
-        time_best("numpy copy", numpy_copy, repeat=repeat, nbytes=nbytes, note="uint16->float32, 1 thread"),
-        time_best("numba parallel cast", numba_cast, repeat=repeat, nbytes=nbytes, note=f"{threads} threads"),
-    ]  # fmt: skip
+    contenders = [
+        ("fused kernel", fused, f"numba {threads} threads"),
+        ("fused kernel 1 thread", fused_one_thread, "numba 1 thread"),
+        ("numpy expression", numpy_expression, "1 thread"),
+        ("numpy in-place", numpy_inplace, "1 thread"),
+        ("numexpr", numexpr_eval, f"{ne.get_num_threads()} threads"),
+        ("numpy copy", numpy_copy, "uint16->float32, 1 thread"),
+        ("numba parallel cast", numba_cast, f"{threads} threads"),
+    ]
+    timings = time_interleaved(contenders, repeat=repeat, nbytes=nbytes)
     refs = ["numpy expression", "numexpr", "numpy copy", "numba parallel cast"]
     print(f"\nDN -> TOA reflectance, {bands} x {size} x {size} uint16 -> float32 "
-          f"({nbytes / 1e6:.0f} MB moved per call), best of {repeat}")  # fmt: skip
+          f"({nbytes / 1e6:.0f} MB moved per call), best of {repeat}, round-robin")  # fmt: skip
     ratios = print_table(timings, references=refs)
     fused_t = ratios["fused kernel"]
     targets = {
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=None, help="pixels per side (4000; --rss: 10000)")
     p.add_argument("--bands", type=int, default=None, help="bands (4; --rss: 5)")
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--repeat", type=int, default=7, help="timed repetitions (round-robin)")
     p.add_argument("--rss", action="store_true", help="measure peak RSS of a dask calibration")
     p.add_argument("--chunk", type=int, default=2048, help="dask chunk side for --rss")
     p.add_argument("--per-pixel-sun", action="store_true", help="--rss with per-pixel sun zenith")

@@ -31,10 +31,18 @@ import shapely
 from pyproj import Transformer
 
 from eo_pipeline.catalogs.sensors import Sensor
-from eo_pipeline.errors import InputDataError
+from eo_pipeline.errors import InputDataError, SensorFileError
 from eo_pipeline.kernels.solar import earth_sun_distance, solar_position
 
-__all__ = ["KAZAKHSTAN", "Placement", "SwathEdge", "cos_zenith_grid", "place_scene"]
+__all__ = [
+    "KAZAKHSTAN",
+    "Placement",
+    "SceneGrid",
+    "SwathEdge",
+    "cos_zenith_grid",
+    "place_scene",
+    "scene_grid",
+]
 
 # Kazakhstan's border, coarse (about 0.1-0.5 degree detail, after the public-domain Natural Earth
 # 1:110m admin-0 outline), longitude/latitude. Used only to keep scenes inside the country.
@@ -232,3 +240,78 @@ class SwathEdge:
         if self.side > 0:
             return x[np.newaxis, :] > edge[:, np.newaxis]
         return x[np.newaxis, :] < edge[:, np.newaxis]
+
+
+STRIP_ROWS = 256
+"""Truth-grid rows generated at a time (memory stays bounded for large scenes)."""
+
+
+@dataclass(frozen=True)
+class SceneGrid:
+    """The pixel grids of one sensor's scenes (see :func:`scene_grid`)."""
+
+    gsd: float
+    """Pixel size of the truth grid (the finest multispectral GSD)."""
+    size: int
+    """Truth-grid pixels per side (after rounding up to the coarse bands' factors)."""
+    fine: int
+    """Finest-grid pixels per truth pixel (4 for KazEOSat-1's PAN, 2 for Landsat's, else 1)."""
+    up: dict[str, int]
+    """Band id -> finest-grid pixels per band pixel."""
+    strip: int
+    """Truth rows per generation strip (a multiple of every coarse factor)."""
+
+    def band_pixels(self, band_id: str) -> int:
+        """Pixels per side of a band's grid."""
+        return self.size * self.fine // self.up[band_id]
+
+    def band_pixel_size(self, band_id: str) -> float:
+        """Pixel size of a band's grid in metres."""
+        return self.gsd * self.up[band_id] / self.fine
+
+
+def _ratio(a: float, b: float) -> int | None:
+    r = a / b
+    return round(r) if abs(r - round(r)) < 1e-6 and round(r) >= 1 else None
+
+
+def scene_grid(sensor: Sensor, size: int) -> SceneGrid:
+    """Nested grids: truth grid at the finest MS gsd, coarser bands and PAN bands on it.
+
+    >>> from eo_pipeline.catalogs import sensors
+    >>> g = scene_grid(sensors.get("sentinel2a"), 100)
+    >>> g.size, g.band_pixels("B01"), g.band_pixels("B05")
+    (102, 17, 51)
+    """
+    ms = [b for b in sensor.bands if b.common_name != "pan"] or list(sensor.bands)
+    gsd = min(b.gsd for b in ms)
+    fine, coarse = 1, 1
+    per: dict[str, tuple[int, int]] = {}
+    for b in sensor.bands:
+        if b.gsd >= gsd:
+            k = _ratio(b.gsd, gsd)
+            if k is None:
+                raise SensorFileError(
+                    f"{sensor.path}: band {b.id!r} gsd {b.gsd} m is not a whole multiple of the "
+                    f"finest multispectral gsd {gsd} m; the simulator needs nested grids"
+                )
+            per[b.id] = (k, 1)
+            coarse = math.lcm(coarse, k)
+        else:
+            k = _ratio(gsd, b.gsd)
+            if k is None:
+                raise SensorFileError(
+                    f"{sensor.path}: band {b.id!r} gsd {b.gsd} m does not divide the "
+                    f"multispectral gsd {gsd} m a whole number of times"
+                )
+            per[b.id] = (1, k)
+            fine = max(fine, k)
+    for b_id, (_k, f) in per.items():
+        if fine % f:
+            raise SensorFileError(
+                f"{sensor.path}: band {b_id!r}: PAN factors {f} and {fine} do not nest"
+            )
+    up = {b_id: k * fine // f for b_id, (k, f) in per.items()}
+    size = -(-size // coarse) * coarse
+    strip = max(coarse, STRIP_ROWS // coarse * coarse)
+    return SceneGrid(gsd=gsd, size=size, fine=fine, up=up, strip=strip)

@@ -67,7 +67,14 @@ from pyproj import Transformer
 from eo_pipeline import _landcover as lc
 from eo_pipeline._cog import WrittenFile, write_cog
 from eo_pipeline._dimap_writer import DimapGroup, dimap_asset_specs, write_dimap
-from eo_pipeline._simgeo import Placement, SwathEdge, cos_zenith_grid, place_scene
+from eo_pipeline._simgeo import (
+    Placement,
+    SceneGrid,
+    SwathEdge,
+    cos_zenith_grid,
+    place_scene,
+    scene_grid,
+)
 from eo_pipeline._simradio import (
     InverseCalibration,
     block_mean,
@@ -83,7 +90,7 @@ from eo_pipeline.catalogs.scene import SceneMetadata
 from eo_pipeline.catalogs.sensors import Band, Sensor
 from eo_pipeline.catalogs.stac import AssetSpec, build_item, collection_id_for
 from eo_pipeline.catalogs.store import add_items
-from eo_pipeline.errors import CatalogError, InputDataError, SensorFileError
+from eo_pipeline.errors import CatalogError, InputDataError
 
 __all__ = ["MIN_SIZE", "simulate"]
 
@@ -91,70 +98,6 @@ MIN_SIZE = 32
 """Smallest scene (truth-grid pixels per side)."""
 DIMAP_TILE = 2048
 """Default DIMAP tile size in pixels (``format="dimap"``)."""
-_STRIP = 256
-"""Truth-grid rows generated at a time (memory stays bounded for large scenes)."""
-
-
-@dataclass(frozen=True)
-class _Grid:
-    """The pixel grids of one sensor's scenes."""
-
-    gsd: float
-    """Pixel size of the truth grid (the finest multispectral GSD)."""
-    size: int
-    """Truth-grid pixels per side (after rounding up to the coarse bands' factors)."""
-    fine: int
-    """Finest-grid pixels per truth pixel (4 for KazEOSat-1's PAN, 2 for Landsat's, else 1)."""
-    up: dict[str, int]
-    """Band id -> finest-grid pixels per band pixel."""
-    strip: int
-    """Truth rows per generation strip (a multiple of every coarse factor)."""
-
-    def band_pixels(self, band_id: str) -> int:
-        return self.size * self.fine // self.up[band_id]
-
-    def band_pixel_size(self, band_id: str) -> float:
-        return self.gsd * self.up[band_id] / self.fine
-
-
-def _ratio(a: float, b: float) -> int | None:
-    r = a / b
-    return round(r) if abs(r - round(r)) < 1e-6 and round(r) >= 1 else None
-
-
-def _grid(sensor: Sensor, size: int) -> _Grid:
-    ms = [b for b in sensor.bands if b.common_name != "pan"] or list(sensor.bands)
-    gsd = min(b.gsd for b in ms)
-    fine, coarse = 1, 1
-    per: dict[str, tuple[int, int]] = {}
-    for b in sensor.bands:
-        if b.gsd >= gsd:
-            k = _ratio(b.gsd, gsd)
-            if k is None:
-                raise SensorFileError(
-                    f"{sensor.path}: band {b.id!r} gsd {b.gsd} m is not a whole multiple of the "
-                    f"finest multispectral gsd {gsd} m; the simulator needs nested grids"
-                )
-            per[b.id] = (k, 1)
-            coarse = math.lcm(coarse, k)
-        else:
-            k = _ratio(gsd, b.gsd)
-            if k is None:
-                raise SensorFileError(
-                    f"{sensor.path}: band {b.id!r} gsd {b.gsd} m does not divide the "
-                    f"multispectral gsd {gsd} m a whole number of times"
-                )
-            per[b.id] = (1, k)
-            fine = max(fine, k)
-    for b_id, (_k, f) in per.items():
-        if fine % f:
-            raise SensorFileError(
-                f"{sensor.path}: band {b_id!r}: PAN factors {f} and {fine} do not nest"
-            )
-    up = {b_id: k * fine // f for b_id, (k, f) in per.items()}
-    size = -(-size // coarse) * coarse
-    strip = max(coarse, _STRIP // coarse * coarse)
-    return _Grid(gsd=gsd, size=size, fine=fine, up=up, strip=strip)
 
 
 def _rng(seed: int, sensor: str, *keys: int) -> np.random.Generator:
@@ -217,7 +160,7 @@ class _Scene:
 
     sensor: Sensor
     """The sensor simulated."""
-    grid: _Grid
+    grid: SceneGrid
     """Its pixel grids."""
     place: Placement
     """Where and when."""
@@ -239,7 +182,7 @@ class _Scene:
         return min(1.0, float(self.tables.cloud[i]) * self.cloud.brightness)
 
 
-def _draw_scene(sensor: Sensor, grid: _Grid, seed: int, index: int) -> _Scene:
+def _draw_scene(sensor: Sensor, grid: SceneGrid, seed: int, index: int) -> _Scene:
     extent = grid.size * grid.gsd
     snap = max(b.gsd for b in sensor.bands)
     place = place_scene(_rng(seed, sensor.name, index, 1), sensor, extent_m=extent, snap=snap)
@@ -268,7 +211,7 @@ def _draw_scene(sensor: Sensor, grid: _Grid, seed: int, index: int) -> _Scene:
 
 def _make_scene(
     sensor: Sensor,
-    grid: _Grid,
+    grid: SceneGrid,
     seed: int,
     index: int,
     noise: bool,
@@ -604,7 +547,7 @@ def simulate(
             raise InputDataError(
                 f"simulate: dimap_tile must be a positive multiple of 256 pixels, got {dimap_tile!r}"
             )
-    grid = _grid(sens, size)
+    grid = scene_grid(sens, size)
     root = Path(catalog_dir)
     root.mkdir(parents=True, exist_ok=True)
     workdir = root / f".simulate-{uuid.uuid4().hex[:12]}"

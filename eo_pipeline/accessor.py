@@ -93,11 +93,12 @@ class EOAccessor:
         pan: xr.Dataset | xr.DataArray,
         method: str = "brovey",
         weights: Sequence[float] | None = None,
+        **kwargs: Any,
     ) -> Any:
         """Sharpen these MS bands with ``pan`` (:func:`eo_pipeline.pansharpen`)."""
         from eo_pipeline.pansharpen import pansharpen
 
-        return pansharpen(self._obj, pan, method, weights)  # type: ignore[arg-type]
+        return pansharpen(self._obj, pan, method, weights, **kwargs)  # type: ignore[arg-type]
 
     def write(self, path: str | os.PathLike[str], **kwargs: Any) -> Any:
         """Write one COG (:func:`eo_pipeline.write`); returns its ``WrittenProduct``."""

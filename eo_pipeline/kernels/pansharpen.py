@@ -15,6 +15,9 @@ Methods (``method`` argument)
   "A fast intensity-hue-saturation fusion technique with spectral adjustment for IKONOS
   imagery", IEEE GRSL 1(4), 2004, which extends it to 4 bands with band weights).
 
+Per-band injection gains ``g_k`` scale the injected detail: ``MS_k + g_k (PAN - I)`` and
+``MS_k (1 + g_k (PAN / I - 1))``; ``g_k = 1`` is the classic method.
+
 ``weights`` must sum to 1 (the caller normalises). Arithmetic is float32 per pixel; values
 equal to ``ms_nodata`` / ``pan_nodata`` (NaN disables) and NaN give NaN.
 
@@ -24,7 +27,7 @@ Examples
 >>> ms = np.ones((2, 3, 3), np.float32)  # 2 bands, 1x1 block + halo
 >>> pan = np.full((2, 2), 2.0, np.float32)
 >>> out = np.empty((2, 2, 2), np.float32)
->>> sharpen_block(ms, pan, 2, np.float32([0.5, 0.5]), BROVEY, np.nan, np.nan, out)
+>>> sharpen_block(ms, pan, 2, np.float32([0.5, 0.5]), np.ones(2, np.float32), BROVEY, np.nan, np.nan, out)
 >>> out[:, 0, 0].tolist()
 [2.0, 2.0]
 """
@@ -51,6 +54,7 @@ def sharpen_block(
     pan: np.ndarray,
     ratio: int,
     weights: np.ndarray,
+    gains: np.ndarray,
     method: int,
     ms_nodata: float,
     pan_nodata: float,
@@ -69,6 +73,8 @@ def sharpen_block(
         Integer resolution ratio MS / PAN (4 for KazEOSat-1).
     weights
         ``(bands,)`` float32 synthetic-pan weights summing to 1.
+    gains
+        ``(bands,)`` float32 detail-injection gains (1 for the classic methods).
     method
         :data:`BROVEY` or :data:`IHS`.
     ms_nodata, pan_nodata
@@ -119,13 +125,13 @@ def sharpen_block(
                     for b in range(nb):
                         out[b, i, j] = np.float32(np.nan)
                     continue
-                gain = p / intensity
+                excess = p / intensity - np.float32(1.0)
                 for b in range(nb):
-                    out[b, i, j] = vals[b] * gain
+                    out[b, i, j] = vals[b] * (np.float32(1.0) + gains[b] * excess)
             else:
                 detail = p - intensity
                 for b in range(nb):
-                    out[b, i, j] = vals[b] + detail
+                    out[b, i, j] = vals[b] + gains[b] * detail
 
 
 def pad_edge(ms: np.ndarray) -> np.ndarray:

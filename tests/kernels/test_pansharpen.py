@@ -27,7 +27,7 @@ def _bilinear_reference(ms: np.ndarray, ratio: int) -> np.ndarray:
 
 def _run(ms: np.ndarray, pan: np.ndarray, ratio: int, w: np.ndarray, method: int) -> np.ndarray:
     out = np.empty((ms.shape[0], *pan.shape), np.float32)
-    sharpen_block(pad_edge(ms), pan, ratio, w, method, np.nan, np.nan, out)
+    sharpen_block(pad_edge(ms), pan, ratio, w, np.ones_like(w), method, np.nan, np.nan, out)
     return out
 
 
@@ -82,9 +82,29 @@ def test_zero_intensity_and_missing_values_give_nan() -> None:
         np.zeros((4, 4), np.uint16),
         2,
         np.float32([0.5, 0.5]),
+        np.ones(2, np.float32),
         IHS,
         0.0,
         0.0,
         out,
     )
     assert np.isnan(out).all()  # PAN nodata 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(ms_arrays, st.integers(2, 4), st.data())
+def test_injection_gains_scale_the_detail(ms: np.ndarray, ratio: int, data: st.DataObject) -> None:
+    nb = ms.shape[0]
+    shape = (ms.shape[1] * ratio, ms.shape[2] * ratio)
+    pan = data.draw(hnp.arrays(np.float32, shape, elements=st.floats(0.0625, 1.0, width=32)))
+    gains = data.draw(hnp.arrays(np.float32, nb, elements=st.floats(-1.0, 2.0, width=32)))
+    w = np.full(nb, 1.0 / nb, np.float32)
+    up = _bilinear_reference(ms, ratio)
+    intensity = np.tensordot(w, up, axes=1)
+    for method, expected in (
+        (IHS, up + gains[:, None, None] * (pan - intensity)),
+        (BROVEY, up * (1 + gains[:, None, None] * (pan / intensity - 1))),
+    ):
+        out = np.empty((nb, *shape), np.float32)
+        sharpen_block(pad_edge(ms), pan, ratio, w, gains, method, np.nan, np.nan, out)
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)

@@ -1,10 +1,10 @@
 """Ingest a vendor scene folder into the self-contained static STAC catalog.
 
 ``ingest(path, catalog_dir)`` reads the product metadata (Landsat Collection 2 MTL, L1 or L2;
-Sentinel-2 L1C ``MTD_MSIL1C.xml``), checks every raster against the sensor file and the
-metadata, computes the cloud cover from the QA band where there is one, builds the STAC
-item (:func:`eo_pipeline.catalogs.stac.build_item`) and adds it to the catalog
-(:func:`eo_pipeline.catalogs.store.add_items`).
+Sentinel-2 L1C ``MTD_MSIL1C.xml``; DIMAP V2 ``DIM_*.XML``, the format of KazEOSat-1), checks
+every raster against the sensor file and the metadata, computes the cloud cover from the QA
+band where there is one, builds the STAC item (:func:`eo_pipeline.catalogs.stac.build_item`)
+and adds it to the catalog (:func:`eo_pipeline.catalogs.store.add_items`).
 
 The catalog is self-contained: the scene's files are **hard-linked** into the item's folder
 when the catalog is on the same filesystem and linking is allowed, and **copied**
@@ -27,6 +27,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -341,7 +342,9 @@ def ingest(
     ----------
     path
         A Landsat C2 scene folder or its ``*_MTL.txt``/``.json``/``.xml``; a Sentinel-2 L1C
-        SAFE folder or its ``MTD_MSIL1C.xml``.
+        SAFE folder or its ``MTD_MSIL1C.xml``; a DIMAP V2 product (``DIM_*.XML``) or bundle
+        folder (``P`` + ``MS`` products of one acquisition become one item; see
+        :mod:`eo_pipeline._dimap_ingest`: one VRT mosaic of the tiles per band).
     catalog_dir
         The static catalog folder (created when missing). The item goes to
         ``{sensor}-{level}/{product id}/``.
@@ -365,7 +368,8 @@ def ingest(
     InputDataError
         Missing band files, stray band files, a file that is not a raster, a band count,
         data type, grid or extent that disagrees with the sensor or the metadata, a
-        metadata-only Sentinel-2 product.
+        metadata-only Sentinel-2 product; a DIMAP tile listed but absent, or not matching
+        its place in the tiling.
     CatalogError
         The item is already catalogued (without ``overwrite``) or the catalog is broken.
 
@@ -375,33 +379,40 @@ def ingest(
     >>> ingest("scene_folder", "catalog").id  # doctest: +SKIP
     'LC08_L2SP_001070_20190114_20200830_02_T2'
     """
+    from eo_pipeline import _dimap_ingest
     from eo_pipeline.catalogs.readers import read_metadata
 
-    meta = read_metadata(path)
-    sensor = _sensors.get(meta.sensor)
-    if sensor.name.startswith("sentinel2"):
-        specs = sentinel2_assets(meta)
-    elif sensor.name.startswith("landsat"):
-        specs = landsat_assets(meta)
-    else:
-        raise InputDataError(
-            f"{meta.source}: ingest supports Landsat C2 and Sentinel-2 L1C folders; "
-            f"sensor {sensor.name!r} products are not supported yet"
-        )
-    if not any(s.bands for s in specs):
-        raise InputDataError(f"{meta.source}: no band of sensor {sensor.name} found to ingest")
-    qa = _check_rasters(meta, specs)
-    cover = cloud_cover_from_qa(qa) if qa is not None else None
-    item = build_item(
-        meta,
-        specs,
-        cloud_cover=cover,
-        properties={
-            "processing:lineage": f"ingested from {Path(meta.source).name}"
-            + (" (eo:cloud_cover from QA_PIXEL cloud and shadow bits)" if cover is not None else "")
-        },
-    )
-    (written,) = add_items(catalog_dir, [item], asset_mode=asset_mode, overwrite=overwrite)
+    docs = _dimap_ingest.dimap_documents(path)
+    with tempfile.TemporaryDirectory(prefix="eo-pipeline-ingest-") as workdir:
+        if docs:  # DIMAP V2 product or bundle: band VRTs are written into workdir
+            meta, specs = _dimap_ingest.dimap_scene(docs, Path(workdir))
+            lineage = _dimap_ingest.lineage(docs)
+        else:
+            meta = read_metadata(path)
+            lineage = f"ingested from {Path(meta.source).name}"
+        sensor = _sensors.get(meta.sensor)
+        if not docs:
+            if sensor.name.startswith("sentinel2"):
+                specs = sentinel2_assets(meta)
+            elif sensor.name.startswith("landsat"):
+                specs = landsat_assets(meta)
+            else:
+                raise InputDataError(
+                    f"{meta.source}: ingest supports Landsat C2, Sentinel-2 L1C and DIMAP V2 "
+                    f"deliveries; sensor {sensor.name!r} products in this format are not "
+                    "supported yet"
+                )
+        if not any(s.bands for s in specs):
+            raise InputDataError(f"{meta.source}: no band of sensor {sensor.name} found to ingest")
+        qa = _check_rasters(meta, [s for s in specs if "tile" not in s.roles])
+        cover = cloud_cover_from_qa(qa) if qa is not None else None
+        if cover is not None:
+            lineage += " (eo:cloud_cover from QA_PIXEL cloud and shadow bits)"
+        props: dict[str, Any] = {"processing:lineage": lineage}
+        if docs:
+            props["eo_pipeline:format"] = "dimap"
+        item = build_item(meta, specs, cloud_cover=cover, properties=props)
+        (written,) = add_items(catalog_dir, [item], asset_mode=asset_mode, overwrite=overwrite)
     return written
 
 

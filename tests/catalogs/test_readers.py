@@ -251,20 +251,20 @@ def test_a_new_format_plugs_in_with_one_line(monkeypatch, tmp_path):
         calls.append(path)
         raise MetadataError(f"{path}: read by the plug-in")
 
-    module = types.ModuleType("eo_test_dimap")
+    module = types.ModuleType("eo_test_plugin")
     module.FORMAT = MetadataFormat(  # type: ignore[attr-defined]
-        name="DIMAP V2",
-        patterns=("DIM_*.XML",),
-        sniff=lambda p, head: b"<Dimap_Document" in head,
+        name="Plug-in format",
+        patterns=("PLUG_*.XML",),
+        sniff=lambda p, head: b"<Plug_Document" in head,
         read=read,
     )
-    monkeypatch.setitem(sys.modules, "eo_test_dimap", module)
-    monkeypatch.setattr(readers, "READER_MODULES", (*readers.READER_MODULES, "eo_test_dimap"))
-    (tmp_path / "DIM_X.XML").write_text("<Dimap_Document/>")
+    monkeypatch.setitem(sys.modules, "eo_test_plugin", module)
+    monkeypatch.setattr(readers, "READER_MODULES", (*readers.READER_MODULES, "eo_test_plugin"))
+    (tmp_path / "PLUG_X.XML").write_text("<Plug_Document/>")
     with pytest.raises(MetadataError, match="read by the plug-in"):
         read_metadata(tmp_path)
-    assert calls == [tmp_path / "DIM_X.XML"]
-    assert [f.name for f in readers.formats()][-1] == "DIMAP V2"
+    assert calls == [tmp_path / "PLUG_X.XML"]
+    assert [f.name for f in readers.formats()][-1] == "Plug-in format"
 
 
 # ----------------------------------------------------------------------------- Sentinel-2

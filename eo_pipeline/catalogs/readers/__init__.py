@@ -6,7 +6,8 @@ file's first bytes and hands it to the reader module that claims it:
 - :mod:`.landsat`: Landsat 8/9 Collection 2 MTL, L1 and L2, in ``.txt`` (ODL), ``.json`` and
   ``.xml`` (the three give equal metadata);
 - :mod:`.sentinel2`: Sentinel-2 L1C ``MTD_MSIL1C.xml`` (+ ``MTD_TL.xml`` beside it or in
-  ``GRANULE/*/``).
+  ``GRANULE/*/``);
+- :mod:`.dimap`: Airbus DIMAP V2 ``DIM_*.XML`` (KazEOSat-1, Pléiades, SPOT 6/7 profiles).
 
 Adding a format is one line: a module defining ``FORMAT = MetadataFormat(...)`` (see
 :mod:`._common`) appended to :data:`READER_MODULES` (e.g. ``"eo_pipeline.catalogs.readers.dimap"``).
@@ -35,6 +36,7 @@ __all__ = ["READER_MODULES", "MetadataFormat", "formats", "read_metadata"]
 READER_MODULES: tuple[str, ...] = (
     "eo_pipeline.catalogs.readers.landsat",
     "eo_pipeline.catalogs.readers.sentinel2",
+    "eo_pipeline.catalogs.readers.dimap",
 )
 """Modules that each define ``FORMAT``; tried in this order (first match wins)."""
 
@@ -45,7 +47,7 @@ def formats() -> tuple[MetadataFormat, ...]:
     Examples
     --------
     >>> [f.patterns[0] for f in formats()]
-    ['*_MTL.txt', 'MTD_MSIL1C.xml']
+    ['*_MTL.txt', 'MTD_MSIL1C.xml', 'DIM_*.XML']
     """
     return tuple(importlib.import_module(name).FORMAT for name in READER_MODULES)
 
@@ -77,7 +79,7 @@ def read_metadata(path: str | os.PathLike[str]) -> SceneMetadata:
     ----------
     path
         The metadata file (Landsat ``*_MTL.txt``/``.json``/``.xml``, Sentinel-2
-        ``MTD_MSIL1C.xml``) or the scene folder holding it. In a folder the Landsat ODL
+        ``MTD_MSIL1C.xml``, DIMAP V2 ``DIM_*.XML``) or the scene folder holding it. In a folder the Landsat ODL
         ``.txt`` is preferred over ``.json`` and ``.xml``; all three give equal metadata.
 
     Returns

@@ -25,6 +25,7 @@ __all__ = [
     "child_text",
     "children",
     "local_name",
+    "need_text",
     "parse_number",
     "parse_utc",
     "parse_xml",
@@ -143,3 +144,21 @@ def child_text(elem: ET.Element, path: str) -> str | None:
     if found is None or found.text is None or not found.text.strip():
         return None
     return found.text.strip()
+
+
+def need_text(path: Path, elem: ET.Element, xpath: str, *, hint: str, prefix: str = "") -> str:
+    """Text of :func:`child_text` or a :class:`MetadataError` naming the file and element.
+
+    ``prefix`` is the path of ``elem`` in the document (for the message); ``hint`` says how to
+    fix it.
+
+    Examples
+    --------
+    >>> need_text(Path("DIM_X.XML"), ET.fromstring("<a><b>1</b></a>"), "b", hint="")
+    '1'
+    """
+    value = child_text(elem, xpath)
+    if value is None:
+        where = (prefix + xpath).replace("/", ".")
+        raise MetadataError(f"{path}: {where} is missing; {hint}")
+    return value

@@ -13,11 +13,14 @@ import pytest
 import rasterio
 import shapely
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from rio_cogeo.cogeo import cog_validate
 
 from eo_pipeline import _landcover as lc
 from eo_pipeline._simgeo import KAZAKHSTAN, cos_zenith_grid, place_scene
-from eo_pipeline._simradio import block_mean
+from eo_pipeline._simradio import block_mean, inverse_calibration, to_dn
 from eo_pipeline._spectra import MATERIALS, band_matrix, pan_weights, reflectance_at
 from eo_pipeline.calibrate import calibrate
 from eo_pipeline.catalogs import sensors
@@ -305,3 +308,50 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (tmp_path / "catalog.json").is_file()
     assert main(["simulate", "--sensor", "nope", "--catalog", str(tmp_path)]) == 2
     assert "unknown sensor 'nope'" in capsys.readouterr().err
+
+
+# --- kernels of the simulator ---------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rho=arrays(np.float32, (6, 7), elements=st.floats(0.0, 1.25, width=32)),
+    cos=st.floats(0.1, 1.0),
+    sensor=st.sampled_from(sorted(sensors.names())),
+    d=st.floats(0.98, 1.02),
+)
+def test_to_dn_is_the_rounded_inverse_of_calibration(
+    rho: np.ndarray, cos: float, sensor: str, d: float
+) -> None:
+    sens = sensors.get(sensor)
+    band = sens.bands[-1]
+    inv = inverse_calibration(sens, band, earth_sun_distance=d)
+    cosz = np.full(rho.shape, cos, np.float32)
+    outside = np.zeros(rho.shape, bool)
+    outside[0, 0] = True
+    dn = to_dn(rho, cosz, inv, band, outside=outside, normal=None)
+    assert dn.dtype == np.dtype(band.dtype) and dn[0, 0] == band.nodata
+    expected = rho.astype(np.float64) * (cos if inv.use_zenith else 1.0) * inv.a + inv.b
+    expected = np.clip(np.floor(expected + 0.5), band.nodata + 1, band.saturation)
+    np.testing.assert_array_equal(dn[~outside], expected[~outside].astype(dn.dtype))
+    # the calibration numbers in the metadata invert it: rho = (mult*DN + add) * factor / cos
+    cal = inv.calibration
+    ok = ~outside & (dn > band.nodata + 1) & (dn < band.saturation)
+    if sens.convention == "reflectance":
+        back = cal.reflectance_mult * dn + cal.reflectance_add  # type: ignore[operator]
+    else:
+        radiance = cal.radiance_mult * dn.astype(np.float64) + cal.radiance_add  # type: ignore[operator]
+        back = np.pi * radiance * d * d / ((cal.esun or np.nan) * cos)
+    step = inv.step / (cos if inv.use_zenith else 1.0)
+    assert (np.abs(back[ok] - rho[ok]) <= 0.5 * step * (1 + 1e-4) + 1e-6).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    data=arrays(np.float32, (12, 18), elements=st.floats(-1.0, 1.0, width=32)),
+    k=st.sampled_from([1, 2, 3, 6]),
+)
+def test_block_mean_is_the_mean_of_each_block(data: np.ndarray, k: int) -> None:
+    got = block_mean(data, k)
+    want = data.astype(np.float64).reshape(12 // k, k, 18 // k, k).mean(axis=(1, 3))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)

@@ -44,6 +44,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
+from eo_pipeline._vrt import TileSource, mosaic_vrt
 from eo_pipeline.catalogs.scene import BandCalibration
 from eo_pipeline.catalogs.sensors import Band, Sensor
 from eo_pipeline.catalogs.stac import AssetSpec
@@ -271,22 +272,16 @@ def _vrt(
     epsg: int, left: float, top: float,
 ) -> str:  # fmt: skip
     rows, cols = group.arrays[0].shape
-    root = ET.Element("VRTDataset", rasterXSize=str(cols), rasterYSize=str(rows))
-    _sub(root, "SRS", CRS.from_epsg(epsg).to_wkt())
-    _sub(root, "GeoTransform", f"{left!r}, {group.pixel!r}, 0.0, {top!r}, 0.0, {-group.pixel!r}")
-    vb = _sub(root, "VRTRasterBand", dataType="UInt16", band="1")
-    _sub(vb, "NoDataValue", band.nodata)
-    _sub(vb, "Description", band.id)
+    sources = []
     for r, c, name in tiles:
         y0, x0 = (r - 1) * tile, (c - 1) * tile
         h, w = min(tile, rows - y0), min(tile, cols - x0)
-        src = _sub(vb, "SimpleSource")
-        _sub(src, "SourceFilename", name, relativeToVRT="1")
-        _sub(src, "SourceBand", index + 1)
-        _sub(src, "SrcRect", xOff="0", yOff="0", xSize=str(w), ySize=str(h))
-        _sub(src, "DstRect", xOff=str(x0), yOff=str(y0), xSize=str(w), ySize=str(h))
-    ET.indent(root)
-    return ET.tostring(root, encoding="unicode")
+        sources.append(TileSource(name, index + 1, x0, y0, w, h))
+    return mosaic_vrt(
+        rows=rows, cols=cols, crs_wkt=CRS.from_epsg(epsg).to_wkt(),
+        transform=(left, group.pixel, 0.0, top, 0.0, -group.pixel), dtype="UInt16",
+        nodata=band.nodata, description=band.id, sources=sources,
+    )  # fmt: skip
 
 
 def write_dimap(

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-import types
 import warnings
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from eo_pipeline._callable import make_callable
 from eo_pipeline._dispatch import apply_kernel
 from eo_pipeline.errors import BandError, CalibrationError
 from eo_pipeline.kernels import radiometry, solar
@@ -589,12 +588,4 @@ def calibrate(
     return out
 
 
-class _CallableModule(types.ModuleType):
-    """``eo_pipeline.calibrate`` is this module once something imported it directly (Python
-    sets the submodule on the package), so calling it must still call :func:`calibrate`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return calibrate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__)

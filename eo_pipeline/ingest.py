@@ -26,9 +26,7 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
 import tempfile
-import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pystac
 
+from eo_pipeline._callable import make_callable
 from eo_pipeline.catalogs import sensors as _sensors
 from eo_pipeline.catalogs.scene import SceneMetadata
 from eo_pipeline.catalogs.stac import AssetSpec, build_item
@@ -460,12 +459,4 @@ def ingest_demo_scene(
     return item, validate(catalog, check_assets=True)
 
 
-class _CallableModule(types.ModuleType):
-    """``eo_pipeline.ingest`` is this module once something imported it directly (Python sets
-    the submodule on the package), so calling it must still call :func:`ingest`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return ingest(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__)

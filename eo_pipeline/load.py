@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
-import types
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +31,7 @@ import numpy as np
 import pystac
 import xarray as xr
 
+from eo_pipeline._callable import make_callable
 from eo_pipeline.catalogs import sensors as _sensors
 from eo_pipeline.catalogs.scene import BandCalibration
 from eo_pipeline.errors import BandError, CatalogError, InputDataError
@@ -383,12 +382,4 @@ def load(
     return out
 
 
-class _CallableModule(types.ModuleType):
-    """``eo_pipeline.load`` is this module once something imported it directly (Python sets
-    the submodule on the package), so calling it must still call :func:`load`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return load(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__)

@@ -36,8 +36,6 @@ Examples
 from __future__ import annotations
 
 import math
-import sys
-import types
 import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -46,6 +44,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from eo_pipeline._callable import make_callable
 from eo_pipeline._dispatch import apply_kernel
 from eo_pipeline.errors import BandError, InputDataError
 from eo_pipeline.kernels import masks as k
@@ -291,12 +290,7 @@ masks.is_valid = is_valid  # type: ignore[attr-defined]
 masks.flag = flag  # type: ignore[attr-defined]
 
 
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> xr.DataArray:
-        return masks(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__)
 
 
 def _mask_attrs(method: str, dilate: int) -> dict[str, Any]:

@@ -64,14 +64,32 @@ def dimap_documents(path: str | os.PathLike[str]) -> list[Path]:
     if p.is_file():
         if _DIM.match(p.name):
             return [p]
-        if re.match(r"^VOL_.*\.XML$", p.name, re.IGNORECASE):
-            p = p.parent
-        else:
+        if not re.match(r"^VOL_.*\.XML$", p.name, re.IGNORECASE):
             return []
+        listed = _volume_components(p)
+        if listed:
+            return listed
+        p = p.parent
     if not p.is_dir():
         return []
     found = {q for pattern in ("*", "*/*", "*/*/*") for q in p.glob(pattern) if _DIM.match(q.name)}
     return sorted(q for q in found if q.is_file())
+
+
+def _volume_components(volume: Path) -> list[Path]:
+    """The product documents a ``VOL_*.XML`` lists (``COMPONENT_PATH href``); all must exist."""
+    from eo_pipeline.catalogs.readers._common import local_name, parse_xml
+
+    root = parse_xml(volume)
+    hrefs = [c.get("href", "") for c in root.iter() if local_name(c.tag) == "COMPONENT_PATH"]
+    docs = [volume.parent / h for h in hrefs if _DIM.match(Path(h).name)]
+    absent = [str(d.relative_to(volume.parent)) for d in docs if not d.is_file()]
+    if absent:
+        raise InputDataError(
+            f"{volume}: Dataset_Components.Component.COMPONENT_PATH lists {', '.join(absent)}, "
+            "absent from the delivery; copy the whole bundle"
+        )
+    return docs
 
 
 def product_group(meta: SceneMetadata) -> str:

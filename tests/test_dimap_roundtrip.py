@@ -18,11 +18,12 @@ from eo_pipeline._cog import write_cog
 from eo_pipeline.calibrate import calibrate
 from eo_pipeline.catalogs import sensors
 from eo_pipeline.catalogs.geometry import footprint_from_bounds
+from eo_pipeline.catalogs.readers import read_metadata
 from eo_pipeline.catalogs.scene import BandCalibration, SceneMetadata
 from eo_pipeline.catalogs.stac import AssetSpec, build_item
 from eo_pipeline.catalogs.store import add_items
 from eo_pipeline.catalogs.validate import validate
-from eo_pipeline.errors import InputDataError
+from eo_pipeline.errors import InputDataError, MetadataError
 from eo_pipeline.ingest import ingest
 from eo_pipeline.kernels.solar import earth_sun_distance
 from eo_pipeline.load import load
@@ -114,6 +115,43 @@ def test_tiled_multispectral_product_mosaics_in_place(tmp_path: Path) -> None:
     for i, b in enumerate(MS):
         np.testing.assert_array_equal(ds[b].values[0], expected[i])
     assert item.id == "KZ1_TEST_MS"
+
+
+def test_bundle_layout_with_a_volume_file(tmp_path: Path) -> None:
+    """An Airbus-style bundle: P and MS products in their own folders under a VOL_*.XML."""
+    flat = write_product(tmp_path / "flat")
+    bundle = tmp_path / "bundle"
+    for group, sub in (("P", "IMG_KZ1_P_001"), ("MS", "IMG_KZ1_MS_002")):
+        (bundle / sub).mkdir(parents=True)
+        doc = flat.documents[group]
+        doc.rename(bundle / sub / doc.name)
+        for g, _, _, tile in flat.tiles:
+            if g == group:
+                tile.rename(bundle / sub / tile.name)
+    components = "".join(
+        f"<Component><COMPONENT_PATH href='{d.parent.name}/{d.name}'/></Component>"
+        for d in sorted(bundle.glob("*/DIM_*.XML"))
+    )
+    volume = bundle / "VOL_KZ1.XML"
+    volume.write_text(
+        "<Dimap_Document><Metadata_Identification><METADATA_FORMAT version='2.0'>DIMAP"
+        "</METADATA_FORMAT><METADATA_PROFILE>VOLUME</METADATA_PROFILE></Metadata_Identification>"
+        f"<Dataset_Content><Dataset_Components>{components}</Dataset_Components>"
+        "</Dataset_Content></Dimap_Document>"
+    )
+    with pytest.raises(MetadataError, match=r"a DIMAP volume file .* listing IMG_KZ1_MS_002/DIM_"):
+        read_metadata(volume)
+    item = ingest(volume, tmp_path / "catalog")
+    assert item.id == "KZ1_TEST"
+    assert {"P", *MS, "DIM_P", "DIM_MS"} <= set(item.assets)
+    ds = load([item], bands=["P", "B2"])
+    with rasterio.open(_href(item, "DIM_P")) as dim:  # the document still opens in the catalog
+        np.testing.assert_array_equal(ds["P"].values[0], dim.read(1))
+    assert ds["P"].attrs["radiance_mult"] == pytest.approx(1 / GAINS["P"])
+    assert ds["B2"].attrs["radiance_mult"] == pytest.approx(1 / GAINS["B2"])
+    next(bundle.glob("*_P_001/DIM_*.XML")).unlink()
+    with pytest.raises(InputDataError, match=r"COMPONENT_PATH lists IMG_KZ1_P_001/DIM_.*absent"):
+        ingest(volume, tmp_path / "catalog2")
 
 
 # ------------------------------------------------------- the two radiance conventions

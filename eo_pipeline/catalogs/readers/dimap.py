@@ -140,6 +140,13 @@ def _check_identity(path: Path, root: ET.Element) -> tuple[str, str, str]:
             "(Pléiades, SPOT 6/7, KazEOSat-1) is supported"
         )
     profile = _need(path, root, "Metadata_Identification/METADATA_PROFILE")
+    if profile.upper() == "VOLUME":
+        listed = [c.get("href", "") for c in root.iter() if local_name(c.tag) == "COMPONENT_PATH"]
+        raise MetadataError(
+            f"{path}: a DIMAP volume file (METADATA_PROFILE VOLUME) listing "
+            f"{', '.join(listed) or 'no product'}; read one product's DIM_*.XML, or ingest the "
+            "volume file or bundle folder (one item for all its products)"
+        )
     family, _, geometry = profile.upper().rpartition("_")
     if family not in PROFILE_FAMILIES or geometry not in _GEOMETRIES:
         known = ", ".join(f"{f}_{{{','.join(_GEOMETRIES)}}}" for f in PROFILE_FAMILIES)

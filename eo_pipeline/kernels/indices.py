@@ -1,0 +1,703 @@
+"""Spectral-index formulas compiled to ONE fused numba kernel per formula set.
+
+A formula is plain arithmetic text (``"(N - R) / (N + R)"``). It is parsed with :mod:`ast`
+and checked against a whitelist: ``+ - * / **``, unary ``-``/``+``, numeric literals, names,
+and the functions ``abs sqrt exp log log10 min max where`` (``where(cond, a, b)`` with
+comparisons ``< <= > >= == !=`` combined by ``&``/``|``/``and``/``or``/``not`` in its
+condition). No attributes, subscripts, other calls, strings or keywords: user text is never
+``eval``'d. Python source for the kernel is generated from the *validated* tree, in which every
+user name has been replaced by a positional placeholder (``b0``... for arrays, ``c0``... for
+scalar constants), so no user text reaches the generated module except numeric literals
+printed by ``repr(float)``.
+
+Semantics per pixel (inputs of any real dtype, typically float32 reflectance):
+
+- arithmetic in float64 scalars, result stored as float32;
+- ``x / 0`` and ``0 ** negative`` give NaN (never inf); any non-finite result (overflow of
+  ``exp``, ``log(0)``...) is stored as NaN;
+- a NaN in any band an output uses makes that output NaN.
+
+Several formulas compile into one kernel that reads every input pixel once and writes all
+outputs, with common sub-expressions computed once. The generated module is written to a
+cache directory (``EO_PIPELINE_KERNEL_CACHE``, else ``$XDG_CACHE_HOME/eo-pipeline/kernels``)
+under a name hashed from its source and imported from there, so numba's ``cache=True`` keeps
+the machine code between processes; inside a process kernels are cached by formula set.
+
+Examples
+--------
+>>> import numpy as np
+>>> k = FusedKernel.from_formulas(["(N - R) / (N + R)"], bands=["N", "R"])
+>>> nir = np.array([0.5, 0.0, np.nan], dtype=np.float32)
+>>> red = np.array([0.1, 0.0, 0.1], dtype=np.float32)
+>>> k(nir, red)[0]
+array([0.6666667,       nan,       nan], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FormulaSyntaxError", "FusedKernel", "formula_names", "parse_formula"]
+
+#: Functions a formula may call, with their number of arguments (``None``: two or more).
+FUNCTIONS: dict[str, int | None] = {
+    "abs": 1,
+    "sqrt": 1,
+    "exp": 1,
+    "log": 1,
+    "log10": 1,
+    "min": None,
+    "max": None,
+    "where": 3,
+}
+_MAX_CHARS = 20_000
+_MAX_NODES = 5_000
+_BLOCK = 65_536  # pixels per block when several groups run on it while it is in cache
+_GROUP = 32  # formulas per compiled loop body
+_MIN_PART = 65_536  # fewest pixels worth a thread of their own
+_CODEGEN_VERSION = "1"
+
+
+class FormulaSyntaxError(ValueError):
+    """A formula that does not parse or uses a construct outside the whitelist.
+
+    Attributes ``formula``, ``lineno`` and ``col`` (1-based) locate the problem; the public
+    layer turns this into :class:`eo_pipeline.errors.FormulaError`.
+    """
+
+    def __init__(self, message: str, formula: str, lineno: int | None, col: int | None) -> None:
+        where = f" at line {lineno}, column {col}" if lineno is not None else ""
+        super().__init__(f"{message}{where} in formula {formula!r}")
+        self.reason = message
+        self.formula = formula
+        self.lineno = lineno
+        self.col = col
+
+
+# --------------------------------------------------------------------------------------------
+# parsing and validation
+
+
+_BINOPS: dict[type[ast.operator], str] = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.Pow: "**",
+}
+_CMPOPS: dict[type[ast.cmpop], str] = {
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+}
+
+
+class _Validator:
+    """Walks a parsed formula; every node is either a number or a boolean (for ``where``)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.names: list[str] = []
+
+    def fail(self, message: str, node: ast.AST | None) -> FormulaSyntaxError:
+        lineno = getattr(node, "lineno", None)
+        col = getattr(node, "col_offset", None)
+        return FormulaSyntaxError(message, self.text, lineno, None if col is None else col + 1)
+
+    def number(self, node: ast.expr) -> None:
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.fail(f"only numeric literals are allowed, not {value!r}", node)
+            try:
+                as_float = float(value)
+            except OverflowError:
+                raise self.fail(f"numeric literal {value} is too large", node) from None
+            if not math.isfinite(as_float):
+                raise self.fail(f"numeric literal {value!r} is not finite", node)
+        elif isinstance(node, ast.Name):
+            if node.id.startswith("_"):
+                raise self.fail(
+                    f"name {node.id!r} is not allowed (names may not start with '_')", node
+                )
+            if node.id in FUNCTIONS:
+                raise self.fail(f"{node.id!r} is a function; call it as {node.id}(...)", node)
+            if node.id not in self.names:
+                self.names.append(node.id)
+        elif isinstance(node, ast.BinOp):
+            if type(node.op) not in _BINOPS:
+                raise self.fail(
+                    f"operator {type(node.op).__name__} is not allowed; use + - * / **", node
+                )
+            self.number(node.left)
+            self.number(node.right)
+        elif isinstance(node, ast.UnaryOp):
+            if not isinstance(node.op, ast.USub | ast.UAdd):
+                raise self.fail(f"unary {type(node.op).__name__} is not allowed here", node)
+            self.number(node.operand)
+        elif isinstance(node, ast.Call):
+            self.call(node)
+        elif isinstance(node, ast.Attribute):
+            raise self.fail(f"attribute access '.{node.attr}' is not allowed", node)
+        elif isinstance(node, ast.Subscript):
+            raise self.fail("subscripts ('[...]') are not allowed", node)
+        elif isinstance(node, ast.Compare | ast.BoolOp):
+            raise self.fail("a comparison is only allowed as the condition of where(...)", node)
+        else:
+            raise self.fail(f"{type(node).__name__} is not allowed in a formula", node)
+
+    def call(self, node: ast.Call) -> None:
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            what = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
+            raise self.fail(
+                f"call of {what!r} is not allowed; functions: {', '.join(FUNCTIONS)}", node
+            )
+        name = node.func.id
+        if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+            raise self.fail(f"{name}() takes positional arguments only", node)
+        arity = FUNCTIONS[name]
+        if (arity is None and len(node.args) < 2) or (
+            arity is not None and len(node.args) != arity
+        ):
+            want = "two or more" if arity is None else str(arity)
+            raise self.fail(f"{name}() takes {want} arguments, got {len(node.args)}", node)
+        if name == "where":
+            self.condition(node.args[0])
+            self.number(node.args[1])
+            self.number(node.args[2])
+        else:
+            for arg in node.args:
+                self.number(arg)
+
+    def condition(self, node: ast.expr) -> None:
+        if isinstance(node, ast.Compare):
+            for op in node.ops:
+                if type(op) not in _CMPOPS:
+                    raise self.fail(f"comparison {type(op).__name__} is not allowed", node)
+            self.number(node.left)
+            for comparator in node.comparators:
+                self.number(comparator)
+        elif isinstance(node, ast.BoolOp):
+            for value in node.values:
+                self.condition(value)
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitAnd | ast.BitOr):
+            self.condition(node.left)
+            self.condition(node.right)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not | ast.Invert):
+            self.condition(node.operand)
+        else:
+            raise self.fail("the condition of where(...) must be a comparison such as N > R", node)
+
+
+def parse_formula(text: str) -> tuple[ast.Expression, tuple[str, ...]]:
+    """Parse and validate one formula; return its tree and its free names in order of use.
+
+    Raises
+    ------
+    FormulaSyntaxError
+        With the 1-based line and column of the offending token.
+
+    Examples
+    --------
+    >>> tree, names = parse_formula("(N - R) / (N + R + L)")
+    >>> names
+    ('N', 'R', 'L')
+    >>> parse_formula("N.real")
+    Traceback (most recent call last):
+    ...
+    eo_pipeline.kernels.indices.FormulaSyntaxError: attribute access '.real' is not allowed at line 1, column 1 in formula 'N.real'
+    """
+    if not isinstance(text, str):
+        raise FormulaSyntaxError(
+            f"a formula must be a string, got {type(text).__name__}", repr(text), None, None
+        )
+    if len(text) > _MAX_CHARS:
+        raise FormulaSyntaxError(
+            f"formula longer than {_MAX_CHARS} characters", text[:60] + "...", None, None
+        )
+    if not text.strip():
+        raise FormulaSyntaxError("empty formula", text, None, None)
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as err:
+        raise FormulaSyntaxError(f"syntax error: {err.msg}", text, err.lineno, err.offset) from None
+    except (RecursionError, MemoryError, ValueError) as err:
+        raise FormulaSyntaxError(
+            f"formula cannot be parsed ({type(err).__name__})", text, None, None
+        ) from None
+    if sum(1 for _ in ast.walk(tree)) > _MAX_NODES:
+        raise FormulaSyntaxError(
+            f"formula has more than {_MAX_NODES} syntax nodes", text, None, None
+        )
+    validator = _Validator(text.strip())
+    try:
+        validator.number(tree.body)
+    except RecursionError:
+        raise FormulaSyntaxError("formula is nested too deeply", text, None, None) from None
+    return tree, tuple(validator.names)
+
+
+def formula_names(text: str) -> tuple[str, ...]:
+    """Free names of a formula (bands and constants) in order of first use."""
+    return parse_formula(text)[1]
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, mapping: Mapping[str, str]) -> None:
+        self.mapping = mapping
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        return ast.copy_location(ast.Name(id=self.mapping[node.id], ctx=ast.Load()), node)
+
+
+def normalise(text: str, mapping: Mapping[str, str]) -> str:
+    """The formula with its names replaced through ``mapping`` (validated, canonical spacing)."""
+    tree, _ = parse_formula(text)
+    return ast.unparse(_Rename(mapping).visit(tree))
+
+
+# --------------------------------------------------------------------------------------------
+# code generation
+
+
+class _Emitter:
+    """Turns validated, placeholder-named trees into straight-line code with shared temporaries."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.memo: dict[str, str] = {}
+
+    def temp(self, key: str, code: str) -> str:
+        name = self.memo.get(key)
+        if name is None:
+            name = f"t{len(self.memo)}"
+            self.memo[key] = name
+            self.lines.append(f"{name} = {code}")
+        return name
+
+    def num(self, node: ast.expr) -> str:
+        key = ast.dump(node, annotate_fields=False, include_attributes=False)
+        if key in self.memo:
+            return self.memo[key]
+        if isinstance(node, ast.Constant):
+            return repr(float(node.value))
+        if isinstance(node, ast.Name):
+            return node.id  # b* locals are float64 already; c* are float64 arguments
+        if isinstance(node, ast.UnaryOp):
+            operand = self.num(node.operand)
+            return operand if isinstance(node.op, ast.UAdd) else self.temp(key, f"-{operand}")
+        if isinstance(node, ast.BinOp):
+            return self.binop(key, node)
+        assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        return self.call(key, node.func.id, node.args)
+
+    def binop(self, key: str, node: ast.BinOp) -> str:
+        if isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant):
+            exponent = float(node.right.value)
+            base = self.num(node.left)
+            if exponent == 1.0:
+                return base
+            if exponent == 2.0:
+                return self.temp(key, f"{base} * {base}")
+            if exponent == 3.0:
+                return self.temp(key, f"{base} * {base} * {base}")
+            if exponent < 0.0:
+                return self.temp(key, f"_pow({base}, {exponent!r})")
+            return self.temp(key, f"{base} ** {exponent!r}")
+        left, right = self.num(node.left), self.num(node.right)
+        if isinstance(node.op, ast.Div):
+            return self.temp(key, f"_div({left}, {right})")
+        if isinstance(node.op, ast.Pow):
+            return self.temp(key, f"_pow({left}, {right})")
+        return self.temp(key, f"{left} {_BINOPS[type(node.op)]} {right}")
+
+    def call(self, key: str, name: str, args: list[ast.expr]) -> str:
+        if name == "where":
+            cond = self.cond(args[0])
+            a, b = self.num(args[1]), self.num(args[2])
+            return self.temp(key, f"_where({cond}, {a}, {b})")
+        values = [self.num(a) for a in args]
+        if name in ("min", "max"):
+            acc = values[0]
+            for v in values[1:]:
+                acc = self.temp(f"{name}({acc},{v})", f"_{name}({acc}, {v})")
+            return acc
+        func = {
+            "abs": "abs",
+            "sqrt": "math.sqrt",
+            "exp": "math.exp",
+            "log": "math.log",
+            "log10": "math.log10",
+        }[name]
+        return self.temp(key, f"{func}({values[0]})")
+
+    def cond(self, node: ast.expr) -> str:
+        if isinstance(node, ast.Compare):
+            parts = []
+            left = self.num(node.left)
+            for op, comp in zip(node.ops, node.comparators, strict=True):
+                right = self.num(comp)
+                parts.append(f"({left} {_CMPOPS[type(op)]} {right})")
+                left = right
+            return "(" + " & ".join(parts) + ")"
+        # booleans combine with & | (no short-circuit branches: one basic block per loop body)
+        if isinstance(node, ast.BoolOp):
+            joiner = " & " if isinstance(node.op, ast.And) else " | "
+            return "(" + joiner.join(self.cond(v) for v in node.values) + ")"
+        if isinstance(node, ast.BinOp):
+            joiner = " & " if isinstance(node.op, ast.BitAnd) else " | "
+            return f"({self.cond(node.left)}{joiner}{self.cond(node.right)})"
+        assert isinstance(node, ast.UnaryOp)
+        return f"(not {self.cond(node.operand)})"
+
+
+def _group_source(
+    fname: str, formulas: Sequence[tuple[int, str]], bands: Sequence[str], consts: Sequence[str]
+) -> tuple[str, list[int]]:
+    """One njit function computing ``formulas`` (index, text) over whole 1-D views."""
+    emitter = _Emitter()
+    outputs: list[tuple[int, str, list[str]]] = []
+    for k, text in formulas:
+        tree, names = parse_formula(text)
+        unknown = [n for n in names if n not in bands and n not in consts]
+        if unknown:
+            raise FormulaSyntaxError(f"unexpected names {unknown}", text, None, None)
+        result = emitter.num(tree.body)
+        outputs.append((k, result, [n for n in names if n in bands]))
+    used_bands = [b for b in bands if any(b in u for _, _, u in outputs)]
+    args = [f"a{b[1:]}" for b in used_bands] + list(consts) + [f"o{k}" for k, _, _ in outputs]
+    body = [f"{b} = np.float64(a{b[1:]}[p])" for b in used_bands]
+    body += emitter.lines
+    for k, result, used in outputs:
+        nan_in = " | ".join(f"({b} != {b})" for b in used) or "False"
+        body.append(f"o{k}[p] = _store({result}, {nan_in})")
+    inner = "\n".join("        " + line for line in body)
+    # the loop index starts at 0 over 1-D contiguous views, so numba drops its negative-index
+    # wraparound and LLVM emits contiguous vector loads/stores
+    src = f"""
+
+@numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
+def {fname}({", ".join(args)}):
+    for p in range({args[0]}.shape[0]):
+{inner}
+"""
+    return src, [int(b[1:]) for b in used_bands]
+
+
+def generate_source(formulas: Sequence[str], n_bands: int, n_constants: int) -> str:
+    """Python source of a module with the kernels for placeholder ``formulas``.
+
+    ``formulas`` use only the names ``b0..b{n_bands-1}`` and ``c0..c{n_constants-1}``; each
+    is re-validated here, so the generated code only ever contains whitelisted constructs.
+    Formulas are compiled in groups of at most ``_GROUP`` outputs (LLVM's time grows faster
+    than linearly with the size of one loop body, and numba re-optimises callees inlined into
+    a caller, so the groups are not called from a numba driver). The module's ``GROUPS`` lists
+    ``(function, band indices, output indices)``; each function takes its bands' 1-D arrays,
+    all constants and its outputs' 1-D arrays. Up to ``_GROUP`` formulas are one loop that
+    reads each input pixel once; :func:`_run_threaded` runs larger sets group after group on
+    blocks that stay in the last-level cache.
+    """
+    bands = [f"b{i}" for i in range(n_bands)]
+    consts = [f"c{i}" for i in range(n_constants)]
+    numbered = list(enumerate(formulas))
+    groups = [numbered[i : i + _GROUP] for i in range(0, len(numbered), _GROUP)]
+    parts = []
+    table = []
+    for g, members in enumerate(groups):
+        src, used = _group_source(f"group{g}", members, bands, consts)
+        parts.append(src)
+        table.append(f"    (group{g}, {tuple(used)!r}, {tuple(k for k, _ in members)!r}),")
+    listing = "\n".join("    " + f for f in formulas)
+    return f'''"""Generated by eo_pipeline.kernels.indices (codegen v{_CODEGEN_VERSION}); do not edit.
+
+Formulas:
+{listing}
+"""
+import math
+
+import numba
+import numpy as np
+
+NAN = math.nan
+NANF = np.float32(math.nan)
+INFF = np.float32(math.inf)
+
+
+# helpers keep each loop body a single basic block (numba compiles that much faster);
+# LLVM inlines them and vectorises the selects
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _div(a, b):
+    return NAN if b == 0.0 else a / b
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _pow(a, b):
+    return NAN if (a == 0.0 and b < 0.0) else a ** b
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _min(a, b):
+    return NAN if (a != a or b != b) else (a if a < b else b)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _max(a, b):
+    return NAN if (a != a or b != b) else (a if a > b else b)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _where(c, a, b):
+    return a if c else b
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _store(v, bad):
+    r = np.float32(v)
+    return r if (abs(r) < INFF and not bad) else NANF
+{"".join(parts)}
+
+GROUPS = (
+{chr(10).join(table)}
+)
+'''
+
+
+# --------------------------------------------------------------------------------------------
+# loading, caching, calling
+
+
+def cache_dir() -> Path:
+    """Directory of generated kernel modules (created on first use)."""
+    env = os.environ.get("EO_PIPELINE_KERNEL_CACHE")
+    if env:
+        base = Path(env)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = (Path(xdg) if xdg else Path.home() / ".cache") / "eo-pipeline" / "kernels"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        probe = base / f".probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError:
+        base = Path(tempfile.gettempdir()) / f"eo-pipeline-kernels-{os.getuid()}"
+        base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+Groups = tuple[tuple[Callable[..., None], tuple[int, ...], tuple[int, ...]], ...]
+"""``(compiled function, band indices, output indices)`` per formula group."""
+
+_compiled: dict[str, Groups] = {}
+_compile_seconds: dict[str, float] = {}
+_lock = threading.Lock()
+
+
+def _load_module(source: str) -> Groups:
+    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
+    modname = f"eo_pipeline_index_kernel_{digest}"
+    path = cache_dir() / f"{modname}.py"
+    if not path.exists() or path.read_text() != source:
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(source)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(modname, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module
+    spec.loader.exec_module(module)
+    return module.GROUPS  # type: ignore[no-any-return]
+
+
+def _run_part(
+    groups: Groups,
+    arrays: Sequence[np.ndarray],
+    scalars: Sequence[float],
+    outs: Sequence[np.ndarray],
+    lo: int,
+    hi: int,
+) -> None:
+    step = hi - lo if len(groups) == 1 else _BLOCK
+    for start in range(lo, hi, step):
+        stop = min(start + step, hi)
+        for func, bands, outputs in groups:
+            func(
+                *(arrays[b][start:stop] for b in bands),
+                *scalars,
+                *(outs[k][start:stop] for k in outputs),
+            )
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _run_threaded(
+    groups: Groups,
+    arrays: Sequence[np.ndarray],
+    scalars: Sequence[float],
+    outs: Sequence[np.ndarray],
+    threads: int | None,
+) -> None:
+    """Split the pixels into contiguous parts, one per thread (the kernels release the GIL)."""
+    global _pool
+    n = arrays[0].shape[0]
+    if threads is None:
+        import numba
+
+        threads = numba.get_num_threads()
+    parts = max(1, min(int(threads), n // _MIN_PART))
+    if parts == 1:
+        _run_part(groups, arrays, scalars, outs, 0, n)
+        return
+    step = -(-n // parts)
+    step = -(-step // 4096) * 4096  # page-aligned parts
+    bounds = [(i, min(i + step, n)) for i in range(0, n, step)]
+    with _lock:
+        if _pool is None or _pool._max_workers < len(bounds):
+            _pool = ThreadPoolExecutor(
+                max_workers=max(len(bounds), os.cpu_count() or 1),
+                thread_name_prefix="eo-indices",
+            )
+        pool = _pool
+    futures = [pool.submit(_run_part, groups, arrays, scalars, outs, i, j) for i, j in bounds[1:]]
+    _run_part(groups, arrays, scalars, outs, *bounds[0])
+    for f in futures:
+        f.result()
+
+
+@dataclass(frozen=True)
+class FusedKernel:
+    """Several placeholder formulas as one picklable, lazily compiled kernel.
+
+    Call it with ``n_bands`` arrays of one shape (any real dtype) and ``n_constants``
+    scalars; it returns one float32 array per formula. Pickling sends only the formulas,
+    so dask workers compile (or load from their disk cache) on first use.
+    """
+
+    formulas: tuple[str, ...]
+    """Formulas over ``b0..`` (arrays) and ``c0..`` (scalars), normalised by :func:`normalise`."""
+    n_bands: int
+    """Number of array inputs."""
+    n_constants: int = 0
+    """Number of scalar inputs."""
+    source: str = field(default="", compare=False, repr=False)
+    """Generated module source (filled in by the constructor)."""
+
+    def __post_init__(self) -> None:
+        if not self.formulas:
+            raise ValueError("FusedKernel needs at least one formula")
+        if self.n_bands < 1:
+            raise ValueError("FusedKernel needs at least one band input")
+        if not self.source:
+            object.__setattr__(
+                self, "source", generate_source(self.formulas, self.n_bands, self.n_constants)
+            )
+
+    @classmethod
+    def from_formulas(
+        cls, formulas: Sequence[str], bands: Sequence[str], constants: Sequence[str] = ()
+    ) -> FusedKernel:
+        """Build from formulas over named ``bands`` (arrays) and ``constants`` (scalars)."""
+        mapping = {name: f"b{i}" for i, name in enumerate(bands)}
+        mapping.update({name: f"c{i}" for i, name in enumerate(constants)})
+        normalised = []
+        for text in formulas:
+            names = formula_names(text)
+            missing = [n for n in names if n not in mapping]
+            if missing:
+                raise FormulaSyntaxError(
+                    f"names {missing} are neither bands {list(bands)} nor constants {list(constants)}",
+                    text,
+                    None,
+                    None,
+                )
+            normalised.append(normalise(text, mapping))
+        return cls(tuple(normalised), len(bands), len(constants))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.formulas, self.n_bands, self.n_constants))
+
+    def __dask_tokenize__(self) -> object:
+        return ("eo_pipeline.FusedKernel", self.source)
+
+    @property
+    def compiled(self) -> Groups:
+        """The numba functions per formula group (generated, imported, cached on first access)."""
+        kernel = _compiled.get(self.source)
+        if kernel is None:
+            with _lock:
+                kernel = _compiled.get(self.source)
+                if kernel is None:
+                    kernel = _load_module(self.source)
+                    _compiled[self.source] = kernel
+        return kernel
+
+    def compile_seconds(self) -> float | None:
+        """Seconds the first call (JIT compile or disk-cache load) took in this process."""
+        return _compile_seconds.get(self.source)
+
+    def __call__(
+        self,
+        *arrays: np.ndarray,
+        constants: Sequence[float] = (),
+        out: Sequence[np.ndarray] | None = None,
+        threads: int | None = None,
+    ) -> tuple[np.ndarray, ...]:
+        """Run the kernel; ``out`` optionally gives C-contiguous float32 outputs to fill.
+
+        The pixels are split into ``threads`` contiguous parts run concurrently (the kernel
+        releases the GIL); by default ``numba.get_num_threads()``, which
+        ``eo_pipeline._dispatch.numba_threads`` caps inside dask tasks.
+        """
+        if len(arrays) != self.n_bands:
+            raise ValueError(f"kernel expects {self.n_bands} arrays, got {len(arrays)}")
+        if len(constants) != self.n_constants:
+            raise ValueError(f"kernel expects {self.n_constants} constants, got {len(constants)}")
+        arrs = [np.asarray(a) for a in arrays]
+        shape = np.broadcast_shapes(*(a.shape for a in arrs))
+        flat = []
+        for a in arrs:
+            if a.dtype.kind not in "fiu":
+                raise TypeError(f"index inputs must be real numbers, got dtype {a.dtype}")
+            if a.shape != shape:
+                a = np.broadcast_to(a, shape)
+            flat.append(np.ascontiguousarray(a).reshape(-1))
+        if out is None:
+            outs = [np.empty(shape, dtype=np.float32) for _ in self.formulas]
+        else:
+            outs = list(out)
+            if len(outs) != len(self.formulas) or any(
+                o.shape != shape or o.dtype != np.float32 or not o.flags.c_contiguous for o in outs
+            ):
+                raise ValueError(
+                    f"out must be {len(self.formulas)} C-contiguous float32 arrays of shape {shape}"
+                )
+        if math.prod(shape) == 0:
+            return tuple(outs)
+        kernel = self.compiled
+        scalars = [float(c) for c in constants]
+        flat_out = [o.reshape(-1) for o in outs]
+        if self.source not in _compile_seconds:  # compile (or load) on a tiny slice, timed
+            t0 = time.perf_counter()
+            _run_part(kernel, flat, scalars, flat_out, 0, 1)
+            _compile_seconds.setdefault(self.source, time.perf_counter() - t0)
+        _run_threaded(kernel, flat, scalars, flat_out, threads)
+        return tuple(outs)

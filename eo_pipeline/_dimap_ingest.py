@@ -206,6 +206,11 @@ def _product_assets(
         )
     rows, cols = int(ex["rows"]), int(ex["cols"])
     tr, tc = (int(v) for v in ex["tile_size"])
+    if any(ex.get("tile_overlap", (0, 0))):
+        raise InputDataError(
+            f"{doc}: Regular_Tiling OVERLAP_ROW/OVERLAP_COL = {tuple(ex['tile_overlap'])}: "
+            "overlapping tiles are not supported; ask for a product tiled without overlap"
+        )
     multipart = any(t["part"] > 1 for t in ex["tiles"])
     expected = {(r, c) for r in range(1, -(-rows // tr) + 1) for c in range(1, -(-cols // tc) + 1)}
     sources: dict[str, list[TileSource]] = {b: [] for b in ex["band_order"]}

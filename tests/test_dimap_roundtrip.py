@@ -28,7 +28,17 @@ from eo_pipeline.ingest import ingest
 from eo_pipeline.kernels.solar import earth_sun_distance
 from eo_pipeline.load import load
 from eo_pipeline.simulate import simulate
-from tests.catalogs.test_dimap import EPSG, GAINS, LEFT, SUN, TOP, WHEN, edit, write_product
+from tests.catalogs.test_dimap import (
+    EPSG,
+    GAINS,
+    LEFT,
+    SUN,
+    TOP,
+    WHEN,
+    add_raster_index,
+    edit,
+    write_product,
+)
 from tests.test_simulate import _compare_grid, _read
 
 MS = ("B0", "B1", "B2", "B3")
@@ -115,6 +125,20 @@ def test_tiled_multispectral_product_mosaics_in_place(tmp_path: Path) -> None:
     for i, b in enumerate(MS):
         np.testing.assert_array_equal(ds[b].values[0], expected[i])
     assert item.id == "KZ1_TEST_MS"
+
+
+def test_file_band_order_follows_the_document(tmp_path: Path) -> None:
+    """A Raster_Index_List saying the file holds B3 B0 B1 B2: each band asset reads its own
+    file band, with its own calibration."""
+    product = write_product(tmp_path / "delivery", pan=False)
+    with rasterio.open(product.documents["MS"]) as dim:
+        file_bands = dim.read()
+    edit(product.documents["MS"], add_raster_index(["B3", "B0", "B1", "B2"]))
+    item = ingest(product.documents["MS"], tmp_path / "catalog")
+    ds = load([item], bands=list(MS))
+    for i, b in enumerate(["B3", "B0", "B1", "B2"]):
+        np.testing.assert_array_equal(ds[b].values[0], file_bands[i])
+        assert ds[b].attrs["gain"] == GAINS[b]  # Band_Radiance goes by BAND_ID, not position
 
 
 def test_bundle_layout_with_a_volume_file(tmp_path: Path) -> None:
@@ -251,6 +275,12 @@ def test_tile_missing_from_the_document(tmp_path: Path) -> None:
         files.remove(files.findall("Data_File")[-1])  # type: ignore[union-attr]
 
     edit(product.documents["P"], drop)
+
+    def overlap(root: ET.Element) -> None:
+        root.find(".//Regular_Tiling/OVERLAP_ROW").text = "8"  # type: ignore[union-attr]
+
+    with pytest.raises(InputDataError, match="overlapping tiles are not supported"):
+        ingest(edit(product.documents["MS"], overlap), tmp_path / "catalog")
     with pytest.raises(InputDataError, match=r"lists no Data_File for tile\(s\) R2C2 of the 300 x "
                        r"300 raster tiled by 256 x 256"):  # fmt: skip
         ingest(product.documents["P"], tmp_path / "catalog")

@@ -191,6 +191,27 @@ def test_pleiades_conventions_band_order_centre_and_extent(product: DimapProduct
     assert len(meta.footprint["coordinates"][0]) == 5  # 4 corners + closing point
 
 
+def add_raster_index(order: list[str]) -> Callable[[ET.Element], None]:
+    """A ``Raster_Index_List`` saying the file holds bands in ``order``."""
+
+    def change(root: ET.Element) -> None:
+        files = root.find("Raster_Data/Data_Access/Data_Files")
+        index = ET.SubElement(ET.SubElement(files, "Raster_Display"), "Raster_Index_List")  # type: ignore[arg-type]
+        for i, b in enumerate(order, start=1):
+            entry = ET.SubElement(index, "Raster_Index")
+            ET.SubElement(entry, "BAND_ID").text = b
+            ET.SubElement(entry, "BAND_INDEX").text = str(i)
+
+    return change
+
+
+def test_raster_index_list_gives_the_file_band_order(product: DimapProduct) -> None:
+    meta = read_metadata(edit(product.documents["MS"], add_raster_index(["B3", "B0", "B1", "B2"])))
+    assert meta.extra["band_order"] == ["B3", "B0", "B1", "B2"]
+    assert meta.extra["band_order_source"] == "Raster_Index_List"
+    assert meta.extra["tile_overlap"] == (0, 0) and meta.extra["tile_count"] == (1, 1)
+
+
 def test_time_falls_back_to_the_strip_imaging_date(product: DimapProduct) -> None:
     def no_time(root: ET.Element) -> None:
         lgv = root.find(".//Located_Geometric_Values")

@@ -47,7 +47,7 @@ document has one, else ``Band_Display_Order`` when its channels name every band 
 the order of the ``Band_Radiance`` elements. ``extra["band_order_source"]`` says which.
 
 ``extra`` holds the tile layout: ``rows``, ``cols``, ``band_order`` (band ids in file order),
-``tile_size`` (rows, cols) and ``tile_count`` (rows, cols) of the regular tiling, ``tiles``
+``tile_size``, ``tile_count`` and ``tile_overlap`` (rows, cols) of the regular tiling, ``tiles``
 (one dict per image file: ``row``, ``col``, ``part``, ``file``, ``bands``), plus
 ``special_values``, ``geoposition``, ``profile``, ``spectral_processing`` and
 ``radiometric_processing``. ``files`` maps ``IMG_R{row}C{col}`` (``..._{part}`` when a tile has
@@ -386,19 +386,24 @@ def _tiling(path: Path, root: ET.Element, rows: int, cols: int) -> dict[str, Any
     reg = child(root, "Raster_Data/Raster_Dimensions/Tile_Set/Regular_Tiling")
     size = child(reg, "NTILES_SIZE") if reg is not None else None
     count = child(reg, "NTILES_COUNT") if reg is not None else None
-    if size is None:  # a single file (GDAL then takes its size)
-        return {"tile_size": (rows, cols), "tile_count": (1, 1)}
+    if reg is None or size is None:  # a single file (GDAL then takes its size)
+        return {"tile_size": (rows, cols), "tile_count": (1, 1), "tile_overlap": (0, 0)}
     try:
         tile = (int(size.get("nrows", "")), int(size.get("ncols", "")))
-        n = (int(count.get("ntiles_R", "")), int(count.get("ntiles_C", ""))) if count else None
+        n = None
+        if count is not None:
+            n = (int(count.get("ntiles_R", "")), int(count.get("ntiles_C", "")))
+        overlap = tuple(int(child_text(reg, k) or 0) for k in ("OVERLAP_ROW", "OVERLAP_COL"))
     except ValueError:
         raise MetadataError(
-            f"{path}: Regular_Tiling NTILES_SIZE nrows/ncols (and NTILES_COUNT ntiles_R/"
-            "ntiles_C) must be integers"
+            f"{path}: Regular_Tiling NTILES_SIZE nrows/ncols, NTILES_COUNT ntiles_R/ntiles_C "
+            "and OVERLAP_ROW/OVERLAP_COL must be integers"
         ) from None
+    if min(tile) < 1:
+        raise MetadataError(f"{path}: Regular_Tiling NTILES_SIZE {tile} must be positive")
     if n is None:
         n = (-(-rows // tile[0]), -(-cols // tile[1]))
-    return {"tile_size": tile, "tile_count": n}
+    return {"tile_size": tile, "tile_count": n, "tile_overlap": overlap}
 
 
 def read_dimap(path: str | Path) -> SceneMetadata:

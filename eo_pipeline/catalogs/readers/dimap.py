@@ -43,8 +43,10 @@ What is read
 
 Band order in the image files: the ``Raster_Index_List`` of a ``Data_Files`` group when the
 document has one, else ``Band_Display_Order`` when its channels name every band once
-(Pléiades/SPOT 6/7 store multispectral images red, green, blue, NIR: ``B2 B1 B0 B3``), else
-the order of the ``Band_Radiance`` elements. ``extra["band_order_source"]`` says which.
+(Pléiades/SPOT 6/7 store multispectral images red, green, blue, NIR: ``B2 B1 B0 B3``, as
+Orfeo ToolBox reads them; GDAL's driver attaches ``B0``..``B3`` metadata to file bands 1..4
+whatever the display order), else the order in which ``Band_Measurement_List`` names the bands
+(``Band_Spectral_Range`` first). ``extra["band_order_source"]`` says which.
 
 ``extra`` holds the tile layout: ``rows``, ``cols``, ``band_order`` (band ids in file order),
 ``tile_size``, ``tile_count`` and ``tile_overlap`` (rows, cols) of the regular tiling, ``tiles``
@@ -245,7 +247,7 @@ def _band_order(root: ET.Element, nbands: int, documented: list[str]) -> tuple[l
     channels = [c for c in channels if c]
     if len(channels) == nbands and len(set(channels)) == nbands:
         return channels, "Band_Display_Order"
-    return documented[:nbands], "Band_Radiance order"
+    return documented[:nbands], "Band_Measurement_List order"
 
 
 def _tiles(
@@ -450,10 +452,9 @@ def read_dimap(path: str | Path) -> SceneMetadata:
     }  # fmt: skip
     angles = _angles(p, lgv)
     rows, cols, nbands = _dimensions(p, root)
-    radiance_ids = list(_measurements(p, root, "Band_Radiance"))
     documented = _unique(
-        radiance_ids
-        + list(_measurements(p, root, "Band_Spectral_Range"))
+        list(_measurements(p, root, "Band_Spectral_Range"))
+        + list(_measurements(p, root, "Band_Radiance"))
         + list(_measurements(p, root, "Band_Solar_Irradiance"))
     )
     tiles, order, order_source = _tiles(p, root, nbands, documented)

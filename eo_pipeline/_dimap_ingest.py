@@ -342,6 +342,6 @@ def lineage(docs: Sequence[Path]) -> str:
     """``processing:lineage`` text of an ingested DIMAP delivery."""
     return (
         f"ingested from DIMAP V2 {', '.join(d.name for d in docs)}; band assets are VRT "
-        "mosaics of the delivered tiles; calibration numbers (L = DN / GAIN + BIAS) from the "
-        "documents' Band_Radiance"
+        "mosaics of the delivered tiles; calibration numbers from the documents (Band_Radiance "
+        "L = DN / GAIN + BIAS, or Band_Reflectance for REFLECTANCE products)"
     )

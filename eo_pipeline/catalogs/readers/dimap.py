@@ -445,11 +445,10 @@ def read_dimap(path: str | Path) -> SceneMetadata:
             f"{_where(p, lgv_path.rstrip('/'))} is missing; the sun angles at the scene centre "
             "are needed"
         )
-    sun = {
-        k: _number(p, f"{lgv_path}Solar_Incidences/{k}", _need(p, lgv, f"Solar_Incidences/{k}",
-                                                               prefix=lgv_path))
-        for k in ("SUN_ELEVATION", "SUN_AZIMUTH")
-    }  # fmt: skip
+    sun = {}
+    for k in ("SUN_ELEVATION", "SUN_AZIMUTH"):
+        text = _need(p, lgv, f"Solar_Incidences/{k}", prefix=lgv_path)
+        sun[k] = _number(p, f"{lgv_path}Solar_Incidences/{k}", text)
     angles = _angles(p, lgv)
     rows, cols, nbands = _dimensions(p, root)
     documented = _unique(

@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from dataclasses import dataclass
@@ -144,6 +145,27 @@ def place_scene(
     raise InputDataError(
         f"simulate: a {extent_m / 1000:.0f} km scene does not fit inside Kazakhstan in UTM "
         f"zones 40N-45N; use a smaller size"
+    )
+
+
+def revisit(place: Placement, day: int) -> Placement:
+    """The same place seen again on ``day`` of its month (same local overpass time), with its
+    sun geometry and Earth-Sun distance recomputed."""
+    first = place.datetime.replace(day=1)
+    when = first + dt.timedelta(days=day - 1)
+    if when.month != first.month:
+        raise InputDataError(
+            f"simulate: a revisit series of that length does not fit in "
+            f"{first:%B %Y}; use fewer scenes or a shorter revisit_days"
+        )
+    lon, lat = place.center_lonlat
+    zen, az = solar_position(when.replace(tzinfo=None), lat, lon)
+    return dataclasses.replace(
+        place,
+        datetime=when,
+        sun_elevation=90.0 - float(zen),
+        sun_azimuth=float(az),
+        earth_sun_distance=float(earth_sun_distance(when)),
     )
 
 

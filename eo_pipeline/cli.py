@@ -52,6 +52,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         noise=not args.no_noise,
         format=args.format,
+        revisit=args.revisit,
     )
     for item in items:
         print(f"simulated {item.id}")
@@ -96,37 +97,63 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("ingest", help="ingest a Landsat/Sentinel-2/DIMAP scene folder into a STAC catalog")
+    p = sub.add_parser(
+        "ingest", help="ingest a Landsat/Sentinel-2/DIMAP scene folder into a STAC catalog"
+    )
     p.add_argument("path", help="scene folder or metadata file (MTL, MTD_MSIL1C.xml, DIM_*.XML)")
     p.add_argument("--catalog", required=True, help="static catalog folder (created when missing)")
-    p.add_argument("--overwrite", action="store_true", help="replace the item if already catalogued")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the item if already catalogued"
+    )
     p.set_defaults(handler=_cmd_ingest)
 
     p = sub.add_parser("validate", help="validate a STAC catalog, collection or item offline")
-    p.add_argument("path", help="catalog.json, collection.json, an item JSON, or a folder holding one")
-    p.add_argument("--check-assets", action="store_true", help="also verify every asset's file:checksum")
+    p.add_argument(
+        "path", help="catalog.json, collection.json, an item JSON, or a folder holding one"
+    )
+    p.add_argument(
+        "--check-assets", action="store_true", help="also verify every asset's file:checksum"
+    )
     p.set_defaults(handler=_cmd_validate)
 
     p = sub.add_parser("simulate", help="simulate L1 scenes of a sensor over Kazakhstan")
     p.add_argument("--sensor", required=True)
     p.add_argument("--scenes", type=int, default=1)
-    p.add_argument("--size", type=int, default=1024, help="pixels per side of the finest multispectral grid (PAN bands get 2-4x more)")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=1024,
+        help="pixels per side of the finest multispectral grid (PAN bands get 2-4x more)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-noise", action="store_true", help="switch sensor noise off")
     p.add_argument("--format", choices=["cog", "dimap"], default="cog")
+    p.add_argument(
+        "--revisit",
+        action="store_true",
+        help="a time series over one place (every 3 days from the 2nd of a month), for composites",
+    )
     p.add_argument("--catalog", required=True)
     p.set_defaults(handler=_cmd_simulate)
 
     p = sub.add_parser("run", help="run a workflow file on a dask cluster")
     p.add_argument("workflow", help="workflow YAML, or the name of a built-in workflow")
-    p.add_argument("--scheduler", default=None, help="tcp://HOST:PORT (default: DASK_SCHEDULER_ADDRESS or a LocalCluster)")
-    p.add_argument("--dry-run", action="store_true", help="validate and print the plan, compute nothing")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        help="tcp://HOST:PORT (default: DASK_SCHEDULER_ADDRESS or a LocalCluster)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="validate and print the plan, compute nothing"
+    )
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("publish", help="publish products as sellable collections")
     p.add_argument("source", help="product catalog to publish from")
     p.add_argument("--catalog", required=True, help="export catalog folder")
-    p.add_argument("--config", default=None, help="YAML with collection titles, licence, providers, prices")
+    p.add_argument(
+        "--config", default=None, help="YAML with collection titles, licence, providers, prices"
+    )
     p.set_defaults(handler=_cmd_publish)
 
     p = sub.add_parser("serve", help="serve a catalog through the STAC API")

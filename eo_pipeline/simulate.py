@@ -55,14 +55,11 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import sys
-import types
 import uuid
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pystac
@@ -70,6 +67,7 @@ from affine import Affine
 from pyproj import Transformer
 
 from eo_pipeline import _landcover as lc
+from eo_pipeline._callable import make_callable
 from eo_pipeline._cog import WrittenFile, write_cog
 from eo_pipeline._dimap_writer import DimapGroup, dimap_asset_specs, write_dimap
 from eo_pipeline._simgeo import (
@@ -79,6 +77,9 @@ from eo_pipeline._simgeo import (
     cos_zenith_grid,
     place_scene,
     scene_grid,
+)
+from eo_pipeline._simgeo import (
+    revisit as revisit_place,
 )
 from eo_pipeline._simradio import (
     InverseCalibration,
@@ -187,12 +188,18 @@ class _Scene:
         return min(1.0, float(self.tables.cloud[i]) * self.cloud.brightness)
 
 
-def _draw_scene(sensor: Sensor, grid: SceneGrid, seed: int, index: int) -> _Scene:
+def _draw_scene(
+    sensor: Sensor, grid: SceneGrid, seed: int, index: int, revisit_days: int | None = None
+) -> _Scene:
     extent = grid.size * grid.gsd
     snap = max(b.gsd for b in sensor.bands)
-    place = place_scene(_rng(seed, sensor.name, index, 1), sensor, extent_m=extent, snap=snap)
+    # a revisit series shares scene 0's place and landscape; time, clouds, swath and noise differ
+    base = 0 if revisit_days else index
+    place = place_scene(_rng(seed, sensor.name, base, 1), sensor, extent_m=extent, snap=snap)
+    if revisit_days:
+        place = revisit_place(place, day=2 + index * revisit_days)
     land = lc.LandscapeParams.draw(
-        _rng(seed, sensor.name, index, 2),
+        _rng(seed, sensor.name, base, 2),
         month=place.datetime.month,
         extent_m=extent,
         pixel_m=grid.gsd / grid.fine,
@@ -222,8 +229,9 @@ def _make_scene(
     noise: bool,
     workdir: Path,
     dimap_tile: int | None = None,
+    revisit_days: int | None = None,
 ) -> pystac.Item:
-    scene = _draw_scene(sensor, grid, seed, index)
+    scene = _draw_scene(sensor, grid, seed, index, revisit_days)
     place = scene.place
     item_id = f"{sensor.name}_sim_{place.datetime:%Y%m%dT%H%M%S}_s{seed}_{index:03d}"
     existing = workdir.parent / collection_id_for(sensor.name, _level(sensor)) / item_id
@@ -478,6 +486,8 @@ def simulate(
     format: str = "cog",
     *,
     dimap_tile: int = DIMAP_TILE,
+    revisit: bool = False,
+    revisit_days: int = 3,
 ) -> list[pystac.Item]:
     """Simulate L1 scenes of ``sensor`` over Kazakhstan into the static catalog ``catalog_dir``.
 
@@ -498,6 +508,10 @@ def simulate(
         Everything (place, time, landscape, clouds, noise) follows from it.
     noise
         Add sensor noise (``False``: DN are the rounded noiseless values).
+    revisit, revisit_days
+        ``True``: a time series over one place (scene 0's footprint, grid and landscape),
+        one scene every ``revisit_days`` days from the 2nd of scene 0's month, each with its
+        own sun geometry, clouds, swath edge and noise (for composites).
     format
         ``"cog"``: one COG per band. ``"dimap"`` (``gain_bias`` sensors, i.e. KazEOSat-1):
         Airbus DIMAP V2 products, ``P`` and ``MS``, each a ``DIM_*.XML`` beside
@@ -534,6 +548,12 @@ def simulate(
         raise InputDataError(
             f"simulate: size must be an integer >= {MIN_SIZE} pixels, got {size!r}"
         )
+    if revisit and (
+        isinstance(revisit_days, bool) or not isinstance(revisit_days, int) or revisit_days < 1
+    ):
+        raise InputDataError(
+            f"simulate: revisit_days must be an integer >= 1, got {revisit_days!r}"
+        )
     if format not in ("cog", "dimap"):
         raise InputDataError(f"simulate: format {format!r} is not supported; use 'cog' or 'dimap'")
     if format == "dimap":
@@ -559,18 +579,15 @@ def simulate(
     workdir.mkdir()
     try:
         tile = dimap_tile if format == "dimap" else None
-        items = [_make_scene(sens, grid, seed, k, noise, workdir, tile) for k in range(scenes)]
+        items = [
+            _make_scene(
+                sens, grid, seed, k, noise, workdir, tile, revisit_days if revisit else None
+            )
+            for k in range(scenes)
+        ]
         return add_items(root, items, asset_mode="move")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-class _CallableModule(types.ModuleType):
-    """``eo_pipeline.simulate`` is this module once something imported it directly (Python
-    sets the submodule on the package), so calling it must still call :func:`simulate`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> list[pystac.Item]:
-        return simulate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__)

@@ -355,3 +355,24 @@ def test_block_mean_is_the_mean_of_each_block(data: np.ndarray, k: int) -> None:
     got = block_mean(data, k)
     want = data.astype(np.float64).reshape(12 // k, k, 18 // k, k).mean(axis=(1, 3))
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_revisit_series_shares_place_and_landscape(tmp_path: Path) -> None:
+    items = simulate("kazeosat2", tmp_path, scenes=3, size=64, seed=5, noise=False, revisit=True)
+    assert len({tuple(i.bbox) for i in items}) == 1  # one footprint
+    days = [i.datetime.day for i in items]
+    assert days == [2, 5, 8] and len({i.datetime.month for i in items}) == 1
+    elevations = [i.properties["view:sun_elevation"] for i in items]
+    assert len(set(elevations)) == 3  # own sun geometry per date
+    import rasterio
+
+    classes = []
+    for it in items:
+        with rasterio.open(it.assets["truth_class"].get_absolute_href()) as src:
+            classes.append(src.read(1))
+    land = [(c < 10) & (c > 0) for c in classes]  # land-cover classes, not cloud/shadow/nodata
+    both = land[0] & land[1]
+    assert both.sum() > 100
+    assert (classes[0][both] == classes[1][both]).all()  # same landscape under different skies
+    with pytest.raises(InputDataError, match="does not fit"):
+        simulate("kazeosat2", tmp_path / "long", scenes=12, size=32, revisit=True)

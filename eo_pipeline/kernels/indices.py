@@ -17,8 +17,12 @@ Semantics per pixel (inputs of any real dtype, typically float32 reflectance):
   ``exp``, ``log(0)``...) is stored as NaN;
 - a NaN in any band an output uses makes that output NaN.
 
-Several formulas compile into one kernel that reads every input pixel once and writes all
-outputs, with common sub-expressions computed once. The generated module is written to a
+Several formulas (up to 32) compile into one loop that reads every input pixel once and
+writes all outputs, with common sub-expressions computed once; larger sets are split into
+loops of 32 run one after the other on 64k-pixel blocks that stay in the last-level cache
+(numba/LLVM compile time grows faster than linearly with one loop's size). Pixels are split
+into contiguous parts run on ``numba.get_num_threads()`` threads (the loops release the GIL;
+``eo_pipeline._dispatch.numba_threads`` caps that inside dask tasks). The generated module is written to a
 cache directory (``EO_PIPELINE_KERNEL_CACHE``, else ``$XDG_CACHE_HOME/eo-pipeline/kernels``)
 under a name hashed from its source and imported from there, so numba's ``cache=True`` keeps
 the machine code between processes; inside a process kernels are cached by formula set.
@@ -82,7 +86,8 @@ class FormulaSyntaxError(ValueError):
 
     def __init__(self, message: str, formula: str, lineno: int | None, col: int | None) -> None:
         where = f" at line {lineno}, column {col}" if lineno is not None else ""
-        super().__init__(f"{message}{where} in formula {formula!r}")
+        shown = formula if len(formula) <= 120 else formula[:117] + "..."
+        super().__init__(f"{message}{where} in formula {shown!r}")
         self.reason = message
         self.formula = formula
         self.lineno = lineno
@@ -110,6 +115,16 @@ _CMPOPS: dict[type[ast.cmpop], str] = {
 }
 
 
+def _located(message: str, text: str, lineno: int | None, col: int | None) -> FormulaSyntaxError:
+    """An error positioned in ``text`` although ``text.strip()`` was parsed."""
+    lead = text[: len(text) - len(text.lstrip())]
+    if lineno is not None:
+        if lineno == 1 and col is not None:
+            col += len(lead) - (lead.rfind("\n") + 1)
+        lineno += lead.count("\n")
+    return FormulaSyntaxError(message, text, lineno, col)
+
+
 class _Validator:
     """Walks a parsed formula; every node is either a number or a boolean (for ``where``)."""
 
@@ -120,7 +135,7 @@ class _Validator:
     def fail(self, message: str, node: ast.AST | None) -> FormulaSyntaxError:
         lineno = getattr(node, "lineno", None)
         col = getattr(node, "col_offset", None)
-        return FormulaSyntaxError(message, self.text, lineno, None if col is None else col + 1)
+        return _located(message, self.text, lineno, None if col is None else col + 1)
 
     def number(self, node: ast.expr) -> None:
         if isinstance(node, ast.Constant):
@@ -238,7 +253,7 @@ def parse_formula(text: str) -> tuple[ast.Expression, tuple[str, ...]]:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:
-        raise FormulaSyntaxError(f"syntax error: {err.msg}", text, err.lineno, err.offset) from None
+        raise _located(f"syntax error: {err.msg}", text, err.lineno, err.offset) from None
     except (RecursionError, MemoryError, ValueError) as err:
         raise FormulaSyntaxError(
             f"formula cannot be parsed ({type(err).__name__})", text, None, None
@@ -247,7 +262,7 @@ def parse_formula(text: str) -> tuple[ast.Expression, tuple[str, ...]]:
         raise FormulaSyntaxError(
             f"formula has more than {_MAX_NODES} syntax nodes", text, None, None
         )
-    validator = _Validator(text.strip())
+    validator = _Validator(text)
     try:
         validator.number(tree.body)
     except RecursionError:
@@ -266,6 +281,10 @@ class _Rename(ast.NodeTransformer):
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
         return ast.copy_location(ast.Name(id=self.mapping[node.id], ctx=ast.Load()), node)
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        node.args = [self.visit(a) for a in node.args]  # the function name stays
+        return node
 
 
 def normalise(text: str, mapping: Mapping[str, str]) -> str:

@@ -26,8 +26,8 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,11 @@ import xarray as xr
 from eo_pipeline.catalogs.checksum import file_checksum
 from eo_pipeline.errors import InputDataError, WriteError
 
-__all__ = ["WriteOptions", "WrittenProduct", "write"]
+__all__ = ["WriteOptions", "WrittenProduct", "write", "write_many"]
 
 _BLOCK = 512
+_GDAL_CACHE_MB = 256
+"""GDAL block cache (MiB) while the COG driver copies: bounded, whatever the scene size."""
 
 
 @dataclass(frozen=True)
@@ -119,12 +121,12 @@ def _as_bands(obj: xr.Dataset | xr.DataArray) -> tuple[xr.DataArray, tuple[str, 
     if da.ndim != 3 or len(extra) != 1:
         raise InputDataError(f"write: expected dims (y, x) or (band, y, x), got {da.dims}")
     da = da.transpose(extra[0], "y", "x")
-    names = (
+    labels = (
         tuple(str(v) for v in da[extra[0]].values)
         if extra[0] in da.coords
         else tuple(f"band{i + 1}" for i in range(da.shape[0]))
     )
-    return da, names
+    return da, labels
 
 
 def _geo(da: xr.DataArray) -> tuple[Any, Any]:
@@ -145,10 +147,15 @@ def _geo(da: xr.DataArray) -> tuple[Any, Any]:
 
 
 class _WindowWriter:
-    """A ``dask.array.store`` target that writes (band, y, x) windows into a GeoTIFF."""
+    """A ``dask.array.store`` target that writes (band, y, x) windows into a GeoTIFF.
 
-    def __init__(self, path: str) -> None:
+    Each target carries its own lock, so windows of *different* files are written
+    concurrently while windows of one file are serialised.
+    """
+
+    def __init__(self, path: str, lock: Any) -> None:
         self.path = path
+        self.lock = lock
 
     def __setitem__(self, key: tuple[slice, slice, slice], value: np.ndarray) -> None:
         import rasterio
@@ -157,7 +164,7 @@ class _WindowWriter:
         b, y, x = key
         bands = list(range((b.start or 0) + 1, (b.stop or value.shape[0]) + 1))
         window = Window(x.start or 0, y.start or 0, value.shape[2], value.shape[1])
-        with rasterio.open(self.path, "r+") as dst:
+        with self.lock, rasterio.open(self.path, "r+") as dst:
             dst.write(value, indexes=bands, window=window)
 
 
@@ -207,6 +214,163 @@ def _encode(
     return da, (None if nodata is None else float(nodata)), scale, offset
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A product whose intermediate GeoTIFF is created and waits for its pixels."""
+
+    final: Path
+    tmp: Path
+    cog: Path
+    data: Any
+    """The encoded (band, y, x) array, numpy or dask."""
+    names: tuple[str, ...]
+    units: str | None
+    nodata: float | None
+    scale: float | None
+    offset: float | None
+    crs: str
+    affine: Any
+    opts: WriteOptions
+
+
+def _check_folder(final: Path) -> None:
+    folder = final.parent
+    if not folder.is_dir():
+        raise WriteError(f"{folder}: output folder does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise WriteError(f"{folder}: output folder is not writable; choose another --catalog/path")
+
+
+def _prepare(obj: xr.Dataset | xr.DataArray, final: Path, opts: WriteOptions) -> _Pending:
+    """Validate and encode ``obj`` (lazily); no file is touched yet."""
+    if opts.compress not in ("deflate", "zstd"):
+        raise InputDataError(f"write: compress must be 'deflate' or 'zstd', got {opts.compress!r}")
+    _check_folder(final)
+    da, names = _as_bands(obj)
+    crs, affine = _geo(da)
+    da, nodata, scale, offset = _encode(da, opts)
+    units = da.attrs.get("units")
+    return _Pending(
+        final,
+        final,
+        final,
+        da.data,
+        names,
+        None if units is None else str(units),
+        nodata,
+        scale,
+        offset,
+        crs,
+        affine,
+        opts,
+    )
+
+
+def _create(p: _Pending) -> None:
+    """Create the tiled intermediate GeoTIFF ``p.tmp`` (no pixels yet)."""
+    import rasterio
+
+    dtype = np.dtype(p.data.dtype)
+    bands, height, width = (int(n) for n in p.data.shape)
+    profile = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": bands,
+        "dtype": dtype.name,
+        "crs": p.crs,
+        "transform": p.affine,
+        "tiled": True,
+        "blockxsize": p.opts.blocksize,
+        "blockysize": p.opts.blocksize,
+        # the intermediate is read once by the COG driver and deleted right after: left
+        # uncompressed (compressing it cost as much CPU as the whole calibration); it is
+        # as large as the product's pixels, mostly served from the page cache
+        "compress": "none",
+        # one band's window is written without decompressing and recompressing the others
+        "interleave": "band",
+        "BIGTIFF": "IF_SAFER",
+        "nodata": p.nodata,
+    }
+    with rasterio.open(p.tmp, "w", **profile) as dst:
+        for i, name in enumerate(p.names, start=1):
+            dst.set_band_description(i, name)
+            if p.units:
+                dst.update_tags(i, units=p.units)
+            if p.scale is not None:
+                dst.scales = (p.scale,) * bands
+                dst.offsets = (p.offset or 0.0,) * bands
+        dst.update_tags(**{k: str(v) for k, v in p.opts.tags.items()})
+
+
+def _store(pending: list[_Pending]) -> None:
+    """Compute every product's pixels in ONE dask computation and write them window by window.
+
+    One ``dask.array.store`` over all targets lets products that share inputs (indices and
+    reflectance of one scene) read and calibrate each chunk once instead of once per product.
+    """
+    import dask
+    import dask.array as dsa
+
+    sources: list[Any] = []
+    targets: list[Any] = []
+    for p in pending:
+        bands, height, width = (int(n) for n in p.data.shape)
+        if isinstance(p.data, dsa.Array):
+            # all bands of a window in one write (one open/close of the file per window)
+            sources.append(p.data.rechunk({0: -1}) if p.data.numblocks[0] > 1 else p.data)
+            targets.append(_WindowWriter(str(p.tmp), _lock_for(str(p.tmp))))
+        else:
+            writer = _WindowWriter(str(p.tmp), contextlib.nullcontext())
+            writer[slice(0, bands), slice(0, height), slice(0, width)] = np.asarray(p.data)
+    if sources:
+        with dask.config.set({"array.slicing.split_large_chunks": False}):
+            dsa.store(sources, targets, lock=False, compute=True)
+
+
+def _to_cog(p: _Pending) -> None:
+    """GDAL's COG driver copies the intermediate to ``p.cog`` (overviews, compression)."""
+    import rasterio
+    import rasterio.shutil
+
+    from eo_pipeline._dispatch import task_threads
+
+    dtype = np.dtype(p.data.dtype)
+    creation = {
+        "COMPRESS": "ZSTD" if p.opts.compress == "zstd" else "DEFLATE",
+        "LEVEL": str(p.opts.level),
+        "PREDICTOR": "3" if dtype.kind == "f" else "2",
+        "BLOCKSIZE": str(p.opts.blocksize),
+        "OVERVIEWS": "AUTO" if p.opts.overviews else "NONE",
+        "OVERVIEW_RESAMPLING": "AVERAGE" if dtype.kind == "f" or p.scale else "NEAREST",
+        "BIGTIFF": "IF_SAFER",
+        # compress with the threads this task may use (1 per dask worker thread)
+        "NUM_THREADS": str(task_threads()),
+    }
+    # a bounded block cache: GDAL's default (5 % of RAM per process) would let the
+    # overview pass grow with the scene size
+    with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
+        rasterio.shutil.copy(str(p.tmp), str(p.cog), driver="COG", **creation)
+    p.tmp.unlink()  # free the disk before the next product's copy
+
+
+def _written(p: _Pending) -> WrittenProduct:
+    dtype = np.dtype(p.data.dtype)
+    return WrittenProduct(
+        path=p.final,
+        size=p.final.stat().st_size,
+        checksum=file_checksum(p.final),
+        dtype=dtype.name,
+        shape=tuple(int(n) for n in p.data.shape),  # type: ignore[arg-type]
+        bands=p.names,
+        nodata=p.nodata,
+        scale=p.scale,
+        offset=p.offset,
+        crs=p.crs,
+        transform=tuple(p.affine)[:6],
+    )
+
+
 def write(
     obj: xr.Dataset | xr.DataArray,
     path: str | os.PathLike[str],
@@ -230,102 +394,85 @@ def write(
     WrittenProduct
         Path, size, sha2-256 multihash and encoding of the file.
     """
-    import dask
-    import dask.array as dsa
-    import rasterio
-    import rasterio.shutil
+    return write_many([(obj, path, options or WriteOptions(**kwargs))])[0]
 
-    opts = options or WriteOptions(**kwargs)
-    if opts.compress not in ("deflate", "zstd"):
-        raise InputDataError(f"write: compress must be 'deflate' or 'zstd', got {opts.compress!r}")
-    final = Path(path)
-    folder = final.parent
-    if not folder.is_dir():
-        raise WriteError(f"{folder}: output folder does not exist; create it first")
-    if not os.access(folder, os.W_OK):
-        raise WriteError(f"{folder}: output folder is not writable; choose another --catalog/path")
-    da, names = _as_bands(obj)
-    crs, affine = _geo(da)
-    da, nodata, scale, offset = _encode(da, opts)
-    dtype = np.dtype(da.dtype)
-    bands, height, width = (int(n) for n in da.shape)
-    predictor = 3 if dtype.kind == "f" else 2
-    profile = {
-        "driver": "GTiff",
-        "width": width,
-        "height": height,
-        "count": bands,
-        "dtype": dtype.name,
-        "crs": crs,
-        "transform": affine,
-        "tiled": True,
-        "blockxsize": opts.blocksize,
-        "blockysize": opts.blocksize,
-        "compress": "zstd" if opts.compress == "zstd" else "deflate",
-        "zlevel": 1,
-        "BIGTIFF": "IF_SAFER",
-        "nodata": nodata,
-    }
-    units = da.attrs.get("units")
+
+def write_many(
+    products: Sequence[
+        tuple[xr.Dataset | xr.DataArray, str | os.PathLike[str], WriteOptions | None]
+    ],
+) -> list[WrittenProduct]:
+    """Write several COGs from one dask computation (see :func:`write` for each product).
+
+    Products derived from the same lazy inputs (a scene's reflectance and its indices) are
+    computed together, chunk by chunk, so each input chunk is read and calibrated once.
+    Either every file is written or none is (temporaries are removed on any error).
+
+    Parameters
+    ----------
+    products
+        ``(obj, path, options)`` triples; ``options`` ``None`` means :class:`WriteOptions()`.
+
+    Returns
+    -------
+    list[WrittenProduct]
+        In the order of ``products``.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from odc.geo.geobox import GeoBox
+    >>> from odc.geo.xr import xr_zeros
+    >>> zeros = xr_zeros(GeoBox.from_bbox((0, 0, 640, 640), "EPSG:32642", resolution=10), "float32")
+    >>> d = tempfile.mkdtemp()
+    >>> outs = write_many([(zeros, f"{d}/a.tif", None), (zeros + 1, f"{d}/b.tif", None)])
+    >>> [o.path.name for o in outs]
+    ['a.tif', 'b.tif']
+    """
+    import rasterio
+
+    prepared = [_prepare(obj, Path(path), opts or WriteOptions()) for obj, path, opts in products]
+    finals = [p.final for p in prepared]
+    if len(set(finals)) != len(finals):
+        raise InputDataError(
+            f"write_many: the same path is given twice in {[str(f) for f in finals]}"
+        )
     try:
-        with _temporaries(final) as (tmp, cog):
-            with rasterio.open(tmp, "w", **profile) as dst:
-                for i, name in enumerate(names, start=1):
-                    dst.set_band_description(i, name)
-                    if units:
-                        dst.update_tags(i, units=str(units))
-                    if scale is not None:
-                        dst.scales = (scale,) * bands
-                        dst.offsets = (offset or 0.0,) * bands
-                dst.update_tags(**{k: str(v) for k, v in opts.tags.items()})
-            data = da.data
-            if isinstance(data, dsa.Array):
-                lock = _lock_for(str(tmp))
-                with dask.config.set({"array.slicing.split_large_chunks": False}):
-                    dsa.store(data, _WindowWriter(str(tmp)), lock=lock, compute=True)
-            else:
-                _WindowWriter(str(tmp))[slice(0, bands), slice(0, height), slice(0, width)] = (
-                    np.asarray(data)
-                )
-            creation = {
-                "COMPRESS": "ZSTD" if opts.compress == "zstd" else "DEFLATE",
-                "LEVEL": str(opts.level),
-                "PREDICTOR": str(predictor),
-                "BLOCKSIZE": str(opts.blocksize),
-                "OVERVIEWS": "AUTO" if opts.overviews else "NONE",
-                "OVERVIEW_RESAMPLING": "AVERAGE" if dtype.kind == "f" or scale else "NEAREST",
-                "BIGTIFF": "IF_SAFER",
-                "NUM_THREADS": "1",
-            }
-            rasterio.shutil.copy(str(tmp), str(cog), driver="COG", **creation)
-            os.replace(cog, final)
+        with contextlib.ExitStack() as stack:
+            pending: list[_Pending] = []
+            for p in prepared:
+                tmp, cog = stack.enter_context(_temporaries(p.final))
+                pending.append(replace(p, tmp=tmp, cog=cog))
+                _create(pending[-1])
+            _store(pending)
+            for p in pending:
+                _to_cog(p)
+            # renames last: every product of the call appears, or none does
+            for p in pending:
+                os.replace(p.cog, p.final)
     except (OSError, rasterio.errors.RasterioError) as err:
         raise WriteError(
-            f"{final}: writing the COG failed ({err}); nothing was left behind"
+            f"{', '.join(map(str, finals))}: writing the COG failed ({err}); "
+            "nothing was left behind"
         ) from err
-    return WrittenProduct(
-        path=final,
-        size=final.stat().st_size,
-        checksum=file_checksum(final),
-        dtype=dtype.name,
-        shape=(bands, height, width),
-        bands=names,
-        nodata=nodata,
-        scale=scale,
-        offset=offset,
-        crs=crs,
-        transform=tuple(affine)[:6],
-    )
+    return [_written(p) for p in pending]
 
 
 def _lock_for(name: str) -> Any:
-    """A lock serialising window writes: a distributed Lock under a distributed client."""
-    try:
-        from distributed import Lock, get_client
+    """A lock serialising window writes to one file.
 
-        get_client()
+    A distributed Lock only when the store will run on a distributed scheduler (tasks in
+    other processes); a local one otherwise, e.g. inside a workflow unit, whose graph runs
+    on a threaded scheduler within one worker (a distributed Lock would cost a scheduler
+    round trip per window there).
+    """
+    import dask.base
+    from dask.utils import SerializableLock
+
+    scheduler = dask.base.get_scheduler()
+    owner = getattr(scheduler, "__self__", None)
+    if owner is not None and type(owner).__module__.startswith("distributed"):
+        from distributed import Lock
+
         return Lock(f"eo-pipeline-write-{name}")
-    except (ImportError, ValueError):
-        from dask.utils import SerializableLock
-
-        return SerializableLock(f"eo-pipeline-write-{name}")
+    return SerializableLock(f"eo-pipeline-write-{name}")

@@ -75,10 +75,8 @@ def _product_name(wf: Workflow, unit: Unit, product: str) -> str:
     return wf.output.naming.format(collection=unit.collection, unit=unit.key, product=product)
 
 
-def _write_product(
-    obj: Any, folder: Path, stem: str, key: str, wf: Workflow, roles: tuple[str, ...], root: Path
-) -> ProductFile:
-    from eo_pipeline.write import WriteOptions, write
+def _write_options(obj: Any, key: str, wf: Workflow) -> Any:
+    from eo_pipeline.write import WriteOptions
 
     dtype: str | None = None
     src_kind = np.dtype(
@@ -86,7 +84,32 @@ def _write_product(
     ).kind
     if wf.output.reflectance == "int16" and src_kind == "f" and key == "reflectance":
         dtype = "int16"
-    out = write(obj, folder / f"{stem}.tif", WriteOptions(dtype=dtype, compress=wf.output.compress))
+    return WriteOptions(dtype=dtype, compress=wf.output.compress)
+
+
+def _write_products(
+    products: list[tuple[Any, str, str, tuple[str, ...]]], folder: Path, wf: Workflow, root: Path
+) -> list[ProductFile]:
+    """Write ``(obj, stem, key, roles)`` products as COGs in one dask computation.
+
+    One computation for all of a unit's products: the scene's chunks are read and
+    calibrated once, not once per product (indices share the calibrated reflectance).
+    """
+    from eo_pipeline.write import write_many
+
+    outs = write_many(
+        [
+            (obj, folder / f"{stem}.tif", _write_options(obj, key, wf))
+            for obj, stem, key, _ in products
+        ]
+    )
+    return [
+        _product_file(out, key, roles, root)
+        for out, (_, _, key, roles) in zip(outs, products, strict=True)
+    ]
+
+
+def _product_file(out: Any, key: str, roles: tuple[str, ...], root: Path) -> ProductFile:
     nodata = None if out.nodata is None or np.isnan(out.nodata) else out.nodata
     return ProductFile(
         key=key,
@@ -185,18 +208,14 @@ def process_unit(unit: Unit, wf: Workflow, root: str, threads: int = 1) -> UnitR
             raise WorkflowError(
                 f"unit {unit.key}: {refl.sizes['time']} scenes in one unit without a composite step"
             )
-        files.append(
-            _write_product(
+        products: list[tuple[Any, str, str, tuple[str, ...]]] = [
+            (
                 refl[band_vars],
-                folder,
                 _product_name(wf, unit, "reflectance"),
                 "reflectance",
-                wf,
                 ("data", "reflectance"),
-                out_root,
             )
-        )
-        timings["reflectance"] = time.perf_counter() - t0
+        ]
         istep = wf.step("indices")
         index_names: list[str] = []
         if istep is not None:
@@ -209,32 +228,23 @@ def process_unit(unit: Unit, wf: Workflow, root: str, threads: int = 1) -> UnitR
                 )
             idx = eo.compute_indices(refl, names, **dict(istep.params.get("constants", {})))
             for name in idx.data_vars:
-                files.append(
-                    _write_product(
-                        idx[[name]],
-                        folder,
-                        _product_name(wf, unit, str(name)),
-                        str(name),
-                        wf,
-                        ("data", "index"),
-                        out_root,
-                    )
+                products.append(
+                    (idx[[name]], _product_name(wf, unit, str(name)), str(name), ("data", "index"))
                 )
                 index_names.append(str(name))
-            timings["indices"] = time.perf_counter() - t0
         if mask is not None and comp is None:
             m = mask.isel(time=0, drop=True) if "time" in mask.dims else mask
-            files.append(
-                _write_product(
+            products.append(
+                (
                     m.to_dataset(name="mask"),
-                    folder,
                     _product_name(wf, unit, "mask"),
                     "mask",
-                    wf,
                     ("cloud", "mask"),
-                    out_root,
                 )
             )
+        timings["graph"] = time.perf_counter() - t0
+        files.extend(_write_products(products, folder, wf, out_root))
+        timings["write"] = time.perf_counter() - t0
         if wf.output.quicklook:
             from eo_pipeline.quicklook import index_map, quicklook, thumbnail
 

@@ -118,6 +118,20 @@ def _level(sensor: Sensor) -> str:
     return "L1"
 
 
+def _vapour_transmission(wavelength: float) -> float:
+    """Two-way water-vapour transmission of the surface signal (nominal mid-latitude summer).
+
+    1.36-1.39 um (Landsat B9, Sentinel-2 B10): ~0.02, so the ground is dark and only high
+    clouds are bright, which is what cirrus bands are for (Gao et al. 1993); 0.93-0.96 um
+    (Sentinel-2 B09): ~0.6. Elsewhere 1 (the simulator has no other atmosphere).
+    """
+    if 1.34 <= wavelength <= 1.41:
+        return 0.02
+    if 0.93 <= wavelength <= 0.96:
+        return 0.6
+    return 1.0
+
+
 class _Tables:
     """Per-band lookup tables: class code -> primary/secondary reflectance, and the cloud's."""
 
@@ -127,9 +141,14 @@ class _Tables:
         n = max(lc.CLASS_MATERIALS) + 1
         self.primary = np.zeros((len(sensor.bands), n), np.float32)
         self.secondary = np.zeros((len(sensor.bands), n), np.float32)
+        # the one piece of atmosphere simulated: water vapour hides the ground in the
+        # absorption bands (cirrus 1.38 um, 0.94 um), high clouds stay visible above it
+        vapour = np.array(
+            [_vapour_transmission(b.center_wavelength) for b in sensor.bands], np.float32
+        )
         for code, (p, s) in lc.CLASS_MATERIALS.items():
-            self.primary[:, code] = mat[idx[p]]
-            self.secondary[:, code] = mat[idx[s]]
+            self.primary[:, code] = mat[idx[p]] * vapour
+            self.secondary[:, code] = mat[idx[s]] * vapour
         self.cloud = mat[idx["cloud"]]
         self.pan: dict[str, dict[int, float]] = {}
         for b in sensor.bands:

@@ -148,18 +148,18 @@ def place_scene(
     )
 
 
-def revisit(place: Placement, day: int) -> Placement:
-    """The same place seen again on ``day`` of its month (same local overpass time), with its
-    sun geometry and Earth-Sun distance recomputed."""
-    first = place.datetime.replace(day=1)
-    when = first + dt.timedelta(days=day - 1)
-    if when.month != first.month:
-        raise InputDataError(
-            f"simulate: a revisit series of that length does not fit in "
-            f"{first:%B %Y}; use fewer scenes or a shorter revisit_days"
-        )
+def on_date(place: Placement, day: dt.date) -> Placement:
+    """The same place seen on ``day`` at the same UTC overpass time, with its sun geometry and
+    Earth-Sun distance recomputed (raises when the sun is too low then)."""
+    when = place.datetime.replace(year=day.year, month=day.month, day=day.day)
     lon, lat = place.center_lonlat
     zen, az = solar_position(when.replace(tzinfo=None), lat, lon)
+    if 90.0 - float(zen) < MIN_SUN_ELEVATION:
+        raise InputDataError(
+            f"simulate: on {day:%Y-%m-%d} the sun is {90.0 - float(zen):.1f} deg high at "
+            f"{lat:.2f}N {lon:.2f}E at the overpass time (minimum {MIN_SUN_ELEVATION:g}); "
+            "choose a date nearer summer"
+        )
     return dataclasses.replace(
         place,
         datetime=when,

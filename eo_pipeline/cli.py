@@ -53,6 +53,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         noise=not args.no_noise,
         format=args.format,
         revisit=args.revisit,
+        date=args.date,
     )
     for item in items:
         print(f"simulated {item.id}")
@@ -128,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-noise", action="store_true", help="switch sensor noise off")
     p.add_argument("--format", choices=["cog", "dimap"], default="cog")
+    p.add_argument(
+        "--date", default=None, help="acquisition date YYYY-MM-DD (default: from the seed)"
+    )
     p.add_argument(
         "--revisit",
         action="store_true",

@@ -52,9 +52,13 @@ def run_demo(args: argparse.Namespace) -> int:
     rows: list[tuple[str, str, str]] = []
 
     t = _stage(1, "Simulate a day of the constellation over Kazakhstan")
-    k2 = eo.simulate("kazeosat2", l1, scenes=3, size=768, seed=7)
-    k1 = eo.simulate("kazeosat1", l1, scenes=1, size=256, seed=7)
-    series = eo.simulate("kazeosat2", l1, scenes=4, size=512, seed=11, revisit=True)
+    day = "2026-06-15"
+    k2 = eo.simulate("kazeosat2", l1, scenes=3, size=768, seed=7, date=day)
+    k1 = eo.simulate("kazeosat1", l1, scenes=1, size=256, seed=7, date=day)
+    # a KazEOSat-2 revisit series over one place in May, for the monthly composite
+    series = eo.simulate(
+        "kazeosat2", l1, scenes=4, size=512, seed=11, revisit=True, date="2026-05-02"
+    )
     for it in (*k2, *k1, *series):
         _say(
             f"  simulated {it.id}  ({it.properties.get('platform')}, {it.datetime:%Y-%m-%d %H:%M} UTC)"

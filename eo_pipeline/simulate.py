@@ -52,6 +52,7 @@ Examples
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 import shutil
@@ -75,11 +76,9 @@ from eo_pipeline._simgeo import (
     SceneGrid,
     SwathEdge,
     cos_zenith_grid,
+    on_date,
     place_scene,
     scene_grid,
-)
-from eo_pipeline._simgeo import (
-    revisit as revisit_place,
 )
 from eo_pipeline._simradio import (
     InverseCalibration,
@@ -208,7 +207,12 @@ class _Scene:
 
 
 def _draw_scene(
-    sensor: Sensor, grid: SceneGrid, seed: int, index: int, revisit_days: int | None = None
+    sensor: Sensor,
+    grid: SceneGrid,
+    seed: int,
+    index: int,
+    revisit_days: int | None = None,
+    date: dt.date | None = None,
 ) -> _Scene:
     extent = grid.size * grid.gsd
     snap = max(b.gsd for b in sensor.bands)
@@ -216,7 +220,16 @@ def _draw_scene(
     base = 0 if revisit_days else index
     place = place_scene(_rng(seed, sensor.name, base, 1), sensor, extent_m=extent, snap=snap)
     if revisit_days:
-        place = revisit_place(place, day=2 + index * revisit_days)
+        first = date or place.datetime.date().replace(day=2)
+        day = first + dt.timedelta(days=index * revisit_days)
+        if date is None and day.month != first.month:
+            raise InputDataError(
+                f"simulate: a revisit series of {index + 1}+ scenes every {revisit_days} days does "
+                f"not fit in {first:%B %Y}; use fewer scenes, a shorter revisit_days, or a date"
+            )
+        place = on_date(place, day)
+    elif date is not None:
+        place = on_date(place, date)
     land = lc.LandscapeParams.draw(
         _rng(seed, sensor.name, base, 2),
         month=place.datetime.month,
@@ -249,8 +262,9 @@ def _make_scene(
     workdir: Path,
     dimap_tile: int | None = None,
     revisit_days: int | None = None,
+    date: dt.date | None = None,
 ) -> pystac.Item:
-    scene = _draw_scene(sensor, grid, seed, index, revisit_days)
+    scene = _draw_scene(sensor, grid, seed, index, revisit_days, date)
     place = scene.place
     item_id = f"{sensor.name}_sim_{place.datetime:%Y%m%dT%H%M%S}_s{seed}_{index:03d}"
     existing = workdir.parent / collection_id_for(sensor.name, _level(sensor)) / item_id
@@ -507,6 +521,7 @@ def simulate(
     dimap_tile: int = DIMAP_TILE,
     revisit: bool = False,
     revisit_days: int = 3,
+    date: dt.date | str | None = None,
 ) -> list[pystac.Item]:
     """Simulate L1 scenes of ``sensor`` over Kazakhstan into the static catalog ``catalog_dir``.
 
@@ -531,6 +546,9 @@ def simulate(
         ``True``: a time series over one place (scene 0's footprint, grid and landscape),
         one scene every ``revisit_days`` days from the 2nd of scene 0's month, each with its
         own sun geometry, clouds, swath edge and noise (for composites).
+    date
+        Acquisition date (``YYYY-MM-DD`` or a date): every scene is taken that day (a day of
+        the constellation), or a revisit series starts that day. Default: drawn from the seed.
     format
         ``"cog"``: one COG per band. ``"dimap"`` (``gain_bias`` sensors, i.e. KazEOSat-1):
         Airbus DIMAP V2 products, ``P`` and ``MS``, each a ``DIM_*.XML`` beside
@@ -573,6 +591,10 @@ def simulate(
         raise InputDataError(
             f"simulate: revisit_days must be an integer >= 1, got {revisit_days!r}"
         )
+    try:
+        day = dt.date.fromisoformat(date) if isinstance(date, str) else date
+    except ValueError:
+        raise InputDataError(f"simulate: date {date!r} is not YYYY-MM-DD") from None
     if format not in ("cog", "dimap"):
         raise InputDataError(f"simulate: format {format!r} is not supported; use 'cog' or 'dimap'")
     if format == "dimap":
@@ -600,7 +622,7 @@ def simulate(
         tile = dimap_tile if format == "dimap" else None
         items = [
             _make_scene(
-                sens, grid, seed, k, noise, workdir, tile, revisit_days if revisit else None
+                sens, grid, seed, k, noise, workdir, tile, revisit_days if revisit else None, day
             )
             for k in range(scenes)
         ]

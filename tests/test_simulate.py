@@ -376,3 +376,13 @@ def test_revisit_series_shares_place_and_landscape(tmp_path: Path) -> None:
     assert (classes[0][both] == classes[1][both]).all()  # same landscape under different skies
     with pytest.raises(InputDataError, match="does not fit"):
         simulate("kazeosat2", tmp_path / "long", scenes=12, size=32, revisit=True)
+
+
+def test_one_day_of_the_constellation(tmp_path: Path) -> None:
+    items = simulate("kazeosat2", tmp_path, scenes=2, size=32, seed=2, date="2026-06-15")
+    assert {i.datetime.date() for i in items} == {dt.date(2026, 6, 15)}
+    assert items[0].bbox != items[1].bbox
+    with pytest.raises(InputDataError, match="YYYY-MM-DD"):
+        simulate("kazeosat2", tmp_path / "x", size=32, date="15/06/2026")
+    with pytest.raises(InputDataError, match="sun is"):
+        simulate("kazeosat2", tmp_path / "y", size=32, seed=2, date="2026-12-21")

@@ -58,11 +58,11 @@ class UnitResult:
     worker: str
 
 
-def _threads_cap(threads: int) -> contextlib.AbstractContextManager[Any]:
+def _threads_cap(threads: int, scheduler: str) -> contextlib.AbstractContextManager[Any]:
     import dask
 
     os.environ["EO_PIPELINE_NUMBA_THREADS"] = str(threads)
-    return dask.config.set(scheduler="threads", num_workers=threads)
+    return dask.config.set(scheduler=scheduler, num_workers=threads)
 
 
 def _load_items(unit: Unit) -> list[Any]:
@@ -72,7 +72,8 @@ def _load_items(unit: Unit) -> list[Any]:
 
 
 def _product_name(wf: Workflow, unit: Unit, product: str) -> str:
-    return wf.output.naming.format(collection=unit.collection, unit=unit.key, product=product)
+    label = unit.period or unit.key  # a composite's unit key already names its collection
+    return wf.output.naming.format(collection=unit.collection, unit=label, product=product)
 
 
 def _write_options(obj: Any, key: str, wf: Workflow) -> Any:
@@ -152,8 +153,16 @@ def _rgb_bands(names: list[str], common: dict[str, str]) -> list[str]:
     return names[:3] if len(names) >= 3 else names[:1]
 
 
-def process_unit(unit: Unit, wf: Workflow, root: str, threads: int = 1) -> UnitResult:
-    """Process one unit and write its products under ``root`` (the output catalog folder)."""
+def process_unit(
+    unit: Unit, wf: Workflow, root: str, threads: int = 1, scheduler: str = "threads"
+) -> UnitResult:
+    """Process one unit and write its products under ``root`` (the output catalog folder).
+
+    ``threads`` caps dask's local worker threads and numba's threads; ``scheduler`` is the
+    local dask scheduler the unit's chunk graph runs on (``"threads"``; ``"sync"`` runs every
+    task in the calling thread, which the end-to-end benchmark uses as its no-scheduler
+    reference).
+    """
     import eo_pipeline as eo
 
     t0 = time.perf_counter()
@@ -163,7 +172,7 @@ def process_unit(unit: Unit, wf: Workflow, root: str, threads: int = 1) -> UnitR
     folder = out_root / "items" / item_id
     folder.mkdir(parents=True, exist_ok=True)
     files: list[ProductFile] = []
-    with _threads_cap(threads):
+    with _threads_cap(threads, scheduler):
         items = _load_items(unit)
         chunks = {"x": wf.resources.chunk_size, "y": wf.resources.chunk_size}
         sensor = eo.sensors.get(str(items[0].properties.get("eo_pipeline:sensor", "")))

@@ -24,6 +24,7 @@ import argparse
 import sys
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import pandas as pd
 import xarray as xr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cold_jit_seconds, print_table, time_best, write_json
+from _common import Timing, cold_jit_seconds, print_table, write_json
 
 from eo_pipeline.composite import composite
 from eo_pipeline.kernels.composite import nanmedian_time
@@ -60,6 +61,27 @@ def jit_cold_compile_seconds() -> float:
         "nanmedian_time(a, np.zeros((0, 0, 0), np.uint8), 0, False, np.nan, "
         "np.empty((2, 2), np.float32))",
     )
+
+
+def time_interleaved(
+    contenders: Sequence[tuple[str, Callable[[], Any], str]], repeat: int
+) -> list[Timing]:
+    """Time every contender once per round, ``repeat`` rounds (after one untimed warm-up each).
+
+    On a shared machine the load changes over minutes; interleaving gives every contender
+    the same conditions, so the ratios of the best times are fair.
+    """
+    for _, func, _ in contenders:
+        func()
+    times: list[list[float]] = [[] for _ in contenders]
+    for _ in range(repeat):
+        for (_, func, _), out in zip(contenders, times, strict=True):
+            t0 = time.perf_counter()
+            func()
+            out.append(time.perf_counter() - t0)
+    return [
+        Timing(n, tuple(t), note=note) for (n, _, note), t in zip(contenders, times, strict=True)
+    ]
 
 
 def run(dates: int, size: int, repeat: int) -> dict[str, Any]:
@@ -111,25 +133,27 @@ def run(dates: int, size: int, repeat: int) -> dict[str, Any]:
         finally:
             numba.set_num_threads(previous)
 
-    slow = max(1, min(repeat, 2))
     try:
         import numbagg  # noqa: F401
 
         xr_note = "bottleneck + numbagg installed"
     except ImportError:
         xr_note = "bottleneck installed, numbagg not"
-    timings = [
-        time_best("ours kernel", ours, repeat=repeat, note=f"numba {threads} threads"),
-        time_best("ours kernel 1 thread", one_thread, repeat=repeat, note="numba 1 thread"),
-        time_best("ours composite()", ours_public, repeat=repeat, note="public API, numpy-backed"),
-        time_best("numpy.nanmedian", numpy_nanmedian, repeat=slow, warmup=0, note="1 thread"),
-        time_best("bottleneck.nanmedian", bottleneck_nanmedian, repeat=slow, warmup=0, note="1 thread"),
-        time_best('xarray .median("time")', xarray_median, repeat=slow, warmup=0, note=xr_note),
-    ]  # fmt: skip
+    timings = time_interleaved(
+        [
+            ("ours kernel", ours, f"numba {threads} threads"),
+            ("ours kernel 1 thread", one_thread, "numba 1 thread"),
+            ("ours composite()", ours_public, "public API, numpy-backed"),
+            ("numpy.nanmedian", numpy_nanmedian, "1 thread"),
+            ("bottleneck.nanmedian", bottleneck_nanmedian, "1 thread"),
+            ('xarray .median("time")', xarray_median, xr_note),
+        ],
+        repeat,
+    )
     refs = ["numpy.nanmedian", "bottleneck.nanmedian", 'xarray .median("time")']
     print(
         f"\nmedian composite, {dates} x {size} x {size} float32 ({data.nbytes / 1e6:.0f} MB, "
-        f"{np.isnan(data).mean():.0%} NaN), best of {repeat} ({slow} for peers)"
+        f"{np.isnan(data).mean():.0%} NaN), best of {repeat} interleaved rounds"
     )
     ratios = print_table(timings, references=refs)
     ours_r = ratios["ours kernel"]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import xarray as xr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Timing, print_table, write_json
+from bench_composite import time_interleaved
 
 from eo_pipeline.composite import composite
 
@@ -69,22 +69,6 @@ def _steps() -> dict[str, Callable[[xr.Dataset], xr.Dataset]]:
     return steps
 
 
-def _interleaved(
-    a: tuple[str, Callable[[], None], str], b: tuple[str, Callable[[], None], str], repeat: int
-) -> tuple[Timing, Timing]:
-    """Time two contenders alternately (a, b, a, b...) so both see the same machine load."""
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeat):
-        for (_, func, _), out in zip((a, b), times, strict=True):
-            t0 = time.perf_counter()
-            func()
-            out.append(time.perf_counter() - t0)
-    return (
-        Timing(a[0], tuple(times[0]), note=a[2]),
-        Timing(b[0], tuple(times[1]), note=b[2]),
-    )
-
-
 def run(dates: int, ny: int, nx: int, repeat: int) -> dict[str, Any]:
     ds = make_dataset(dates, ny, nx)
     # ~100 MB chunks, as many as a multiple of the worker count (no idle thread at the end)
@@ -111,13 +95,15 @@ def run(dates: int, ny: int, nx: int, repeat: int) -> dict[str, Any]:
             check = step(lazy).compute()
         for key in eager.data_vars:
             np.testing.assert_array_equal(check[key].values, eager[key].values)
-        t_np, t_da = _interleaved(
-            (f"{name}: numpy", numpy_run, "numba all cores"),
-            (
-                f"{name}: dask",
-                dask_run,
-                f"threads x{workers}, {n_chunks} chunks of {chunk_mb:.0f} MB",
-            ),
+        t_np, t_da = time_interleaved(
+            [
+                (f"{name}: numpy", numpy_run, "numba all cores"),
+                (
+                    f"{name}: dask",
+                    dask_run,
+                    f"threads x{workers}, {n_chunks} chunks of {chunk_mb:.0f} MB",
+                ),
+            ],
             repeat,
         )
         share = (t_da.best - t_np.best) / t_da.best

@@ -103,7 +103,9 @@ def apply_kernel(
     output_dtypes
         Explicit dtype of every output (never inferred: no silent float64).
     input_core_dims, output_core_dims, output_sizes
-        As for :func:`xarray.apply_ufunc`; core dims must be a single chunk.
+        As for :func:`xarray.apply_ufunc`; core dims must be a single chunk. A one-output
+        kernel that consumes its core dims (a reduction over ``time``...) gets the dask
+        blocks themselves, not the copies ``apply_ufunc`` would make.
     kwargs
         Extra keyword arguments for ``func`` (scalars, small arrays).
     name, attrs
@@ -132,6 +134,8 @@ def apply_kernel(
     mode: Literal["parallelized", "allowed"] = "parallelized"
     if depth and any(n > 0 for n in depth.values()):
         runner, mode = _overlapped(runner, core_in, depth, output_dtypes), "allowed"
+    elif any(core_in) and n_out == 1 and not any(output_core_dims or []):
+        runner, mode = _reduced(runner, core_in, output_dtypes[0]), "allowed"
     result = xr.apply_ufunc(
         runner,
         *objs,
@@ -161,6 +165,57 @@ def apply_kernel(
         if name is not None and n_out == 1:
             r.name = name
     return result
+
+
+def _reduced(
+    func: Callable[..., Any], core_dims: Sequence[Sequence[str]], dtype: np.dtype[Any] | type
+) -> Callable[..., Any]:
+    """Run a kernel that consumes its core dims (e.g. time) on dask blocks without a copy.
+
+    ``apply_ufunc(dask="parallelized")`` hands core dims through ``blockwise(concatenate=True)``,
+    which copies every input block (strided, as the core dims were transposed last) even
+    when the core dims are one chunk; ``concatenate=False`` passes the blocks themselves.
+    """
+    out_dtype = np.dtype(dtype)
+
+    def unwrap(*blocks: Any, **kwargs: Any) -> Any:
+        arrays = []
+        for block in blocks:
+            while isinstance(block, list):  # one nesting level per contracted (core) dim
+                (block,) = block
+            arrays.append(block)
+        return func(*arrays, **kwargs)
+
+    def run(*arrays: Any, **kwargs: Any) -> Any:
+        import dask.array as da
+
+        if not any(isinstance(a, da.Array) for a in arrays):
+            return func(*arrays, **kwargs)
+        arrays = tuple(da.asarray(a) for a in arrays)
+        n_loop = max(a.ndim - len(core) for a, core in zip(arrays, core_dims, strict=True))
+        loop = tuple(f"loop{i}" for i in range(n_loop))
+        args: list[Any] = []
+        for a, core in zip(arrays, core_dims, strict=True):
+            for ax, dim in enumerate(core, start=a.ndim - len(core)):
+                if len(a.chunks[ax]) > 1:
+                    raise ValueError(
+                        f"Core dimension {dim!r} consists of multiple chunks; rechunk it "
+                        "into a single chunk (e.g. .chunk({dim!r: -1})) first"
+                    )
+            ind = loop[n_loop - (a.ndim - len(core)) :] + tuple(f"core_{d}" for d in core)
+            args += [a, ind]
+        return da.blockwise(
+            unwrap,
+            loop,
+            *args,
+            concatenate=False,
+            dtype=out_dtype,
+            meta=np.empty((0,) * n_loop, dtype=out_dtype),
+            **kwargs,
+        )
+
+    run.__name__ = getattr(func, "__name__", "kernel")
+    return run
 
 
 def _overlapped(

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import xarray as xr
 
@@ -49,7 +49,11 @@ class EOAccessor:
     def __init__(self, obj: xr.Dataset | xr.DataArray) -> None:
         self._obj = obj
 
-    def calibrate(self, to: str = "toa_reflectance", **kwargs: Any) -> Any:
+    def calibrate(
+        self,
+        to: Literal["toa_reflectance", "radiance", "surface_reflectance"] = "toa_reflectance",
+        **kwargs: Any,
+    ) -> Any:
         """DN -> radiance / reflectance: :func:`eo_pipeline.calibrate` (``mask`` passes through)."""
         from eo_pipeline.calibrate import calibrate
 

@@ -219,7 +219,7 @@ def _cloud_distance(mask: xr.DataArray, bits: int, cap: int) -> xr.DataArray:
         raise InputDataError(
             f"composite(method='bap'): the mask must be (time, y, x), got dims {mask.dims}"
         )
-    core = ["time", *(d for d in mask.dims if d != "time")]
+    core = ["time", *(str(d) for d in mask.dims if d != "time")]
     distance = apply_kernel(
         kc.distance_block,
         mask,

@@ -199,3 +199,18 @@ def test_errors() -> None:
         BAPParams(weight_doy=-1)
     with pytest.raises(InputDataError, match="no 'time' dim"):
         composite(ds.isel(time=0), "median")
+
+
+def test_apply_kernel_reduces_core_dims_of_dask_blocks() -> None:
+    from eo_pipeline._dispatch import apply_kernel
+    from eo_pipeline.kernels.composite import median_block
+
+    ds = _cube()
+    lazy = ds["B4"].chunk({"time": -1, "y": 5})
+    kw = {"output_dtypes": [np.float32], "input_core_dims": [["time"]]}
+    kw["kwargs"] = {"bits": 0, "nodata": np.nan}
+    out = apply_kernel(median_block, lazy, **kw)
+    assert out.chunks == ((5, 5, 2), (NX,))
+    np.testing.assert_array_equal(out.values, apply_kernel(median_block, ds["B4"], **kw).values)
+    with pytest.raises(ValueError, match="single chunk"):
+        apply_kernel(median_block, ds["B4"].chunk({"time": 2}), **kw)

@@ -31,6 +31,7 @@ Examples
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba
 import numpy as np
@@ -58,7 +59,13 @@ _NO_MASK = np.zeros((0, 0, 0), np.uint8)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
-def _is_invalid(v: float, nodata: float, mask: int, use_mask: bool, bits: int) -> bool:
+def _is_invalid(
+    v: float | np.floating[Any],
+    nodata: float,
+    mask: int | np.integer[Any],
+    use_mask: bool,
+    bits: int,
+) -> bool:
     """NaN, nodata or masked; ``mask`` is the scalar mask value at the pixel/date."""
     if v != v or v == nodata:
         return True
@@ -182,7 +189,7 @@ def argmax_ndvi(
     ny, nx, nt = red.shape
     for y in prange(ny):
         for x in range(nx):
-            best = -np.inf
+            best = np.float32(-np.inf)
             best_t = NO_DATE
             for t in range(nt):
                 r = np.float32(red[y, x, t])
@@ -218,7 +225,7 @@ def argmax_score(
     ny, nx, nt = score.shape
     for y in prange(ny):
         for x in range(nx):
-            best = -np.inf
+            best = np.float32(-np.inf)
             best_t = NO_DATE
             for t in range(nt):
                 v = np.float32(score[y, x, t])

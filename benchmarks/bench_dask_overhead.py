@@ -150,6 +150,11 @@ def run(dates: int, ny: int, nx: int, repeat: int) -> dict[str, Any]:
         "chunk": {"time": dates, "y": rows, "x": nx, "mb": chunk_mb, "count": n_chunks},
         "workers": workers,
         "steps": results,
+        "ratios": {
+            f"{name}: dask {label}": {"vs numpy": r["numpy"].best / r[f"dask {label}"].best}
+            for name, r in results.items()
+            for label in ("compute", "store")
+        },
         "targets_met": targets,
     }
 

@@ -172,6 +172,9 @@ def test_period_composites_and_absolute_source_time() -> None:
     assert out["source_time"].sel(time="2024-02-01").values.tolist() == [[3, 3], [3, 3]]
     med = composite(ds, "median", period="1MS")
     np.testing.assert_allclose(med["nir"].values[:, 0, 0], [0.35, 0.4], rtol=1e-6)
+    lazy = composite(ds.chunk({"time": 1, "y": 1}), "max_ndvi", period="1MS")
+    assert lazy["source_time"].chunks is not None
+    xr.testing.assert_identical(lazy.compute(), out)
 
 
 def test_dataarray_in_dataarray_out() -> None:

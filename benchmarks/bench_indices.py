@@ -15,7 +15,7 @@ Single index (NDVI, EVI, SAVI with L=0.5, NDWI):
   divides by ``1 + L`` where the SAVI formula multiplies, so it is checked after rescaling);
 - ``spyndex``: ``spyndex.computeIndex`` on the numpy arrays;
 - bandwidth references on the same bytes: ``numpy copy`` (one thread) and a two-thread triad
-  ``a = b + s * c`` (numba ``prange``); "% triad" is our GB/s over the triad's GB/s, both
+  ``a = b + s * c`` (numba, two contiguous halves); "% triad" is our GB/s over the triad's GB/s, both
   counting the bytes read and written once (inputs + outputs).
 
 Ten indices at once (NDVI, EVI, SAVI, NDWI, NBR, NDMI, GNDVI, MNDWI, ARVI, NBR2): our single
@@ -39,6 +39,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +62,21 @@ TEN = ["NDVI", "EVI", "SAVI", "NDWI", "NBR", "NDMI", "GNDVI", "MNDWI", "ARVI", "
 CONSTANTS = {"L": 0.5, "g": 2.5, "C1": 6.0, "C2": 7.5, "gamma": 1.0}
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
-def _triad(a: np.ndarray, b: np.ndarray, c: np.ndarray, s: np.float32) -> None:
-    for i in numba.prange(a.shape[0]):
+@numba.njit(nogil=True, cache=True)
+def _triad_part(a: np.ndarray, b: np.ndarray, c: np.ndarray, s: np.float32) -> None:
+    for i in range(a.shape[0]):  # 1-D contiguous, index from 0: vector loads/stores
         a[i] = b[i] + s * c[i]
+
+
+_POOL = ThreadPoolExecutor(max_workers=2)
+
+
+def triad(a: np.ndarray, b: np.ndarray, c: np.ndarray, s: np.float32) -> None:
+    """``a = b + s * c`` on two threads, one contiguous half each (the GIL is released)."""
+    h = a.shape[0] // 2
+    f = _POOL.submit(_triad_part, a[h:], b[h:], c[h:], s)
+    _triad_part(a[:h], b[:h], c[:h], s)
+    f.result()
 
 
 def make_bands(size: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -242,14 +254,14 @@ def run(size: int, repeat: int) -> dict[str, Any]:
 
     # bandwidth on the bytes of a two-input, one-output index (NDVI, NDWI)
     flat = [v.reshape(-1) for v in (out1, b["N"], b["R"])]
-    _triad(flat[0][:8], flat[1][:8], flat[2][:8], np.float32(0.5))
+    triad(flat[0][:8], flat[1][:8], flat[2][:8], np.float32(0.5))
     bw = time_interleaved(
         [
             ("numpy copy", lambda: np.copyto(out1, b["N"]), "1 thread"),
             (
                 "triad 2 threads",
-                lambda: _triad(flat[0], flat[1], flat[2], np.float32(0.5)),
-                f"numba prange, {threads} threads",
+                lambda: triad(flat[0], flat[1], flat[2], np.float32(0.5)),
+                "numba, 2 threads",
             ),
         ],
         repeat=repeat,
@@ -371,18 +383,22 @@ def run(size: int, repeat: int) -> dict[str, Any]:
 
     r = results["single"]
     targets: dict[str, bool] = {}
-    for name in SINGLE:
-        rat = r[name]["ratios"]["ours"]
-        targets[f"{name} >= 85% triad"] = r[name]["pct_triad"]["ours"] >= 0.85
-        targets[f"{name} >= 4x numpy expr"] = rat["vs numpy expr"] >= 4
-        targets[f"{name} >= 2.5x numexpr"] = rat["vs numexpr"] >= 2.5
-        if "vs xarray-spatial" in rat:
-            targets[f"{name} >= 5x xarray-spatial"] = rat["vs xarray-spatial"] >= 5
-        targets[f"{name} >= 4x spyndex"] = rat["vs spyndex"] >= 4
-    targets["ten fused >= 6x ten numpy expr"] = ratios10["ours fused"]["vs 10 numpy expr"] >= 6
+    for variant, key10 in (("ours", "ours fused"), ("ours out=", "ours fused out=")):
+        tag = "" if variant == "ours" else " [out=]"
+        for name in SINGLE:
+            rat = r[name]["ratios"][variant]
+            targets[f"{name} >= 85% triad{tag}"] = r[name]["pct_triad"][variant] >= 0.85
+            targets[f"{name} >= 4x numpy expr{tag}"] = rat["vs numpy expr"] >= 4
+            targets[f"{name} >= 2.5x numexpr{tag}"] = rat["vs numexpr"] >= 2.5
+            if "vs xarray-spatial" in rat:
+                targets[f"{name} >= 5x xarray-spatial{tag}"] = rat["vs xarray-spatial"] >= 5
+            targets[f"{name} >= 4x spyndex{tag}"] = rat["vs spyndex"] >= 4
+        targets[f"ten fused >= 6x ten numpy expr{tag}"] = ratios10[key10]["vs 10 numpy expr"] >= 6
     print()
-    for key, ok in targets.items():
-        print(f"target {key}: {'met' if ok else 'MISSED'}")
+    met = [k for k, ok in targets.items() if ok]
+    missed = [k for k, ok in targets.items() if not ok]
+    print(f"targets met ({len(met)}): {'; '.join(met)}")
+    print(f"targets MISSED ({len(missed)}): {'; '.join(missed)}")
     results["targets_met"] = targets
     results["shape"] = [size, size]
     results["numba_threads"] = threads

@@ -78,34 +78,19 @@ def run_demo(args: argparse.Namespace) -> int:
     _say("  " + str(validate(l1 / "catalog.json", check_assets=True)).replace("\n", "\n  "))
 
     t = _stage(3, "Run workflows on a local dask cluster")
-    k2_ids = [i.id for i in k2]
+    jobs = [  # built-in workflow, the scenes it takes, its output folder
+        ("toa-indices", k2, "products"),
+        ("kazeosat1-pansharpened", k1, "pansharpened"),
+        ("monthly-median", series, "composites"),
+    ]
     reports = []
     with connect(None) as client:
         _say(f"  dashboard: {client.dashboard_link}")
-        reports.append(
-            run(
-                "toa-indices",
-                client=client,
-                inputs={"catalog": str(l1 / "catalog.json"), "ids": k2_ids},
-                output={"catalog": str(out / "products")},
+        for name, items, folder in jobs:
+            inputs = {"catalog": str(l1 / "catalog.json"), "ids": [i.id for i in items]}
+            reports.append(
+                run(name, client=client, inputs=inputs, output={"catalog": str(out / folder)})
             )
-        )
-        reports.append(
-            run(
-                "kazeosat1-pansharpened",
-                client=client,
-                inputs={"catalog": str(l1 / "catalog.json"), "ids": [i.id for i in k1]},
-                output={"catalog": str(out / "pansharpened")},
-            )
-        )
-        reports.append(
-            run(
-                "monthly-median",
-                client=client,
-                inputs={"catalog": str(l1 / "catalog.json"), "ids": [i.id for i in series]},
-                output={"catalog": str(out / "composites")},
-            )
-        )
     for rep in reports:
         mb = rep.bytes_written / 1e6
         rows.append(

@@ -61,7 +61,7 @@ def numba_threads(n: int | None = None) -> Iterator[None]:
     import numba
 
     n = task_threads() if n is None else n
-    n = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
+    n = max(1, min(n, int(numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
     previous = numba.get_num_threads()
     numba.set_num_threads(n)
     try:

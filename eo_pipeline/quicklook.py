@@ -57,7 +57,11 @@ def _read(path: str | os.PathLike[str], bands: Sequence[str | int], max_size: in
             else:
                 raise InputDataError(f"{path}: no band {b!r} for the quicklook; bands: {names}")
         f = max(src.width, src.height) / max_size
-        shape = (len(idx), max(1, round(src.height / max(f, 1))), max(1, round(src.width / max(f, 1))))
+        shape = (
+            len(idx),
+            max(1, round(src.height / max(f, 1))),
+            max(1, round(src.width / max(f, 1))),
+        )
         data = src.read(idx, out_shape=shape, resampling=Resampling.average, masked=True)
         out = data.astype(np.float32).filled(np.nan)
         for k, i in enumerate(idx):
@@ -144,7 +148,9 @@ def index_map(
     name = title or (band if isinstance(band, str) else Path(product).stem)
     fig, ax = plt.subplots(figsize=(7, 6), dpi=110)
     try:
-        img = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+        img = ax.imshow(
+            np.ma.masked_invalid(data), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest"
+        )
         cbar = fig.colorbar(img, ax=ax, shrink=0.85)
         cbar.set_label(str(name))
         ax.set_title(f"{name} - {Path(product).name}", fontsize=9)

@@ -176,7 +176,7 @@ def plan_units(wf: Workflow, items: Sequence[pystac.Item] | None = None) -> list
         signature = hashlib.sha256(
             json.dumps([_item_signature(m) for m in members], sort_keys=True).encode()
         ).hexdigest()
-        hrefs = tuple(str(Path(m.get_self_href())) if m.get_self_href() else "" for m in members)
+        hrefs = tuple(m.get_self_href() or "" for m in members)
         key = label if comp is None else f"{coll}_{label}"
         units.append(
             Unit(

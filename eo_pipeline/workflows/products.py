@@ -201,8 +201,8 @@ def build_product_catalog(
         catalog.add_child(coll)
     # keep each item in the folder its assets live in (items/<id>/<id>.json)
     catalog.normalize_hrefs(str(root), strategy=_ItemsFolder())
-    for coll in catalog.get_children():
-        coll.set_self_href(str(root / coll.id / "collection.json"))
+    for child in catalog.get_children():
+        child.set_self_href(str(root / child.id / "collection.json"))
     catalog.make_all_asset_hrefs_relative()
     catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
     return root / "catalog.json"

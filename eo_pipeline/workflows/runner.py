@@ -210,13 +210,13 @@ def run(
     todo: list[Unit] = []
     skipped: list[str] = []
     for u in units:
-        entry = manifest["units"].get(u.key)
+        previous = manifest["units"].get(u.key)
         if (
-            entry
-            and entry.get("status") == "done"
-            and entry.get("inputs_signature") == u.inputs_signature
-            and entry.get("params_hash") == params
-            and _intact(root, entry)
+            previous
+            and previous.get("status") == "done"
+            and previous.get("inputs_signature") == u.inputs_signature
+            and previous.get("params_hash") == params
+            and _intact(root, previous)
         ):
             skipped.append(u.key)
         else:

@@ -297,7 +297,7 @@ def parse_workflow(text: str, source: str = "<string>", root: str | None = None)
         catalog=inp.get("catalog"),
         stac_api=inp.get("stac_api"),
         collections=tuple(inp.get("collections", ())),
-        bbox=tuple(bbox) if bbox else None,  # type: ignore[arg-type]
+        bbox=(bbox[0], bbox[1], bbox[2], bbox[3]) if bbox else None,
         datetime=inp.get("datetime"),
         max_cloud_cover=inp.get("max_cloud_cover"),
         ids=tuple(inp.get("ids", ())),

@@ -17,12 +17,10 @@ Semantics per pixel (inputs of any real dtype, typically float32 reflectance):
   ``exp``, ``log(0)``...) is stored as NaN;
 - a NaN in any band an output uses makes that output NaN.
 
-Several formulas (up to 32) compile into one function that walks the pixels once, in tiles
-of 2048 that stay in L1/L2, and runs one vectorised loop per output on each tile (common
-sub-expressions within a formula computed once), so every input pixel is read from memory
-once; larger sets are split into functions of 32 run one after the other on 64k-pixel blocks
-that stay in the last-level cache (numba/LLVM compile time grows faster than linearly with
-one function's size). Pixels are split
+Several formulas (up to 32) compile into one vectorised loop that reads every input pixel
+once and writes all outputs, with common sub-expressions computed once; larger sets are split
+into loops of 32 run one after the other on 64k-pixel blocks that stay in the last-level
+cache (numba/LLVM compile time grows faster than linearly with one loop's size). Pixels are split
 into contiguous parts run on ``numba.get_num_threads()`` threads (the loops release the GIL;
 ``eo_pipeline._dispatch.numba_threads`` caps that inside dask tasks). The generated module is written to a
 cache directory (``EO_PIPELINE_KERNEL_CACHE``, else ``$XDG_CACHE_HOME/eo-pipeline/kernels``)
@@ -74,8 +72,7 @@ FUNCTIONS: dict[str, int | None] = {
 _MAX_CHARS = 20_000
 _MAX_NODES = 5_000
 _BLOCK = 65_536  # pixels per block when several groups run on it while it is in cache
-_GROUP = 32  # formulas per compiled function
-_TILE = 2_048  # pixels per tile: every output's loop runs on a tile while it is in L1/L2
+_GROUP = 32  # formulas per compiled loop body
 _MIN_PART = 65_536  # fewest pixels worth a thread of their own
 _CODEGEN_VERSION = "1"
 
@@ -394,48 +391,32 @@ class _Emitter:
 def _group_source(
     fname: str, formulas: Sequence[tuple[int, str]], bands: Sequence[str], consts: Sequence[str]
 ) -> tuple[str, list[int]]:
-    """One njit function computing ``formulas`` (index, text) over whole 1-D views.
-
-    The pixels are walked in tiles of ``_TILE``; within a tile each output has its own
-    loop, which reads its bands from L1/L2 (the tile's inputs came from memory once) and
-    writes one output. One loop per output keeps LLVM's runtime alias checks few (it gives
-    up vectorising beyond about eight pointer pairs, so a single loop writing ten outputs
-    would run scalar).
-    """
-    loops: list[str] = []
-    used_bands: list[str] = []
-    outs: list[int] = []
+    """One njit function computing ``formulas`` (index, text) over whole 1-D views."""
+    emitter = _Emitter()
+    outputs: list[tuple[int, str, list[str]]] = []
     for k, text in formulas:
         tree, names = parse_formula(text)
         unknown = [n for n in names if n not in bands and n not in consts]
         if unknown:
             raise FormulaSyntaxError(f"unexpected names {unknown}", text, None, None)
-        emitter = _Emitter()
         result = emitter.num(tree.body)
-        used = [b for b in bands if b in names]
-        used_bands += [b for b in used if b not in used_bands]
-        outs.append(k)
+        outputs.append((k, result, [n for n in names if n in bands]))
+    used_bands = [b for b in bands if any(b in u for _, _, u in outputs)]
+    args = [f"a{b[1:]}" for b in used_bands] + list(consts) + [f"o{k}" for k, _, _ in outputs]
+    body = [f"{b} = np.float64(a{b[1:]}[p])" for b in used_bands]
+    body += emitter.lines
+    for k, result, used in outputs:
         nan_in = " | ".join(f"({b} != {b})" for b in used) or "False"
-        body = [f"{b} = np.float64(x{b[1:]}[p])" for b in used]
-        body += emitter.lines
-        body.append(f"y{k}[p] = _store({result}, {nan_in})")
-        loops.append("        for p in range(m):\n" + "\n".join("            " + ln for ln in body))
-    used_bands = [b for b in bands if b in used_bands]
-    args = [f"a{b[1:]}" for b in used_bands] + list(consts) + [f"o{k}" for k in outs]
-    # 1-D contiguous slices indexed from 0: numba drops its negative-index wraparound and
-    # LLVM emits contiguous vector loads/stores
-    views = [f"x{b[1:]} = a{b[1:]}[start:stop]" for b in used_bands]
-    views += [f"y{k} = o{k}[start:stop]" for k in outs]
+        body.append(f"o{k}[p] = _store({result}, {nan_in})")
+    inner = "\n".join("        " + line for line in body)
+    # the loop index starts at 0 over 1-D contiguous views, so numba drops its negative-index
+    # wraparound and LLVM emits contiguous vector loads/stores
     src = f"""
 
 @numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
 def {fname}({", ".join(args)}):
-    n = {args[0]}.shape[0]
-    for start in range(0, n, {_TILE}):
-        stop = min(start + {_TILE}, n)
-        m = stop - start
-{chr(10).join("        " + v for v in views)}
-{chr(10).join(loops)}
+    for p in range({args[0]}.shape[0]):
+{inner}
 """
     return src, [int(b[1:]) for b in used_bands]
 
@@ -446,12 +427,12 @@ def generate_source(formulas: Sequence[str], n_bands: int, n_constants: int) -> 
     ``formulas`` use only the names ``b0..b{n_bands-1}`` and ``c0..c{n_constants-1}``; each
     is re-validated here, so the generated code only ever contains whitelisted constructs.
     Formulas are compiled in groups of at most ``_GROUP`` outputs (LLVM's time grows faster
-    than linearly with the size of one function, and numba re-optimises callees inlined into
+    than linearly with the size of one loop body, and numba re-optimises callees inlined into
     a caller, so the groups are not called from a numba driver). The module's ``GROUPS`` lists
     ``(function, band indices, output indices)``; each function takes its bands' 1-D arrays,
-    all constants and its outputs' 1-D arrays. Up to ``_GROUP`` formulas are one function
-    that reads each input pixel from memory once; :func:`_run_threaded` runs larger sets
-    group after group on blocks that stay in the last-level cache.
+    all constants and its outputs' 1-D arrays. Up to ``_GROUP`` formulas are one loop that
+    reads each input pixel once; :func:`_run_threaded` runs larger sets group after group on
+    blocks that stay in the last-level cache.
     """
     bands = [f"b{i}" for i in range(n_bands)]
     consts = [f"c{i}" for i in range(n_constants)]

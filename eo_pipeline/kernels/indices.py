@@ -75,6 +75,13 @@ _CODEGEN_VERSION = "1"
 # code generation
 
 
+def _literal(node: ast.Constant) -> float:
+    """A validated numeric literal as float (the validator admits only finite int/float)."""
+    value = node.value
+    assert isinstance(value, int | float)
+    return float(value)
+
+
 class _Emitter:
     """Turns validated, placeholder-named trees into straight-line code with shared temporaries."""
 
@@ -95,7 +102,7 @@ class _Emitter:
         if key in self.memo:
             return self.memo[key]
         if isinstance(node, ast.Constant):
-            return repr(float(node.value))
+            return repr(_literal(node))
         if isinstance(node, ast.Name):
             return node.id  # b* locals are float64 already; c* are float64 arguments
         if isinstance(node, ast.UnaryOp):
@@ -108,7 +115,7 @@ class _Emitter:
 
     def binop(self, key: str, node: ast.BinOp) -> str:
         if isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant):
-            exponent = float(node.right.value)
+            exponent = _literal(node.right)
             base = self.num(node.left)
             if exponent == 1.0:
                 return base
@@ -321,7 +328,8 @@ def _load_module(source: str) -> Groups:
     module = importlib.util.module_from_spec(spec)
     sys.modules[modname] = module
     spec.loader.exec_module(module)
-    return module.GROUPS  # type: ignore[no-any-return]
+    groups: Groups = module.GROUPS
+    return groups
 
 
 def _run_part(

@@ -17,6 +17,7 @@ Examples
 from __future__ import annotations
 
 import ast
+import functools
 import math
 from collections.abc import Mapping
 
@@ -249,5 +250,10 @@ class _Rename(ast.NodeTransformer):
 
 def normalise(text: str, mapping: Mapping[str, str]) -> str:
     """The formula with its names replaced through ``mapping`` (validated, canonical spacing)."""
-    tree, _ = parse_formula(text)
-    return ast.unparse(_Rename(mapping).visit(tree))
+    return _normalise(text, tuple(sorted(mapping.items())))
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalise(text: str, items: tuple[tuple[str, str], ...]) -> str:
+    tree, _ = parse_formula(text)  # a fresh tree: _Rename changes it in place
+    return ast.unparse(_Rename(dict(items)).visit(tree))

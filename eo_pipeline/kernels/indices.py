@@ -38,6 +38,7 @@ array([0.6666667,       nan,       nan], dtype=float32)
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.util
 import math
@@ -207,7 +208,13 @@ def {fname}({", ".join(args)}):
 
 
 def generate_source(formulas: Sequence[str], n_bands: int, n_constants: int) -> str:
-    """Python source of a module with the kernels for placeholder ``formulas``.
+    """Python source of a module with the kernels for placeholder ``formulas`` (memoised)."""
+    return _generate_source(tuple(formulas), n_bands, n_constants)
+
+
+@functools.lru_cache(maxsize=256)
+def _generate_source(formulas: tuple[str, ...], n_bands: int, n_constants: int) -> str:
+    """Generate :func:`generate_source`'s module text.
 
     ``formulas`` use only the names ``b0..b{n_bands-1}`` and ``c0..c{n_constants-1}``; each
     is re-validated here, so the generated code only ever contains whitelisted constructs.

@@ -4,7 +4,8 @@ One run, the same in-memory arrays (default 20 dates x 2560 x 2000 float32 per b
 nir, ~20 % NaN), each step through the public function twice:
 
 - ``numpy``: the numpy-backed Dataset, numba using every core inside one call;
-- ``dask``: the same Dataset chunked ``{"time": -1, "y": 640}`` (~100 MB per chunk), computed
+- ``dask``: the same Dataset chunked ``{"time": -1, "y": 640}`` (~100 MB per chunk, persisted as
+  contiguous blocks: what a loader produces), computed
   with dask's threads scheduler (one worker thread per core, numba capped to one thread per
   task by :func:`eo_pipeline._dispatch.numba_threads`). Graph building is included.
 
@@ -80,7 +81,13 @@ def run(dates: int, ny: int, nx: int, repeat: int) -> dict[str, Any]:
     band_bytes = dates * ny * nx * 4
     n_chunks = max(workers, round(band_bytes / CHUNK_BYTES / workers) * workers)
     rows = -(-ny // n_chunks)
-    lazy = ds.chunk({"time": -1, "y": rows, "x": -1})
+    # chunks as contiguous in-memory blocks, as a loader hands them over (slices of one big
+    # numpy array would be strided views and penalise kernels that need contiguous input)
+    lazy = (
+        ds.chunk({"time": -1, "y": rows, "x": -1})
+        .map(lambda v: v.copy(data=v.data.map_blocks(np.ascontiguousarray, dtype=v.dtype)))
+        .persist(scheduler="threads")
+    )
     chunk_mb = dates * rows * nx * 4 / 1e6
     n_chunks = len(lazy.chunks["y"])
     results: dict[str, Any] = {}

@@ -37,7 +37,7 @@ from eo_pipeline._index_catalog import (
     catalog,
     resolve_symbols,
 )
-from eo_pipeline.errors import BandError, FormulaError
+from eo_pipeline.errors import BandError, FormulaError, InputDataError, UnknownIndexError
 from eo_pipeline.kernels.indices import FormulaSyntaxError, FusedKernel, normalise, parse_formula
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def available_indices(
     defs = [d for d in cat.indices.values() if domain is None or d.domain == domain]
     if domain is not None and not defs:
         domains = sorted({d.domain for d in cat.indices.values()})
-        raise ValueError(f"unknown domain {domain!r}; domains: {', '.join(domains)}")
+        raise UnknownIndexError(f"unknown domain {domain!r}; domains: {', '.join(domains)}")
     if sensor is None:
         return sorted(d.short_name for d in defs)
     cands = (
@@ -131,7 +131,7 @@ def _as_dataset(obj: xr.Dataset | xr.DataArray) -> xr.Dataset:
     if isinstance(obj, xr.Dataset):
         return obj
     if not isinstance(obj, xr.DataArray) or "band" not in obj.dims:
-        raise TypeError(
+        raise InputDataError(
             "compute_indices needs an xarray.Dataset of band variables or a DataArray with a "
             f"'band' dimension, got {type(obj).__name__}"
             + (f" with dims {obj.dims}" if isinstance(obj, xr.DataArray) else "")
@@ -173,17 +173,16 @@ def _requests(names: str | Sequence[str] | Mapping[str, str]) -> list[IndexDefin
             )
         return out
     if not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names):
-        raise TypeError(
+        raise FormulaError(
             "names must be an index name, a list of names, or a dict {name: formula}, "
             f"got {names!r}"
         )
     cat = catalog()
-    defs = [cat.get(n) for n in names]
-    seen = [d.short_name for d in defs]
-    dup = sorted({n for n in seen if seen.count(n) > 1})
-    if dup:
-        raise ValueError(f"indices requested twice: {', '.join(dup)}")
-    return defs
+    unique: dict[str, IndexDefinition] = {}
+    for n in names:  # a name asked twice is computed once
+        d = cat.get(n)
+        unique.setdefault(d.short_name, d)
+    return list(unique.values())
 
 
 def _check_constant(name: str, value: Any) -> float:

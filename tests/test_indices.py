@@ -290,3 +290,22 @@ def test_unknown_constant_and_missing_constant() -> None:
     assert list(compute_indices(ds, ["NDVI", "ndvi", "EVI"]).data_vars) == ["NDVI", "EVI"]
     with pytest.raises(FormulaError, match="names must be"):
         compute_indices(ds, 3)  # type: ignore[arg-type]
+
+
+def test_generic_common_names_resolved_by_wavelength() -> None:
+    """Older STAC items call all three Sentinel-2 red edges 'rededge': wavelengths decide."""
+    cands = [
+        BandCandidate("B05", "rededge", 0.704),
+        BandCandidate("B06", "rededge", 0.740),
+        BandCandidate("B07", "rededge", 0.783),
+        BandCandidate("B08", "nir", 0.833),
+        BandCandidate("B10", "lwir11", 10.9),
+    ]
+    got = {
+        s: c.key for s, c in resolve_symbols(["RE1", "RE2", "RE3", "N", "T", "N2"], cands).items()
+    }
+    assert got == {"RE1": "B05", "RE2": "B06", "RE3": "B07", "N": "B08", "T": "B10"}
+    # without wavelengths only a sole family member is taken
+    bare = [BandCandidate(c.key, c.common_name, None) for c in cands]
+    got = {s: c.key for s, c in resolve_symbols(["RE1", "T"], bare).items()}
+    assert got == {"T": "B10"}

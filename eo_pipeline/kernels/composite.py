@@ -147,13 +147,11 @@ def nanmedian_time(
         buf = np.empty(nt, dtype=np.float32)  # one scratch per row
         for x in range(nx):
             n = 0
-            for t in range(nt):
+            for t in range(nt):  # branch-free compaction of the valid dates
                 v = np.float32(data[y, x, t])
                 m = mask[y, x, t] if use_mask else np.uint8(0)
-                if _is_invalid(v, nodata, m, use_mask, invalid_bits):
-                    continue
                 buf[n] = v
-                n += 1
+                n += not _is_invalid(v, nodata, m, use_mask, invalid_bits)
             if n == 0:
                 out[y, x] = np.float32(np.nan)
                 continue
@@ -164,8 +162,7 @@ def nanmedian_time(
             else:
                 upper = buf[k + 1]
                 for i in range(k + 2, n):
-                    if buf[i] < upper:
-                        upper = buf[i]
+                    upper = min(upper, buf[i])  # branch-free
                 out[y, x] = np.float32((np.float64(lower) + np.float64(upper)) * 0.5)
 
 

@@ -70,7 +70,7 @@ STEPS: dict[str, dict[str, tuple[type, ...]]] = {
     "mask": {"method": (str,), "dilate": (int,)},
     "indices": {"names": (list,), "formulas": (dict,), "constants": (dict,)},
     "composite": {"method": (str,), "period": (str,)},
-    "pansharpen": {"method": (str,)},
+    "pansharpen": {"method": (str,), "injection": (str,)},
 }
 _CALIBRATE_TO = ("toa_reflectance", "radiance", "surface_reflectance")
 _COMPOSITE_METHODS = ("median", "max_ndvi", "bap")
@@ -240,6 +240,7 @@ def _step(ctx: _Ctx, raw: Any, i: int) -> Step:
         ("composite", "method"): _COMPOSITE_METHODS,
         ("pansharpen", "method"): _PANSHARPEN_METHODS,
         ("mask", "method"): _MASK_METHODS,
+        ("pansharpen", "injection"): ("unit", "adaptive"),
     }
     for (step_name, key), allowed in choices.items():
         if name == step_name and key in params and params[key] not in allowed:

@@ -13,7 +13,6 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pystac
@@ -153,8 +152,56 @@ def _period_label(when: dt.datetime, period: str) -> str:
     return str(start)
 
 
+def check_steps(wf: Workflow, items: Sequence[pystac.Item]) -> None:
+    """Fail before any work when a step asks for what the input sensors cannot give.
+
+    Index names must be indices the sensor's bands support (custom formulas are parsed);
+    pansharpening needs a sensor with a pan band. Errors name the workflow file and line.
+    """
+    from eo_pipeline.catalogs import sensors
+    from eo_pipeline.indices import available_indices
+
+    names = {str(it.properties.get("eo_pipeline:sensor") or "") for it in items}
+    istep, ps = wf.step("indices"), wf.step("pansharpen")
+    for name in sorted(names):
+        try:
+            sensor = sensors.get(name)
+        except KeyError:
+            raise WorkflowError(
+                f"{wf.source}: input items name sensor {name!r}, which no sensor file defines"
+            ) from None
+        if istep is not None:
+            supported = set(available_indices(sensor))
+            for index in istep.params.get("names", []):
+                if index not in supported:
+                    import difflib
+
+                    close = difflib.get_close_matches(index, supported, n=3)
+                    hint = f"; did you mean {', '.join(close)}?" if close else ""
+                    raise WorkflowError(
+                        f"{wf.source}:{istep.line}: indices: {index!r} is not an index sensor "
+                        f"{sensor.name} supports (its bands: "
+                        f"{', '.join(str(b.common_name or b.id) for b in sensor.bands)}){hint}"
+                    )
+        if ps is not None and not any(b.common_name == "pan" for b in sensor.bands):
+            raise WorkflowError(
+                f"{wf.source}:{ps.line}: pansharpen: sensor {sensor.name} has no pan band; "
+                "select its items out with inputs.collections"
+            )
+    if istep is not None and istep.params.get("formulas"):
+        from eo_pipeline.kernels.formula import parse_formula
+
+        for key, formula in istep.params["formulas"].items():
+            try:
+                parse_formula(str(formula))
+            except ValueError as err:
+                raise WorkflowError(
+                    f"{wf.source}:{istep.line}: indices.formulas.{key}: {err}"
+                ) from None
+
+
 def plan_units(wf: Workflow, items: Sequence[pystac.Item] | None = None) -> list[Unit]:
-    """Group the selected items into units."""
+    """Group the selected items into units (after :func:`check_steps`)."""
     items = find_items(wf) if items is None else list(items)
     if not items:
         raise WorkflowError(
@@ -162,6 +209,7 @@ def plan_units(wf: Workflow, items: Sequence[pystac.Item] | None = None) -> list
             f"collections={list(wf.inputs.collections)}, bbox={wf.inputs.bbox}, "
             f"datetime={wf.inputs.datetime}); nothing to do"
         )
+    check_steps(wf, items)
     comp = wf.step("composite")
     groups: dict[tuple[str, str | None], list[pystac.Item]] = defaultdict(list)
     for it in items:

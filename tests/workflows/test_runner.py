@@ -184,3 +184,29 @@ def test_dry_run_and_no_items(
     wf = _wf(l1_catalog, tmp_path / "o", **{"inputs: {": "inputs: {collections: [nope], "})
     with pytest.raises(WorkflowError, match="no input items match"):
         run(wf, dry_run=True)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"[NDVI, NDWI]": "[NDVI, NBR]"},
+            r"test\.yaml:6: indices: 'NBR' is not an index sensor kazeosat2",
+        ),
+        ({"[NDVI, NDWI]": "[NDVI, NDVY]"}, r"did you mean .*NDVI"),
+        (
+            {"  - mask: {}": "  - mask: {}\n  - pansharpen: {}"},
+            r"test\.yaml:6: pansharpen: sensor kazeosat2 has no pan band",
+        ),
+        (
+            {"names: [NDVI, NDWI]": "names: [NDVI], formulas: {BAD: '(N - R'}"},
+            r"test\.yaml:6: indices\.formulas\.BAD: .*line 1",
+        ),
+    ],
+)
+def test_unknown_index_or_impossible_step_fails_before_any_work(
+    l1_catalog: Path, tmp_path: Path, change: dict[str, str], message: str
+) -> None:
+    with pytest.raises(WorkflowError, match=message):
+        run(_wf(l1_catalog, tmp_path / "o", **change), dry_run=True)
+    assert not (tmp_path / "o").exists()

@@ -102,3 +102,25 @@ def test_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputDataError, match="time steps"):
         write(_da().expand_dims(time=2), tmp_path / "x.tif")
     assert os.listdir(tmp_path) == []
+
+
+def test_disk_full_mid_store_leaves_nothing(tmp_path: Path) -> None:
+    """ENOSPC after a few chunk windows were written: WriteError, no temporaries, no product."""
+    import errno
+
+    from eo_pipeline import write as write_module
+
+    real = write_module._WindowWriter.__setitem__
+    calls = {"n": 0}
+
+    def filling_up(self, key, value):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, key, value)
+
+    with mock.patch.object(write_module._WindowWriter, "__setitem__", filling_up):
+        with pytest.raises(WriteError, match="No space left"):
+            write(_da(chunks=128), tmp_path / "full.tif")
+    assert calls["n"] > 3
+    assert os.listdir(tmp_path) == []

@@ -37,7 +37,9 @@ Scheduling overhead, two ways:
 Peak RSS flat: the runner also processes the same number of scenes at half the size
 (``size / 2``: a quarter of the pixels); the target is peak(size) <= 1.2 x peak(size / 2).
 
-The machine is shared: the table carries the load average seen during each run.
+The machine is shared: each row carries the CPU "stall" share seen during the run (Linux PSI:
+how long runnable tasks of any process, ours included, waited for a core), and CPU seconds
+are reported next to wall seconds because they are insensitive to others' load.
 
 Run: ``.venv/bin/python benchmarks/bench_end_to_end.py [--size 8000 --scenes 2]``
 (``--size 1024`` for a quick run; the cache is ``$EO_PIPELINE_BENCH_CACHE`` or
@@ -95,6 +97,11 @@ class Measured:
     """Most processes alive in the tree(s) at one poll."""
     load_avg: tuple[float, float]
     """1-minute load average at launch and at exit (the machine is shared)."""
+    cpu_pressure: float = float("nan")
+    """Share of the run's wall time in which runnable tasks of *any* process waited for a
+    CPU (Linux PSI ``/proc/pressure/cpu`` "some"): how much others competed for the cores."""
+    processes: list[dict[str, Any]] = field(default_factory=list)
+    """Per process: role (root, worker, tracker), CPU seconds, peak RSS MiB."""
     child: list[dict[str, Any]] = field(default_factory=list)
     """What each child printed (its own timings), one dict per launched command."""
 
@@ -104,10 +111,13 @@ def measure(name: str, commands: list[list[str]]) -> Measured:
     import psutil
 
     load0 = os.getloadavg()[0]
+    stall0 = _cpu_stall_us()
     t0 = time.perf_counter()
     procs = [subprocess.Popen(c, stdout=subprocess.PIPE, text=True) for c in commands]
     roots = [psutil.Process(p.pid) for p in procs]
     cpu: dict[int, float] = {}
+    rss_peak: dict[int, float] = {}
+    roles: dict[int, str] = {}
     peak = peak_single = 0.0
     most = 0
     while any(p.poll() is None for p in procs):
@@ -125,12 +135,16 @@ def measure(name: str, commands: list[list[str]]) -> Measured:
                 except psutil.Error:
                     continue
                 cpu[proc.pid] = times.user + times.system
+                rss_peak[proc.pid] = max(rss_peak.get(proc.pid, 0.0), rss)
+                if proc.pid not in roles:
+                    roles[proc.pid] = _role(proc, roots)
                 total += rss
                 alive += 1
                 peak_single = max(peak_single, rss)
         peak, most = max(peak, total), max(most, alive)
         time.sleep(POLL_S)
     wall = time.perf_counter() - t0
+    stall = (_cpu_stall_us() - stall0) / 1e6 / wall if stall0 is not None else float("nan")
     outputs = []
     for cmd, p in zip(commands, procs, strict=True):
         out = p.stdout.read() if p.stdout else ""
@@ -138,9 +152,37 @@ def measure(name: str, commands: list[list[str]]) -> Measured:
             raise RuntimeError(f"{name}: {' '.join(cmd)} failed with code {p.returncode}:\n{out}")
         lines = [ln for ln in out.splitlines() if ln.startswith("{")]
         outputs.append(json.loads(lines[-1]) if lines else {})
+    processes = [
+        {"role": roles[pid], "cpu_s": round(cpu[pid], 2), "peak_rss_mib": round(rss_peak[pid])}
+        for pid in cpu
+    ]
+    load = (load0, os.getloadavg()[0])
     return Measured(
-        name, wall, peak, peak_single, sum(cpu.values()), most, (load0, os.getloadavg()[0]), outputs
+        name, wall, peak, peak_single, sum(cpu.values()), most, load, stall, processes, outputs
     )
+
+
+def _role(proc: Any, roots: list[Any]) -> str:
+    if proc in roots:
+        return "root"
+    import psutil
+
+    try:
+        cmd = " ".join(proc.cmdline())
+    except psutil.Error:
+        return "?"
+    if "resource_tracker" in cmd:
+        return "tracker"
+    return "worker" if "spawn_main" in cmd or "forkserver" in cmd else cmd[:40]
+
+
+def _cpu_stall_us() -> float | None:
+    """Total microseconds some runnable task waited for a CPU (PSI), ``None`` without PSI."""
+    try:
+        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    return float(first.rsplit("total=", 1)[1])
 
 
 # ---------------------------------------------------------------- children (one role each)
@@ -336,7 +378,7 @@ def compare_outputs(ours: Path, theirs: Path) -> dict[str, Any]:
 def _row(m: Measured) -> str:
     return (
         f"{m.name:<34} {m.wall_s:>8.1f} {m.cpu_s:>8.1f} {m.peak_rss_mib:>10.0f} "
-        f"{m.peak_rss_single_mib:>10.0f} {m.max_processes:>5d}   {m.load_avg[0]:.1f}/{m.load_avg[1]:.1f}"
+        f"{m.peak_rss_single_mib:>10.0f} {m.max_processes:>5d} {m.cpu_pressure:>7.0%}"
     )
 
 
@@ -394,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     r, u, s = runs["runner"], runs["user"], runs["sync"]
     speedup = u.wall_s / r.wall_s
     share_ab = (r.wall_s - s.wall_s) / r.wall_s
+    share_cpu = (r.cpu_s - s.cpu_s) / r.cpu_s
     child = r.child[0]
     per_worker: dict[str, float] = {}
     for unit in child["units"].values():
@@ -406,12 +449,15 @@ def main(argv: list[str] | None = None) -> int:
           f"read COG -> TOA -> {len(INDICES)} indices -> COG; {os.cpu_count()} cores")  # fmt: skip
     header = (
         f"{'contender':<34} {'wall s':>8} {'cpu s':>8} {'RSS MiB':>10} {'max proc':>10} "
-        f"{'procs':>5}   load"
+        f"{'procs':>5} {'stall':>7}"
     )
     print(header)
     print("-" * len(header))
     for m in runs.values():
         print(_row(m))
+    print("(RSS: peak of the sum over the process tree; max proc: largest single process; "
+          "stall: share of the wall time some task on the machine, ours included, waited "
+          "for a CPU)")  # fmt: skip
     print(f"\nrunner vs user script: {speedup:.2f}x faster (target >= 2x: "
           f"{'met' if speedup >= 2 else 'MISSED'})")  # fmt: skip
     print(f"peak RSS: runner {r.peak_rss_mib:.0f} MiB (tree of {r.max_processes} processes), "
@@ -424,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"scheduling overhead vs no-scheduler reference: {share_ab:.1%} of runner wall "
           f"({r.wall_s:.1f} s vs {s.wall_s:.1f} s; target < 10%: "
           f"{'met' if share_ab < 0.10 else 'MISSED'})")  # fmt: skip
+    print(f"  same in CPU seconds (insensitive to others' load): {share_cpu:.1%} "
+          f"({r.cpu_s:.1f} vs {s.cpu_s:.1f} CPU s)")  # fmt: skip
     print(f"distributed layer inside the run: {share_dist:.1%} (run {child['run_seconds']:.1f} s, "
           f"busiest worker in units {busiest:.1f} s)")  # fmt: skip
     print(f"outputs: {check['ours']} ours, {check['theirs']} theirs, missing {check['missing']}; "
@@ -440,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": {k: asdict(m) for k, m in runs.items()},
         "speedup_vs_user": speedup,
         "scheduler_share_vs_sync": share_ab,
+        "scheduler_share_vs_sync_cpu": share_cpu,
         "distributed_share_in_run": share_dist,
         "rss_ratio_double": rss_ratio,
         "outputs": check,

@@ -160,8 +160,7 @@ def process_unit(
 
     ``threads`` caps dask's local worker threads and numba's threads; ``scheduler`` is the
     local dask scheduler the unit's chunk graph runs on (``"threads"``; ``"sync"`` runs every
-    task in the calling thread, which the end-to-end benchmark uses as its no-scheduler
-    reference).
+    task in the calling thread: the end-to-end benchmark's no-scheduler reference).
     """
     import eo_pipeline as eo
 

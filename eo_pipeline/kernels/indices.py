@@ -402,6 +402,13 @@ class FusedKernel:
     Call it with ``n_bands`` arrays of one shape (any real dtype) and ``n_constants``
     scalars; it returns one float32 array per formula. Pickling sends only the formulas,
     so dask workers compile (or load from their disk cache) on first use.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> k = FusedKernel.from_formulas(["N - R", "N * L"], ["N", "R"], ["L"])
+    >>> [o.tolist() for o in k(np.float32([0.5]), np.float32([0.25]), constants=[2.0])]
+    [[0.25], [1.0]]
     """
 
     formulas: tuple[str, ...]

@@ -40,7 +40,7 @@ from eo_pipeline.errors import InputDataError, WriteError
 __all__ = ["WriteOptions", "WrittenProduct", "write", "write_many"]
 
 _BLOCK = 512
-_GDAL_CACHE_MB = 256
+_GDAL_CACHE_MB = 64
 """GDAL block cache (MiB) while the COG driver copies: bounded, whatever the scene size."""
 
 
@@ -306,26 +306,78 @@ def _create(p: _Pending) -> None:
 def _store(pending: list[_Pending]) -> None:
     """Compute every product's pixels in ONE dask computation and write them window by window.
 
-    One ``dask.array.store`` over all targets lets products that share inputs (indices and
-    reflectance of one scene) read and calibrate each chunk once instead of once per product.
+    One computation over all products lets those that share inputs (a scene's reflectance
+    and its indices) read and calibrate each chunk once instead of once per product. One
+    task per spatial chunk writes that chunk of *every* product, so the chunk's shared
+    intermediates are released as soon as it is written: memory follows the chunk size, not
+    the scene size (separate store tasks per product let dask keep a whole scene of
+    calibrated chunks alive for the products written later).
     """
     import dask
     import dask.array as dsa
 
     sources: list[Any] = []
-    targets: list[Any] = []
+    writers: list[_WindowWriter] = []
     for p in pending:
         bands, height, width = (int(n) for n in p.data.shape)
         if isinstance(p.data, dsa.Array):
             # all bands of a window in one write (one open/close of the file per window)
             sources.append(p.data.rechunk({0: -1}) if p.data.numblocks[0] > 1 else p.data)
-            targets.append(_WindowWriter(str(p.tmp), _lock_for(str(p.tmp))))
+            writers.append(_WindowWriter(str(p.tmp), _lock_for(str(p.tmp))))
         else:
             writer = _WindowWriter(str(p.tmp), contextlib.nullcontext())
             writer[slice(0, bands), slice(0, height), slice(0, width)] = np.asarray(p.data)
-    if sources:
-        with dask.config.set({"array.slicing.split_large_chunks": False}):
-            dsa.store(sources, targets, lock=False, compute=True)
+    if not sources:
+        return
+    spatial = sources[0].chunks[1:]
+    sources = [
+        a if a.chunks[1:] == spatial else a.rechunk({1: spatial[0], 2: spatial[1]}) for a in sources
+    ]
+    with dask.config.set({"array.slicing.split_large_chunks": False}):
+        done = dsa.map_blocks(
+            _write_blocks,
+            *sources,
+            writers=writers,
+            drop_axis=0,
+            chunks=tuple((1,) * len(c) for c in spatial),
+            dtype=np.uint8,
+            meta=np.empty((0, 0), np.uint8),
+        )
+        blocks = [(i, j) for i in range(done.numblocks[0]) for j in range(done.numblocks[1])]
+        step = _batch_size(len(blocks))
+        for k in range(0, len(blocks), step):
+            dask.compute(*[done.blocks[i, j] for i, j in blocks[k : k + step]])
+
+
+def _batch_size(n_blocks: int) -> int:
+    """Spatial chunks computed per ``dask.compute`` call on a local scheduler.
+
+    Loaded bands share one root task per file (odc-stac's ``open``), so dask's ordering runs a
+    whole band across the scene before the next band: every chunk of the first bands stays in
+    memory until the last band arrives (about the calibrated scene). Computing a few chunks
+    at a time (two per worker thread) keeps memory to those chunks whatever the scene size.
+    On a distributed scheduler the whole graph is submitted at once (its workers spread it).
+    """
+    import dask
+    import dask.base
+
+    scheduler = dask.base.get_scheduler()
+    owner = getattr(scheduler, "__self__", None)
+    if owner is not None and type(owner).__module__.startswith("distributed"):
+        return max(1, n_blocks)
+    threads = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+    return max(2, 2 * threads)
+
+
+def _write_blocks(
+    *blocks: np.ndarray, writers: list[_WindowWriter], block_info: dict[Any, Any] | None = None
+) -> np.ndarray:
+    """One spatial chunk of every product: write each into its file's window."""
+    assert block_info is not None  # dask always passes it to a function that takes it
+    for i, (block, writer) in enumerate(zip(blocks, writers, strict=True)):
+        (b0, b1), (y0, y1), (x0, x1) = block_info[i]["array-location"]
+        writer[slice(b0, b1), slice(y0, y1), slice(x0, x1)] = block
+    return np.ones((1, 1), np.uint8)
 
 
 def _to_cog(p: _Pending) -> None:

@@ -76,9 +76,9 @@ def print_table(rows: list[tuple[str, str, str, Any]]) -> None:
     if not rows:
         print("no results")
         return
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
-    w2 = max(len(r[2]) for r in rows)
+    w0 = max(len("benchmark"), *(len(r[0]) for r in rows))
+    w1 = max(len("contender"), *(len(r[1]) for r in rows))
+    w2 = max(len("vs / target"), *(len(r[2]) for r in rows))
     print(f"{'benchmark':<{w0}}  {'contender':<{w1}}  {'vs / target':<{w2}}  result")
     print("-" * (w0 + w1 + w2 + 14))
     for bench, contender, ref, value in rows:

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from eo_pipeline._callable import make_callable
 from eo_pipeline._dispatch import apply_kernel
 from eo_pipeline.errors import BandError, InputDataError
 from eo_pipeline.kernels import composite as kc
@@ -520,3 +521,6 @@ def composite(
     out.attrs.update(ds.attrs)
     out.attrs["composite"] = method if period is None else f"{method} per {period}"
     return out
+
+
+make_callable(__name__)

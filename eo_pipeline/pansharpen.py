@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from eo_pipeline._callable import make_callable
 from eo_pipeline._dispatch import numba_threads
 from eo_pipeline.composite import nodata_value
 from eo_pipeline.errors import BandError, InputDataError
@@ -398,3 +399,6 @@ def pansharpen(
             var.attrs["gsd"] = pan_da.attrs["gsd"]
         result[key] = var
     return result
+
+
+make_callable(__name__)

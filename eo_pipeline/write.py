@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from eo_pipeline._callable import make_callable
 from eo_pipeline.catalogs.checksum import file_checksum
 from eo_pipeline.errors import InputDataError, WriteError
 
@@ -528,3 +529,6 @@ def _lock_for(name: str) -> Any:
 
         return Lock(f"eo-pipeline-write-{name}")
     return SerializableLock(f"eo-pipeline-write-{name}")
+
+
+make_callable(__name__)

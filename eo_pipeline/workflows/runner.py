@@ -237,9 +237,13 @@ def run(
         dashboard = getattr(cl, "dashboard_link", None)
         info = cl.scheduler_info()
         nworkers = max(1, len(info.get("workers", {})))
-        threads = (
-            max(1, (os.cpu_count() or 1) // nworkers) if scheduler is None and client is None else 1
-        )
+        # on this machine's LocalCluster the cores are shared by the units running at once
+        # (fewer units than workers: each gets more threads); on a remote cluster, 1 per task
+        from distributed import LocalCluster
+
+        local = isinstance(getattr(cl, "cluster", None), LocalCluster)
+        busy = max(1, min(nworkers, len(todo)))
+        threads = max(1, (os.cpu_count() or 1) // busy) if local else 1
         if verbose:
             print(
                 f"workflow {wf.name}: {len(todo)} unit(s) to run, {len(skipped)} up to date; "

@@ -50,7 +50,14 @@ from eo_pipeline.catalogs.sensors import Band, Sensor
 from eo_pipeline.catalogs.stac import AssetSpec
 from eo_pipeline.errors import WriteError
 
-__all__ = ["DimapGroup", "DimapProduct", "dimap_asset_specs", "tile_layout", "write_dimap"]
+__all__ = [
+    "DimapGroup",
+    "DimapProduct",
+    "DimapScene",
+    "dimap_asset_specs",
+    "tile_layout",
+    "write_dimap",
+]
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,31 @@ class DimapGroup:
     """One DN array per band, all the same shape."""
     pixel: float
     """Pixel size in metres."""
+
+
+@dataclass(frozen=True)
+class DimapScene:
+    """Where, when and how one scene was acquired: what every document of it states."""
+
+    sensor: Sensor
+    dataset: str
+    """Scene id (used in file names and DATASET_NAME)."""
+    tile: int
+    """Tile size in pixels (a positive multiple of 256)."""
+    epsg: int
+    left: float
+    """Easting of the west edge (metres)."""
+    top: float
+    """Northing of the north edge (metres)."""
+    when: dt.datetime
+    sun_elevation: float
+    sun_azimuth: float
+    cloud_cover: float
+    """Percent."""
+    corners: Sequence[tuple[float, float]]
+    """Upper-left, upper-right, lower-right, lower-left corners as (lon, lat)."""
+    calibration: Mapping[str, BandCalibration]
+    """Band id -> its GAIN/BIAS (and solar irradiance)."""
 
 
 @dataclass(frozen=True)
@@ -96,22 +128,12 @@ def _iso(when: dt.datetime) -> str:
 
 
 def _document(
-    *,
-    sensor: Sensor,
-    dataset: str,
-    group: DimapGroup,
-    tiles: Sequence[tuple[int, int, str]],
-    tile: int,
-    epsg: int,
-    left: float,
-    top: float,
-    when: dt.datetime,
-    sun_elevation: float,
-    sun_azimuth: float,
-    cloud_cover: float,
-    corners: Sequence[tuple[float, float]],
-    calibration: Mapping[str, BandCalibration],
+    scene: DimapScene, group: DimapGroup, tiles: Sequence[tuple[int, int, str]]
 ) -> ET.Element:
+    s = scene
+    sensor, dataset, tile, epsg, left, top = s.sensor, s.dataset, s.tile, s.epsg, s.left, s.top
+    when, sun_elevation, sun_azimuth = s.when, s.sun_elevation, s.sun_azimuth
+    cloud_cover, corners, calibration = s.cloud_cover, s.corners, s.calibration
     rows, cols = group.arrays[0].shape
     root = ET.Element("Dimap_Document")
     mi = _sub(root, "Metadata_Identification")
@@ -284,28 +306,10 @@ def _vrt(
     )  # fmt: skip
 
 
-def write_dimap(
-    folder: Path,
-    *,
-    sensor: Sensor,
-    dataset: str,
-    groups: Sequence[DimapGroup],
-    tile: int,
-    epsg: int,
-    left: float,
-    top: float,
-    when: dt.datetime,
-    sun_elevation: float,
-    sun_azimuth: float,
-    cloud_cover: float,
-    corners: Sequence[tuple[float, float]],
-    calibration: Mapping[str, BandCalibration],
-) -> DimapProduct:
-    """Write one DIMAP V2 product per group into ``folder`` (flat), plus one VRT per band.
-
-    ``tile`` is the tile size in pixels (a multiple of 256); ``corners`` the scene's
-    upper-left, upper-right, lower-right, lower-left corners as (lon, lat).
-    """
+def write_dimap(folder: Path, scene: DimapScene, groups: Sequence[DimapGroup]) -> DimapProduct:
+    """Write one DIMAP V2 product per group into ``folder`` (flat), plus one VRT per band."""
+    tile, epsg, left, top, when = scene.tile, scene.epsg, scene.left, scene.top, scene.when
+    dataset = scene.dataset
     if tile <= 0 or tile % 256:
         raise WriteError(f"DIMAP tile size must be a positive multiple of 256, got {tile}")
     stamp = when.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S")
@@ -330,11 +334,7 @@ def write_dimap(
                         dst.set_band_description(i + 1, b.id)
                 tiles.append((r, c, name))
                 out.tiles.append((group.name, r, c, folder / name))
-        doc = _document(
-            sensor=sensor, dataset=dataset, group=group, tiles=tiles, tile=tile, epsg=epsg,
-            left=left, top=top, when=when, sun_elevation=sun_elevation, sun_azimuth=sun_azimuth,
-            cloud_cover=cloud_cover, corners=corners, calibration=calibration,
-        )  # fmt: skip
+        doc = _document(scene, group, tiles)
         ET.indent(doc)
         path = folder / f"DIM_{stem}.XML"
         path.write_text(

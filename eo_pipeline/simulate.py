@@ -70,7 +70,7 @@ from pyproj import Transformer
 from eo_pipeline import _landcover as lc
 from eo_pipeline._callable import make_callable
 from eo_pipeline._cog import WrittenFile, write_cog
-from eo_pipeline._dimap_writer import DimapGroup, dimap_asset_specs, write_dimap
+from eo_pipeline._dimap_writer import DimapGroup, DimapScene, dimap_asset_specs, write_dimap
 from eo_pipeline._simgeo import (
     Placement,
     SceneGrid,
@@ -382,11 +382,9 @@ def _write_dimap(
     xs = [place.left, place.left + extent, place.left + extent, place.left]
     ys = [place.top, place.top, place.top - extent, place.top - extent]
     lons, lats = Transformer.from_crs(place.epsg, 4326, always_xy=True).transform(xs, ys)
-    product = write_dimap(
-        workdir,
+    dimap_scene = DimapScene(
         sensor=sensor,
         dataset=item_id,
-        groups=groups,
         tile=tile,
         epsg=place.epsg,
         left=place.left,
@@ -398,6 +396,7 @@ def _write_dimap(
         corners=list(zip(lons, lats, strict=True)),
         calibration={inv.calibration.band: inv.calibration for inv in scene.invs},
     )
+    product = write_dimap(workdir, dimap_scene, groups)
     return {key: (None, spec) for key, spec in dimap_asset_specs(product, groups).items()}
 
 

@@ -14,7 +14,7 @@ import pytest
 from pyproj import Transformer
 
 from eo_pipeline import read_metadata
-from eo_pipeline._dimap_writer import DimapGroup, DimapProduct, write_dimap
+from eo_pipeline._dimap_writer import DimapGroup, DimapProduct, DimapScene, write_dimap
 from eo_pipeline.catalogs import sensors
 from eo_pipeline.catalogs.scene import BandCalibration
 from eo_pipeline.errors import MetadataError, UnknownSensorError
@@ -66,11 +66,12 @@ def write_product(
     ys = [TOP, TOP, TOP - extent, TOP - extent]
     lons, lats = Transformer.from_crs(EPSG, 4326, always_xy=True).transform(xs, ys)
     cal = {b: BandCalibration(band=b, gain=g, bias=bias) for b, g in gains.items()}
-    return write_dimap(
-        folder, sensor=sens, dataset=dataset, groups=groups, tile=tile, epsg=EPSG, left=LEFT,
-        top=TOP, when=WHEN, sun_elevation=SUN[0], sun_azimuth=SUN[1], cloud_cover=12.5,
+    scene = DimapScene(
+        sensor=sens, dataset=dataset, tile=tile, epsg=EPSG, left=LEFT, top=TOP, when=WHEN,
+        sun_elevation=SUN[0], sun_azimuth=SUN[1], cloud_cover=12.5,
         corners=list(zip(lons, lats, strict=True)), calibration=cal,
     )  # fmt: skip
+    return write_dimap(folder, scene, groups)
 
 
 def edit(doc: Path, change: Callable[[ET.Element], None]) -> Path:

@@ -85,14 +85,25 @@ def connect(
         return
     cores = os.cpu_count() or 1
     n = workers or max(1, min(cores, 4))
-    cluster = LocalCluster(
-        n_workers=n,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        memory_limit="auto",
-        silence_logs=40,
-    )
+    import dask
+
+    # dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 so workers hand memory back at once; with
+    # our 4-64 MB chunk buffers that turns every chunk into fresh page faults (measured: +1 s
+    # of system CPU per 2048^2 scene). Keep big buffers mapped and reused instead.
+    environ = {
+        **dask.config.get("distributed.nanny.pre-spawn-environ", {}),
+        "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
+        "MALLOC_MMAP_THRESHOLD_": str(64 << 20),
+    }
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            memory_limit="auto",
+            silence_logs=40,
+        )
     client = Client(cluster)
     try:
         yield client

@@ -5,8 +5,8 @@ The low-level writer that the simulator and the product writer share: GDAL's COG
 the predictor that fits the data type (2 = horizontal differencing for integers, 3 = floating
 point), nodata, band descriptions and tags. The file is written under a hidden temporary name
 in the destination folder and renamed into place only when complete, so a reader never sees a
-partial COG and a failure leaves nothing behind. The SHA-256 of the final bytes is returned
-(STAC ``file:checksum`` takes the multihash form ``1220`` + hex digest).
+partial COG and a failure leaves nothing behind. The checksum of the final bytes is returned in
+the multihash form STAC ``file:checksum`` takes (:func:`eo_pipeline.catalogs.checksum.file_checksum`).
 
 Examples
 --------
@@ -17,13 +17,12 @@ Examples
 ...     f"{folder}/b1.tif", np.ones((64, 64), np.uint16), crs="EPSG:32643",
 ...     transform=from_origin(500000, 5000000, 30, 30), nodata=0, descriptions=["B1"],
 ... )
->>> out.path.name, out.size > 0, len(out.sha256)
-('b1.tif', True, 64)
+>>> out.path.name, out.size > 0, out.multihash[:4], len(out.multihash)
+('b1.tif', True, '1220', 68)
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
 from collections.abc import Mapping, Sequence
@@ -36,12 +35,12 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
+from eo_pipeline.catalogs.checksum import file_checksum
 from eo_pipeline.errors import WriteError
 
-__all__ = ["WrittenFile", "sha256_file", "write_cog"]
+__all__ = ["WrittenFile", "write_cog"]
 
 Compression = Literal["DEFLATE", "ZSTD"]
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -52,33 +51,8 @@ class WrittenFile:
     """Final path of the file."""
     size: int
     """Size in bytes (STAC ``file:size``)."""
-    sha256: str
-    """Hex SHA-256 digest of the file's bytes."""
-
-    @property
-    def multihash(self) -> str:
-        """The digest as a multihash hex string (STAC ``file:checksum``): ``1220`` + hex digest."""
-        return "1220" + self.sha256
-
-
-def sha256_file(path: str | Path) -> tuple[str, int]:
-    """Hex SHA-256 digest and size in bytes of a file, read in 1 MiB chunks.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
-    >>> _ = p.write_bytes(b"abc")
-    >>> sha256_file(p)[0][:16], sha256_file(p)[1]
-    ('ba7816bf8f01cfea', 3)
-    """
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+    multihash: str
+    """Multihash sha2-256 of the file's bytes in hex (STAC ``file:checksum``): ``1220`` + digest."""
 
 
 def _predictor(dtype: np.dtype[Any]) -> int:
@@ -127,7 +101,7 @@ def write_cog(
     Returns
     -------
     WrittenFile
-        Final path, size in bytes and SHA-256 of the bytes on disk.
+        Final path, size in bytes and multihash sha2-256 of the bytes on disk.
 
     Raises
     ------
@@ -188,7 +162,8 @@ def write_cog(
                     dst.update_tags(i + 1, **band_tags[i])
             if tags:
                 dst.update_tags(**tags)
-        digest, size = sha256_file(tmp)
+        checksum = file_checksum(tmp)
+        size = tmp.stat().st_size
         os.replace(tmp, dest)
     except (OSError, rasterio.errors.RasterioError, ValueError, TypeError) as err:
         tmp.unlink(missing_ok=True)
@@ -196,4 +171,4 @@ def write_cog(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return WrittenFile(path=dest, size=size, sha256=digest)
+    return WrittenFile(path=dest, size=size, multihash=checksum)

@@ -16,11 +16,13 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from eo_pipeline.errors import WorkflowError
 from eo_pipeline.workflows.plan import Unit
@@ -58,11 +60,21 @@ class UnitResult:
     worker: str
 
 
-def _threads_cap(threads: int, scheduler: str) -> contextlib.AbstractContextManager[Any]:
+@contextlib.contextmanager
+def _threads_cap(threads: int, scheduler: str) -> Iterator[None]:
+    """Local dask scheduler and numba threads for one unit, restored afterwards."""
     import dask
 
+    previous = os.environ.get("EO_PIPELINE_NUMBA_THREADS")
     os.environ["EO_PIPELINE_NUMBA_THREADS"] = str(threads)
-    return dask.config.set(scheduler=scheduler, num_workers=threads)
+    try:
+        with dask.config.set(scheduler=scheduler, num_workers=threads):
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop("EO_PIPELINE_NUMBA_THREADS", None)
+        else:
+            os.environ["EO_PIPELINE_NUMBA_THREADS"] = previous
 
 
 def _load_items(unit: Unit) -> list[Any]:
@@ -227,14 +239,17 @@ def process_unit(
         istep = wf.step("indices")
         index_names: list[str] = []
         if istep is not None:
-            names: Any = list(istep.params.get("names", []))
-            if istep.params.get("formulas"):
-                names = (
-                    {**{n: None for n in names}, **istep.params["formulas"]}
-                    if names
-                    else dict(istep.params["formulas"])
+            # named (ASI) indices and custom formulas: one fused kernel each, merged
+            constants = dict(istep.params.get("constants", {}))
+            requests: list[Any] = [
+                r
+                for r in (
+                    list(istep.params.get("names", [])),
+                    dict(istep.params.get("formulas", {})),
                 )
-            idx = eo.compute_indices(refl, names, **dict(istep.params.get("constants", {})))
+                if r
+            ]
+            idx = xr.merge([eo.compute_indices(refl, r, **constants) for r in requests])
             for name in idx.data_vars:
                 products.append(
                     (idx[[name]], _product_name(wf, unit, str(name)), str(name), ("data", "index"))

@@ -1,0 +1,37 @@
+"""One unit processed in-process: named and custom indices together, products and item."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from eo_pipeline.workflows.plan import plan_units
+from eo_pipeline.workflows.process import process_unit
+from eo_pipeline.workflows.spec import parse_workflow
+
+WF = """\
+name: t
+inputs: {{catalog: {catalog}}}
+steps:
+  - calibrate: {{}}
+  - indices: {{names: [NDVI], formulas: {{MYNDVI: "(N - R) / (N + R)"}}}}
+output: {{catalog: {out}, quicklook: false}}
+resources: {{chunk_size: 128}}
+"""
+
+
+def test_named_and_custom_indices_in_one_unit(l1_catalog: Path, tmp_path: Path) -> None:
+    wf = parse_workflow(WF.format(catalog=l1_catalog, out=tmp_path), "wf.yaml")
+    unit = plan_units(wf)[0]
+    before = os.environ.get("EO_PIPELINE_NUMBA_THREADS")
+    result = process_unit(unit, wf, str(tmp_path), threads=1)
+    assert os.environ.get("EO_PIPELINE_NUMBA_THREADS") == before  # nothing leaks out of the unit
+    keys = {f.key for f in result.files}
+    assert keys == {"reflectance", "NDVI", "MYNDVI"}
+    paths = {f.key: tmp_path / f.path for f in result.files}
+    with rasterio.open(paths["NDVI"]) as a, rasterio.open(paths["MYNDVI"]) as b:
+        np.testing.assert_allclose(a.read(1), b.read(1), rtol=1e-6, equal_nan=True)
+    assert (tmp_path / result.item_path).exists()

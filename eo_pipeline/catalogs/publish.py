@@ -245,7 +245,8 @@ def _finish_item(
         local = path.parent / asset["href"]
         if "://" not in asset["href"] and local.is_file():
             asset["file:size"] = local.stat().st_size
-            asset.setdefault("file:checksum", file_checksum(local))
+            if "file:checksum" not in asset:  # not setdefault: it would hash every file
+                asset["file:checksum"] = file_checksum(local)
     exts = set(d.get("stac_extensions", []))
     exts |= {EXTENSION_URIS["processing"], EXTENSION_URIS["file"], TIMESTAMPS_URI, ORDER_URI}
     d["stac_extensions"] = sorted(exts)

@@ -34,6 +34,7 @@ __all__ = [
     "Timing",
     "cold_jit_seconds",
     "machine_info",
+    "one_thread",
     "peak_rss_mb",
     "print_table",
     "time_best",
@@ -134,6 +135,21 @@ def time_interleaved(
         if enabled:
             gc.enable()
     return [Timing(name, tuple(times[name]), nbytes, note) for name, _, note in contenders]
+
+
+def one_thread(func: Callable[[], Any]) -> Callable[[], Any]:
+    """``func`` run with numba limited to one thread (the previous count restored after)."""
+    import numba
+
+    def run() -> Any:
+        previous = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            return func()
+        finally:
+            numba.set_num_threads(previous)
+
+    return run
 
 
 def print_table(

@@ -24,7 +24,6 @@ import argparse
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ import pandas as pd
 import xarray as xr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Timing, cold_jit_seconds, print_table, write_json
+from _common import cold_jit_seconds, one_thread, print_table, time_interleaved, write_json
 
 from eo_pipeline.composite import composite
 from eo_pipeline.kernels.composite import nanmedian_time
@@ -61,27 +60,6 @@ def jit_cold_compile_seconds() -> float:
         "nanmedian_time(a, np.zeros((0, 0, 0), np.uint8), 0, False, np.nan, "
         "np.empty((2, 2), np.float32))",
     )
-
-
-def time_interleaved(
-    contenders: Sequence[tuple[str, Callable[[], Any], str]], repeat: int
-) -> list[Timing]:
-    """Time every contender once per round, ``repeat`` rounds (after one untimed warm-up each).
-
-    On a shared machine the load changes over minutes; interleaving gives every contender
-    the same conditions, so the ratios of the best times are fair.
-    """
-    for _, func, _ in contenders:
-        func()
-    times: list[list[float]] = [[] for _ in contenders]
-    for _ in range(repeat):
-        for (_, func, _), out in zip(contenders, times, strict=True):
-            t0 = time.perf_counter()
-            func()
-            out.append(time.perf_counter() - t0)
-    return [
-        Timing(n, tuple(t), note=note) for (n, _, note), t in zip(contenders, times, strict=True)
-    ]
 
 
 def run(dates: int, size: int, repeat: int) -> dict[str, Any]:
@@ -125,14 +103,6 @@ def run(dates: int, size: int, repeat: int) -> dict[str, Any]:
 
     threads = numba.get_num_threads()
 
-    def one_thread() -> None:
-        previous = numba.get_num_threads()
-        numba.set_num_threads(1)
-        try:
-            ours()
-        finally:
-            numba.set_num_threads(previous)
-
     try:
         import numbagg  # noqa: F401
 
@@ -142,13 +112,13 @@ def run(dates: int, size: int, repeat: int) -> dict[str, Any]:
     timings = time_interleaved(
         [
             ("ours kernel", ours, f"numba {threads} threads"),
-            ("ours kernel 1 thread", one_thread, "numba 1 thread"),
+            ("ours kernel 1 thread", one_thread(ours), "numba 1 thread"),
             ("ours composite()", ours_public, "public API, numpy-backed"),
             ("numpy.nanmedian", numpy_nanmedian, "1 thread"),
             ("bottleneck.nanmedian", bottleneck_nanmedian, "1 thread"),
             ('xarray .median("time")', xarray_median, xr_note),
         ],
-        repeat,
+        repeat=repeat,
     )
     refs = ["numpy.nanmedian", "bottleneck.nanmedian", 'xarray .median("time")']
     print(

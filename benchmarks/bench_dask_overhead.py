@@ -37,8 +37,7 @@ import pandas as pd
 import xarray as xr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Timing, print_table, write_json
-from bench_composite import time_interleaved
+from _common import Timing, print_table, time_interleaved, write_json
 
 from eo_pipeline.composite import composite
 
@@ -127,7 +126,7 @@ def run(dates: int, ny: int, nx: int, repeat: int) -> dict[str, Any]:
                 (f"{name}: dask compute", dask_run, chunks_note + ", one numpy result"),
                 (f"{name}: dask store", dask_store, chunks_note + ", into preallocated arrays"),
             ],
-            repeat,
+            repeat=repeat,
         )
         results[name] = {"numpy": t_np, "dask compute": t_da, "dask store": t_st}
         for label, t in (("compute", t_da), ("store", t_st)):

@@ -34,7 +34,14 @@ import numpy as np
 from numba import prange
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cold_jit_seconds, peak_rss_mb, print_table, time_interleaved, write_json
+from _common import (
+    cold_jit_seconds,
+    one_thread,
+    peak_rss_mb,
+    print_table,
+    time_interleaved,
+    write_json,
+)
 
 from eo_pipeline.kernels.radiometry import calibrate_block
 
@@ -144,18 +151,10 @@ def bench_kernel(size: int, bands: int, repeat: int) -> dict[str, Any]:
     numpy_inplace()
     np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-6, equal_nan=True)
 
-    def fused_one_thread() -> None:
-        previous = numba.get_num_threads()
-        numba.set_num_threads(1)
-        try:
-            fused()
-        finally:
-            numba.set_num_threads(previous)
-
     threads = numba.get_num_threads()
     contenders = [
         ("fused kernel", fused, f"numba {threads} threads"),
-        ("fused kernel 1 thread", fused_one_thread, "numba 1 thread"),
+        ("fused kernel 1 thread", one_thread(fused), "numba 1 thread"),
         ("numpy expression", numpy_expression, "1 thread"),
         ("numpy in-place", numpy_inplace, "1 thread"),
         ("numexpr", numexpr_eval, f"{ne.get_num_threads()} threads"),

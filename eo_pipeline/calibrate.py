@@ -23,6 +23,7 @@ beyond 85 degrees -> NaN with a :class:`RuntimeWarning`.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import warnings
@@ -268,16 +269,14 @@ def _zenith_block(
     numbers, with their coordinates ``node_coords``), bilinear in between: the same value
     for a pixel whatever the chunking.
     """
-    import pyproj
-
     rows_g, cols_g = gy.reshape(-1), gx.reshape(-1)
     picked = []
     for g, axis_nodes in ((rows_g, nodes[0]), (cols_g, nodes[1])):
         lo = max(0, int(np.searchsorted(axis_nodes, g[0], side="right")) - 1)
         hi = int(np.searchsorted(axis_nodes, g[-1], side="left"))
         picked.append(np.arange(lo, min(hi, axis_nodes.size - 1) + 1))
-    (ri, ci), crs = picked, pyproj.CRS.from_user_input(crs_wkt)
-    lon, lat = _lonlat(crs, node_coords[1][ci], node_coords[0][ri])
+    ri, ci = picked
+    lon, lat = _lonlat(crs_wkt, node_coords[1][ci], node_coords[0][ri])
     rows, cols = nodes[0][ri] - rows_g[0], nodes[1][ci] - cols_g[0]
     jd_v = np.asarray(jd, dtype=np.float64).reshape(-1)
     out = np.empty((jd_v.size, rows_g.size, cols_g.size), dtype=np.float32)
@@ -286,14 +285,24 @@ def _zenith_block(
     return out.reshape(np.broadcast_shapes(jd.shape, gy.shape, gx.shape))
 
 
-def _lonlat(crs: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(lon, lat) grids in degrees (float64) of pixel centres ``x`` (cols) and ``y`` (rows) in ``crs``."""
+@functools.lru_cache(maxsize=8)
+def _to_lonlat(crs_wkt: str) -> Any:
+    """Transformer from ``crs_wkt`` to lon/lat (``None`` when geographic), built once per CRS
+    rather than once per dask block (pyproj >= 3.1 transformers are thread-safe)."""
     import pyproj
 
-    xg, yg = np.meshgrid(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    crs = pyproj.CRS.from_user_input(crs_wkt)
     if crs.is_geographic:
+        return None
+    return pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+
+
+def _lonlat(crs_wkt: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lon, lat) grids in degrees (float64) of pixel centres ``x`` (cols) and ``y`` (rows)."""
+    xg, yg = np.meshgrid(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    tr = _to_lonlat(crs_wkt)
+    if tr is None:
         return xg, yg
-    tr = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     lon, lat = tr.transform(xg, yg)
     return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
 
@@ -325,7 +334,8 @@ def _pixel_zenith(ds: xr.Dataset, template: xr.DataArray, max_zenith: float) -> 
         sizes = dict(zip(template.dims, template.chunks, strict=True))
         parts = [p.chunk({d: sizes[d] for d in p.dims}) for p in parts]
     # Warn now (cheap: corners only) rather than from inside dask tasks.
-    lon, lat = _lonlat(crs, np.array([xv[0], xv[-1]]), np.array([yv[0], yv[-1]]))
+    crs_wkt = crs.to_wkt()
+    lon, lat = _lonlat(crs_wkt, np.array([xv[0], xv[-1]]), np.array([yv[0], yv[-1]]))
     worst = max(
         float(np.nanmax(solar.solar_position(t, lat, lon)[0]))
         for t in times.astype("datetime64[ns]")
@@ -342,7 +352,7 @@ def _pixel_zenith(ds: xr.Dataset, template: xr.DataArray, max_zenith: float) -> 
         *parts,
         output_dtypes=[np.float32],
         kwargs={
-            "crs_wkt": crs.to_wkt(),
+            "crs_wkt": crs_wkt,
             "nodes": nodes,
             "node_coords": (yv[nodes[0]], xv[nodes[1]]),
         },

@@ -142,14 +142,16 @@ def find_items(wf: Workflow) -> list[pystac.Item]:
 def _period_label(when: dt.datetime, period: str) -> str:
     import pandas as pd
 
-    ts = pd.Timestamp(when).tz_convert(None) if pd.Timestamp(when).tzinfo else pd.Timestamp(when)
+    ts = pd.Timestamp(when)
+    ts = (ts.tz_convert(None) if ts.tzinfo else ts).normalize()
     try:
-        start = ts.to_period(pd.tseries.frequencies.to_offset(period).rule_code.rstrip("S") or "M")
-    except (ValueError, AttributeError) as err:
+        offset = pd.tseries.frequencies.to_offset(period)
+    except ValueError as err:
         raise WorkflowError(
-            f"composite.period: {period!r} is not a pandas period like 1MS, 1W, 1D: {err}"
+            f"composite.period: {period!r} is not a pandas frequency like 1MS, 1W, 1D: {err}"
         ) from None
-    return str(start)
+    # the start of the period holding ``when`` (what pandas' resample labels it by)
+    return f"{offset.rollback(ts):%Y-%m-%d}"
 
 
 def check_steps(wf: Workflow, items: Sequence[pystac.Item]) -> None:

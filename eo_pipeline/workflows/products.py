@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from eo_pipeline.workflows.process import ProductFile
     from eo_pipeline.workflows.spec import Workflow
 
-__all__ = ["build_product_catalog", "product_collection_id", "product_item"]
+__all__ = ["build_product_catalog", "product_collection_id", "product_item", "software_versions"]
 
 _SHARED_PROPS = ("platform", "instruments", "constellation", "gsd", "eo_pipeline:sensor")
 
@@ -37,7 +37,8 @@ def _level(wf: Workflow) -> str:
     )
 
 
-def _software() -> dict[str, str]:
+def software_versions() -> dict[str, str]:
+    """Versions of eo-pipeline and the libraries that shape its products (for lineage)."""
     import dask
     import numba
     import rasterio
@@ -114,7 +115,7 @@ def product_item(
         {
             "created": now,
             "processing:level": _level(wf),
-            "processing:software": _software(),
+            "processing:software": software_versions(),
             "processing:lineage": (
                 f"eo-pipeline workflow {wf.name!r}: "
                 + " -> ".join(

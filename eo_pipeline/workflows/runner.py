@@ -34,6 +34,7 @@ from typing import Any
 
 from eo_pipeline.errors import ClusterError, WorkflowError, WriteError
 from eo_pipeline.workflows.plan import Unit, plan_units
+from eo_pipeline.workflows.products import software_versions
 from eo_pipeline.workflows.spec import Workflow, load_workflow
 
 __all__ = ["RunReport", "connect", "run", "run_cli"]
@@ -136,12 +137,6 @@ def _intact(root: Path, entry: Mapping[str, Any]) -> bool:
         if not p.exists() or p.stat().st_size != out["size"] or file_checksum(p) != out["checksum"]:
             return False
     return bool(entry.get("outputs")) and (root / entry["item"]).exists()
-
-
-def _software() -> dict[str, str]:
-    from eo_pipeline.workflows.products import _software as software
-
-    return software()
 
 
 def _clean_partials(root: Path) -> int:
@@ -324,7 +319,9 @@ def run(
 
         build_product_catalog(root, items, wf)
     seconds = time.perf_counter() - t0
-    manifest.update(workflow=wf.name, source=wf.source, params_hash=params, software=_software())
+    manifest.update(
+        workflow=wf.name, source=wf.source, params_hash=params, software=software_versions()
+    )
     manifest.setdefault("runs", []).append(
         {
             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -35,3 +35,19 @@ def test_named_and_custom_indices_in_one_unit(l1_catalog: Path, tmp_path: Path) 
     with rasterio.open(paths["NDVI"]) as a, rasterio.open(paths["MYNDVI"]) as b:
         np.testing.assert_allclose(a.read(1), b.read(1), rtol=1e-6, equal_nan=True)
     assert (tmp_path / result.item_path).exists()
+
+
+def test_period_labels_group_dates_by_period_start() -> None:
+    import datetime as dt
+
+    import pytest
+
+    from eo_pipeline.errors import WorkflowError
+    from eo_pipeline.workflows.plan import _period_label
+
+    may = [dt.datetime(2026, 5, d, 5, 6, tzinfo=dt.UTC) for d in (1, 14, 31)]
+    assert {_period_label(t, "1MS") for t in may} == {"2026-05-01"}
+    assert _period_label(dt.datetime(2026, 6, 1, tzinfo=dt.UTC), "1MS") == "2026-06-01"
+    assert _period_label(may[1], "QS") == "2026-04-01"
+    with pytest.raises(WorkflowError, match="not a pandas frequency"):
+        _period_label(may[0], "monthly")

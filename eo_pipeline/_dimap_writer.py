@@ -44,6 +44,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
+from eo_pipeline._simgeo import Placement, SceneGrid
 from eo_pipeline._vrt import TileSource, mosaic_vrt
 from eo_pipeline.catalogs.scene import BandCalibration
 from eo_pipeline.catalogs.sensors import Band, Sensor
@@ -57,6 +58,7 @@ __all__ = [
     "dimap_asset_specs",
     "tile_layout",
     "write_dimap",
+    "write_simulated_dimap",
 ]
 
 
@@ -382,3 +384,45 @@ def dimap_asset_specs(product: DimapProduct, groups: Sequence[DimapGroup]) -> di
             f"(bands {', '.join(b.id for b in members)})",
         )
     return out
+
+
+def write_simulated_dimap(
+    folder: Path,
+    *,
+    dataset: str,
+    sensor: Sensor,
+    grid: SceneGrid,
+    place: Placement,
+    calibration: Mapping[str, BandCalibration],
+    dns: Mapping[str, np.ndarray],
+    cloud_cover: float,
+    tile: int,
+) -> dict[str, AssetSpec]:
+    """A simulated scene's DN (band id -> array) as DIMAP V2 products (P and MS) with a VRT per
+    band, written into ``folder``; their asset specs (:func:`dimap_asset_specs`)."""
+    groups = []
+    for name, pan in (("P", True), ("MS", False)):
+        members = tuple(b for b in sensor.bands if (b.common_name == "pan") == pan)
+        if members:
+            pixel = grid.band_pixel_size(members[0].id)
+            arrays = tuple(dns[b.id] for b in members)
+            groups.append(DimapGroup(name=name, bands=members, arrays=arrays, pixel=pixel))
+    extent = grid.size * grid.gsd
+    xs = [place.left, place.left + extent, place.left + extent, place.left]
+    ys = [place.top, place.top, place.top - extent, place.top - extent]
+    lons, lats = pyproj.Transformer.from_crs(place.epsg, 4326, always_xy=True).transform(xs, ys)
+    scene = DimapScene(
+        sensor=sensor,
+        dataset=dataset,
+        tile=tile,
+        epsg=place.epsg,
+        left=place.left,
+        top=place.top,
+        when=place.datetime,
+        sun_elevation=place.sun_elevation,
+        sun_azimuth=place.sun_azimuth,
+        cloud_cover=cloud_cover,
+        corners=list(zip(lons, lats, strict=True)),
+        calibration=calibration,
+    )
+    return dimap_asset_specs(write_dimap(folder, scene, groups), groups)

@@ -65,12 +65,11 @@ from pathlib import Path
 import numpy as np
 import pystac
 from affine import Affine
-from pyproj import Transformer
 
 from eo_pipeline import _landcover as lc
 from eo_pipeline._callable import make_callable
 from eo_pipeline._cog import WrittenFile, write_cog
-from eo_pipeline._dimap_writer import DimapGroup, DimapScene, dimap_asset_specs, write_dimap
+from eo_pipeline._dimap_writer import write_simulated_dimap
 from eo_pipeline._simgeo import (
     Placement,
     SceneGrid,
@@ -287,7 +286,18 @@ def _make_scene(
     cloudy = np.isin(classes[valid], (lc.CLOUD, lc.THIN_CLOUD))
     cover = 100.0 * float(cloudy.mean()) if valid.any() else 0.0
     if dimap_tile is not None:
-        files.update(_write_dimap(scene, item_id, dns, cover, dimap_tile, workdir))
+        dimap = write_simulated_dimap(
+            workdir,
+            dataset=item_id,
+            sensor=sensor,
+            grid=grid,
+            place=place,
+            calibration={inv.calibration.band: inv.calibration for inv in scene.invs},
+            dns=dns,
+            cloud_cover=cover,
+            tile=dimap_tile,
+        )
+        files.update({key: (None, spec) for key, spec in dimap.items()})
     else:
         for b in sensor.bands:
             px = grid.band_pixel_size(b.id)
@@ -359,45 +369,6 @@ def _make_scene(
         "eo_pipeline:format": "dimap" if dimap_tile is not None else "cog",
     }
     return build_item(meta, specs, item_id=item_id, properties=props, checksum=False)
-
-
-def _write_dimap(
-    scene: _Scene,
-    item_id: str,
-    dns: dict[str, np.ndarray],
-    cover: float,
-    tile: int,
-    workdir: Path,
-) -> dict[str, tuple[WrittenFile | None, AssetSpec]]:
-    """The scene's DN as DIMAP V2 products (P and MS) with a VRT per band; their asset specs."""
-    sensor, grid, place = scene.sensor, scene.grid, scene.place
-    groups = []
-    for name, pan in (("P", True), ("MS", False)):
-        members = tuple(b for b in sensor.bands if (b.common_name == "pan") == pan)
-        if members:
-            pixel = grid.band_pixel_size(members[0].id)
-            arrays = tuple(dns[b.id] for b in members)
-            groups.append(DimapGroup(name=name, bands=members, arrays=arrays, pixel=pixel))
-    extent = grid.size * grid.gsd
-    xs = [place.left, place.left + extent, place.left + extent, place.left]
-    ys = [place.top, place.top, place.top - extent, place.top - extent]
-    lons, lats = Transformer.from_crs(place.epsg, 4326, always_xy=True).transform(xs, ys)
-    dimap_scene = DimapScene(
-        sensor=sensor,
-        dataset=item_id,
-        tile=tile,
-        epsg=place.epsg,
-        left=place.left,
-        top=place.top,
-        when=place.datetime,
-        sun_elevation=place.sun_elevation,
-        sun_azimuth=place.sun_azimuth,
-        cloud_cover=cover,
-        corners=list(zip(lons, lats, strict=True)),
-        calibration={inv.calibration.band: inv.calibration for inv in scene.invs},
-    )
-    product = write_dimap(workdir, dimap_scene, groups)
-    return {key: (None, spec) for key, spec in dimap_asset_specs(product, groups).items()}
 
 
 def _fields(

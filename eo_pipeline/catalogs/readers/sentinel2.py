@@ -39,6 +39,7 @@ from eo_pipeline.catalogs.readers._common import (
     child_text,
     children,
     local_name,
+    need_text,
     parse_number,
     parse_utc,
     parse_xml,
@@ -73,13 +74,9 @@ def _kids(root: ET.Element, xpath: str, name: str) -> list[ET.Element]:
 
 
 def _need(path: Path, root: ET.Element, xpath: str) -> str:
-    value = child_text(root, xpath)
-    if value is None:
-        raise MetadataError(
-            f"{path}: {xpath.replace('/', '.')} is missing; the MTD is incomplete "
-            "(compare it with the file ESA delivers)"
-        )
-    return value
+    return need_text(
+        path, root, xpath, hint="the MTD is incomplete (compare it with the file ESA delivers)"
+    )
 
 
 def _number(path: Path, where: str, text: str) -> float:

@@ -316,6 +316,13 @@ def _limit(value: int | None, dtype: np.dtype[Any]) -> tuple[Any, bool]:
     return dtype.type(value), True
 
 
+def _fold_zenith(factor: np.ndarray, zenith: Any, dn: np.ndarray, max_zenith: float) -> np.ndarray:
+    """``factor / cos(zenith)`` for a per-scene zenith; NaN beyond ``max_zenith`` or NaN zenith."""
+    z = _leading(zenith, dn, "sun_zenith")
+    with np.errstate(invalid="ignore"):
+        return np.where(z <= max_zenith, factor / np.cos(np.radians(z)), np.nan)
+
+
 def _is_per_pixel(zenith: Any, dn: np.ndarray) -> bool:
     return np.ndim(zenith) >= 2 and np.shape(zenith)[-2:] == dn.shape[-2:] != (1, 1)
 
@@ -379,9 +386,7 @@ def calibrate_block(
     c = _leading(factor, dn, "factor")
     per_pixel = sun_zenith is not None and _is_per_pixel(sun_zenith, dn)
     if sun_zenith is not None and not per_pixel:
-        z = _leading(sun_zenith, dn, "sun_zenith")
-        with np.errstate(invalid="ignore"):
-            c = np.where(z <= max_zenith, c / np.cos(np.radians(z)), np.nan)
+        c = _fold_zenith(c, sun_zenith, dn, max_zenith)
     if out is None:
         out = np.empty(shape, dtype=np.float32)
     if out.dtype != np.float32 or out.shape != shape or not out.flags.c_contiguous:
@@ -492,9 +497,7 @@ def toa_ndvi_fused(
         b = _leading(cal.add, dn, "add")
         c = _leading(cal.factor, dn, "factor")
         if cal.sun_zenith is not None:
-            z = _leading(cal.sun_zenith, dn, "sun_zenith")
-            with np.errstate(invalid="ignore"):
-                c = np.where(z <= max_zenith, c / np.cos(np.radians(z)), np.nan)
+            c = _fold_zenith(c, cal.sun_zenith, dn, max_zenith)
         coef.append((a, b, c))
     if out is None:
         out = np.empty(shape, dtype=np.float32)

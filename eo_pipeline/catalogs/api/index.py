@@ -177,8 +177,10 @@ def _local_path(href: str, base: Path) -> Path:
     return Path(os.path.normpath(base / raw))
 
 
-def _children(path: Path, rel: str) -> Iterator[Path]:
-    doc = json.loads(path.read_text())
+def _children(path: Path, rel: str, doc: dict[str, Any] | None = None) -> Iterator[Path]:
+    """Local targets of the ``rel`` links of the JSON at ``path`` (``doc``: its content, if read)."""
+    if doc is None:
+        doc = json.loads(path.read_text())
     for link in doc.get("links", []):
         if link.get("rel") == rel and not _is_url(link["href"]):
             yield _local_path(link["href"], path.parent)
@@ -262,7 +264,7 @@ class SQLiteIndex:
             if cdoc.get("type") != "Collection":
                 continue
             collections.append((cpath, cdoc))
-            for ipath in _children(cpath, "item"):
+            for ipath in _children(cpath, "item", cdoc):
                 loaded.append((ipath, json.loads(ipath.read_text())))
         by_path = {p: (d.get("collection", ""), d["id"]) for p, d in loaded}
 

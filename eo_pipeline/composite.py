@@ -462,7 +462,7 @@ def composite(
         for k, v in ds.data_vars.items()
         if "time" in v.dims
         and k not in _MASK_VARS
-        and (explicit_mask is None or v is not explicit_mask)
+        and (explicit_mask is None or v.variable is not explicit_mask.variable)
         and (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer))
     ]
     if not variables:

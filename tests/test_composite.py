@@ -95,6 +95,11 @@ def test_uint8_bit_mask_and_bool_mask_are_honoured() -> None:
     with_var = composite(ds.assign(mask=mask), "median")
     assert "mask" not in with_var
     np.testing.assert_allclose(with_var["B4"].values, expected, rtol=1e-6, equal_nan=True)
+    # an explicit mask that is one of the Dataset's variables is not composited either
+    with_qa = ds.assign(qa=mask)
+    as_qa = composite(with_qa, "median", mask=with_qa["qa"])
+    assert "qa" not in as_qa
+    np.testing.assert_allclose(as_qa["B4"].values, expected, rtol=1e-6, equal_nan=True)
 
 
 def test_max_ndvi_takes_all_bands_from_the_greenest_date() -> None:

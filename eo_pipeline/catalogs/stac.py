@@ -494,7 +494,7 @@ def build_collection(
         ),
         extent=pystac.Extent(
             pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]),
-            pystac.TemporalExtent([[_first_time(items), None]]),
+            pystac.TemporalExtent([[None, None]]),  # merge_collection sets it
         ),
         license=license,
         stac_extensions=[EXTENSION_URIS["eo"], EXTENSION_URIS["view"]],
@@ -502,11 +502,6 @@ def build_collection(
     )
     merge_collection(coll, items)
     return coll
-
-
-def _first_time(items: Sequence[pystac.Item]) -> dt.datetime | None:
-    times = [i.datetime for i in items if i.datetime is not None]
-    return min(times) if times else None
 
 
 def merge_collection(coll: pystac.Collection, items: Sequence[pystac.Item]) -> None:

@@ -354,7 +354,7 @@ def publish(
                 )
         for cid in [*groups, *carried]:
             path = staging / cid / "collection.json"
-            links = [link for link in json.loads(path.read_text())["links"]]
+            links = json.loads(path.read_text())["links"]
             if cid in groups:
                 written = list(read_items(path))
                 doc = _collection(cid, written, _read_collection_doc(src_dir, cid), cfg)

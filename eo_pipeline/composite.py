@@ -366,6 +366,11 @@ def _composite_once(
     return xr.Dataset(out)
 
 
+def _lookup(index: np.ndarray, *, lut: np.ndarray) -> np.ndarray:
+    """``lut[index]``, with :data:`NO_DATE` (and anything past the table) -> ``lut[-1]``."""
+    return lut[np.minimum(index, lut.size - 1)]
+
+
 # ----------------------------------------------------------------------------- public
 
 
@@ -471,7 +476,8 @@ def composite(
         )
     static = {k: v for k, v in ds.data_vars.items() if "time" not in v.dims}
     order = np.argsort(ds.indexes["time"].to_numpy(), kind="stable")
-    if np.any(order != np.arange(order.size)):
+    reordered = bool(np.any(order != np.arange(order.size)))
+    if reordered:
         ds = ds.isel(time=order)
         mask_da = mask_da.isel(time=order) if mask_da is not None else None
     work, mask_da = _common_chunks(ds[variables], mask_da)
@@ -515,6 +521,16 @@ def composite(
             compat="override",
             join="override",
             combine_attrs="override",
+        )
+    if reordered and "source_time" in out:  # sorted position -> position in the input
+        lut = np.append(order, kc.NO_DATE).astype(np.uint16)
+        out["source_time"] = apply_kernel(
+            _lookup,
+            out["source_time"],
+            output_dtypes=[np.uint16],
+            kwargs={"lut": lut},
+            name="source_time",
+            attrs=out["source_time"].attrs,
         )
     for key, var in static.items():
         out[key] = var

@@ -180,6 +180,11 @@ def test_period_composites_and_absolute_source_time() -> None:
     lazy = composite(ds.chunk({"time": 1, "y": 1}), "max_ndvi", period="1MS")
     assert lazy["source_time"].chunks is not None
     xr.testing.assert_identical(lazy.compute(), out)
+    # unsorted input: source_time indexes the input's own time axis
+    shuffled = ds.isel(time=[4, 1, 3, 0, 2])
+    for backed in (shuffled, shuffled.chunk({"y": 1})):
+        got = composite(backed, "max_ndvi", period="1MS")["source_time"].values
+        assert got[:, 0, 0].tolist() == [1, 2]  # 2024-01-20 and 2024-02-10 in the input
 
 
 def test_dataarray_in_dataarray_out() -> None:

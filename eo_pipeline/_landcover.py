@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import astuple, dataclass
+from statistics import NormalDist
 
 import numba
 import numpy as np
@@ -83,6 +84,8 @@ CLASS_MATERIALS: dict[int, tuple[str, str]] = {
     8: ("asphalt", "concrete"),
 }
 """Land class -> (primary, secondary) material; a pixel is ``(1 - mix) * primary + mix * secondary``."""
+
+_NORMAL = NormalDist()
 
 
 @dataclass(frozen=True)
@@ -442,23 +445,5 @@ def clouds(
 
 
 def _probit(q: float) -> float:
-    """Inverse standard normal CDF (Acklam's rational approximation, |error| < 1.2e-9)."""
-    a = (-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239)  # fmt: skip
-    b = (-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572)  # fmt: skip
-    c = (-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783)  # fmt: skip
-    d = (0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416)
-    q = min(max(q, 1e-9), 1 - 1e-9)
-    if q < 0.02425:
-        t = math.sqrt(-2 * math.log(q))
-        return (((((c[0] * t + c[1]) * t + c[2]) * t + c[3]) * t + c[4]) * t + c[5]) / (
-            (((d[0] * t + d[1]) * t + d[2]) * t + d[3]) * t + 1
-        )
-    if q > 1 - 0.02425:
-        return -_probit(1 - q)
-    t = q - 0.5
-    r = t * t
-    return (
-        (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
-        * t
-        / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
-    )
+    """Inverse standard normal CDF (``q`` clamped to [1e-9, 1 - 1e-9])."""
+    return _NORMAL.inv_cdf(min(max(q, 1e-9), 1 - 1e-9))

@@ -435,7 +435,8 @@ def _strip(
             normal = rngs[i].standard_normal(rho_b.shape, dtype=np.float32)
         cos_b = _resample_cos(scene.cosz[t0:t1], f, up)
         dns[b.id][r0:r1] = to_dn(rho_b, cos_b, scene.invs[i], b, outside=outside, normal=normal)
-        truth[i, t0:t1] = np.where(outside_t, np.float32(np.nan), block_mean(fine_rho[i], f))
+        rho_t = rho_b if up == f else block_mean(fine_rho[i], f)  # band on the truth grid
+        truth[i, t0:t1] = np.where(outside_t, np.float32(np.nan), rho_t)
     if f > 1:  # classes at the truth pixels' centres
         cls, _, _, alpha, shadow = _fields(scene, y0, grid.gsd, t1 - t0, grid.size)
     classes[t0:t1] = _classes(cls, alpha, shadow, cloud.shadow_strength, outside_t)

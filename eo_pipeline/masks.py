@@ -609,11 +609,12 @@ def _spectral_block(
         opt = {c: f32(named[c]) if c in named else _EMPTY32 for c in ("swir16", "swir22", "cirrus")}
         prior = np.asarray(named["prior"][idx], np.uint8) if "prior" in named else _EMPTY8
         flags = np.empty(blue.shape[-2:], np.uint8)
+        near_ir = f32(nir)
         k.spectral_flags(  # type: ignore[call-arg]
             f32(blue),
             f32(green),
             f32(red),
-            f32(nir),
+            near_ir,
             opt["swir16"],
             opt["swir22"],
             opt["cirrus"],
@@ -625,7 +626,6 @@ def _spectral_block(
             grown = np.empty_like(flags)
             k.dilate_flag(flags, k.CLOUD, dilate, k.CLEAR, grown)
             flags = grown
-        near_ir = f32(nir)
         reference = _EMPTY32
         if offsets[0].size and search.reference_radius_px > 0:
             reference = np.empty(flags.shape, np.float32)

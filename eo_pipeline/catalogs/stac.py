@@ -494,7 +494,7 @@ def build_collection(
         ),
         extent=pystac.Extent(
             pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]),
-            pystac.TemporalExtent([[None, None]]),  # merge_collection sets it
+            pystac.TemporalExtent([[None, None]]),  # type: ignore[arg-type]  # merge_collection sets it
         ),
         license=license,
         stac_extensions=[EXTENSION_URIS["eo"], EXTENSION_URIS["view"]],

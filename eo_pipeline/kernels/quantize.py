@@ -1,4 +1,4 @@
-"""Pack float32 reflectance into scaled integers (and back) in one pass.
+"""Pack float32 reflectance into scaled int16 in one pass (readers unpack with the declared scale).
 
 Products may store reflectance as int16 with ``raster:scale``/``raster:offset`` declared:
 ``value = round((rho - offset) / scale)``, clamped to the dtype range minus the nodata value,

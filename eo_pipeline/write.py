@@ -192,13 +192,18 @@ def _encode(
     target = np.dtype(opts.dtype) if opts.dtype else src
     nodata = opts.nodata
     if target == np.int16 and src.kind == "f":
+        from eo_pipeline._dispatch import apply_kernel
         from eo_pipeline.kernels.quantize import quantize_int16
 
         nd = int(-32768 if nodata is None else nodata)
-        packed = da.copy(
-            data=da.data.map_blocks(quantize_int16, opts.scale, opts.offset, nd, dtype=np.int16)
-            if hasattr(da.data, "map_blocks")
-            else quantize_int16(da.values, opts.scale, opts.offset, nd)
+        # through the shared runner: numba's threads are capped inside dask tasks
+        packed = apply_kernel(
+            quantize_int16,
+            da,
+            output_dtypes=[np.int16],
+            kwargs={"scale": opts.scale, "offset": opts.offset, "nodata": nd},
+            name=da.name,
+            attrs=dict(da.attrs),
         )
         return packed, float(nd), opts.scale, opts.offset
     if target != src:

@@ -1,8 +1,9 @@
 """Pack float32 reflectance into scaled int16 in one pass (readers unpack with the declared scale).
 
 Products may store reflectance as int16 with ``raster:scale``/``raster:offset`` declared:
-``value = round((rho - offset) / scale)``, clamped to the dtype range minus the nodata value,
-NaN -> nodata. Halves the size of float32 products at 1e-4 reflectance resolution.
+``value = round((rho - offset) / scale)``, clamped to [-32768, 32767] with the nodata value
+taken out of the range when it is one of the two extremes (use an extreme as nodata, the
+default -32768: a nodata inside the range would also be a valid value), NaN -> nodata. Halves the size of float32 products at 1e-4 reflectance resolution.
 """
 
 from __future__ import annotations

@@ -356,8 +356,9 @@ def compare_outputs(ours: Path, theirs: Path) -> dict[str, Any]:
     a, b = _outputs(ours), _outputs(theirs)
     result: dict[str, Any] = {"ours": len(a), "theirs": len(b), "missing": sorted(set(b) - set(a))}
     diffs: dict[str, float] = {}
+    rel: dict[str, float] = {}
     for key in sorted(set(a) & set(b)):
-        worst = 0.0
+        worst = worst_rel = 0.0
         nan_mismatch = 0
         with rasterio.open(a[key]) as fa, rasterio.open(b[key]) as fb:
             for _, window in fa.block_windows(1):
@@ -369,10 +370,16 @@ def compare_outputs(ours: Path, theirs: Path) -> dict[str, Any]:
                 nan_mismatch += int((np.isnan(x) != np.isnan(y)).sum())
                 both = ~np.isnan(x) & ~np.isnan(y)
                 if both.any():
-                    worst = max(worst, float(np.abs(x[both] - y[both]).max()))
+                    d = np.abs(x[both] - y[both])
+                    worst = max(worst, float(d.max()))
+                    # near-singular denominators (EVI) make large values whose float32
+                    # rounding differs with the order of operations: relative to |value|
+                    worst_rel = max(worst_rel, float((d / np.maximum(1.0, np.abs(y[both]))).max()))
         diffs[key] = worst
+        rel[key] = worst_rel
         result.setdefault("nan_mismatch", {})[key] = nan_mismatch
     result["max_abs_diff"] = diffs
+    result["max_rel_diff"] = rel
     result["bytes_ours"] = sum(p.stat().st_size for p in a.values())
     result["bytes_theirs"] = sum(p.stat().st_size for p in b.values())
     return result
@@ -478,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"distributed layer inside the run: {share_dist:.1%} (run {child['run_seconds']:.1f} s, "
           f"busiest worker in units {busiest:.1f} s)")  # fmt: skip
     print(f"outputs: {check['ours']} ours, {check['theirs']} theirs, missing {check['missing']}; "
-          f"largest difference {max(check['max_abs_diff'].values(), default=float('nan')):.3g}; "
+          f"largest difference {max(check['max_abs_diff'].values(), default=float('nan')):.3g} "
+          f"(relative to max(1, |value|): {max(check['max_rel_diff'].values(), default=float('nan')):.2g}); "
           f"bytes ours/theirs {check['bytes_ours'] / max(1, check['bytes_theirs']):.2f} "
           "(ours carry overviews)")  # fmt: skip
     print(f"cold JIT of the 5-index kernel (fresh process, empty cache): {jit:.2f} s")

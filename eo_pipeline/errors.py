@@ -22,6 +22,7 @@ __all__ = [
     "CalibrationError",
     "CatalogError",
     "ClusterError",
+    "ConfigError",
     "CustomerError",
     "EOPipelineError",
     "FormulaError",
@@ -93,6 +94,10 @@ class WorkflowError(EOPipelineError, ValueError):
 
 class ClusterError(EOPipelineError, ConnectionError):
     """A dask scheduler cannot be reached or the cluster failed."""
+
+
+class ConfigError(EOPipelineError, ValueError):
+    """A setting read from the environment (``EO_PIPELINE_*``) is malformed."""
 
 
 class CustomerError(EOPipelineError, ValueError):

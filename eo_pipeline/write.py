@@ -202,7 +202,7 @@ def _encode(
             da,
             output_dtypes=[np.int16],
             kwargs={"scale": opts.scale, "offset": opts.offset, "nodata": nd},
-            name=da.name,
+            name=None if da.name is None else str(da.name),
             attrs=dict(da.attrs),
         )
         return packed, float(nd), opts.scale, opts.offset

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from unittest import mock
 
@@ -124,3 +125,50 @@ def test_disk_full_mid_store_leaves_nothing(tmp_path: Path) -> None:
             write(_da(chunks=128), tmp_path / "full.tif")
     assert calls["n"] > 3
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "factors"), [(700, 900, [2]), (2100, 1200, [2, 4, 8]), (512, 300, [])]
+)
+def test_overview_levels_as_gdal_auto(h: int, w: int, factors: list[int]) -> None:
+    from eo_pipeline.write import _overview_factors
+
+    assert _overview_factors(h, w, 512) == factors
+
+
+def test_overviews_are_block_means_with_nodata_honoured(tmp_path: Path) -> None:
+    """Overviews of a multi-band packed product: nodata-aware 2x2 means at every level."""
+    h, w = 1200, 1100
+    rng = np.random.default_rng(1)
+    bands = []
+    for name in ("B1", "B2", "B3"):
+        data = rng.random((h, w), dtype=np.float32) * np.float32(0.6)
+        data[100:300, 200:260] = np.nan  # a nodata patch
+        bands.append(
+            xr.DataArray(
+                dsa.from_array(data, chunks=400),
+                coords=xr_coords(_grid(h, w)),
+                dims=("y", "x"),
+                name=name,
+            )
+        )
+    ds = xr.Dataset({b.name: b for b in bands})
+    out = write(ds, tmp_path / "refl.tif", WriteOptions(dtype="int16"))
+    assert cog_validate(str(out.path))[0]
+    with rasterio.open(out.path) as src:
+        assert src.overviews(1) == [2, 4] and src.overviews(3) == [2, 4]
+        full = src.read().astype(np.float64)
+    full[full == -32768] = np.nan
+    for level, f in enumerate((2, 4)):
+        with rasterio.open(out.path, overview_level=level) as ovr:
+            got = ovr.read().astype(np.float64)
+        got[got == -32768] = np.nan
+        blocks = full[:, : h // f * f, : w // f * f].reshape(3, h // f, f, w // f, f)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-nodata blocks: NaN
+            want = np.nanmean(blocks, axis=(2, 4))  # NaN only where the whole block is nodata
+        inner = got[:, : h // f, : w // f]
+        np.testing.assert_array_equal(np.isnan(inner), np.isnan(want))
+        ok = np.isfinite(want)
+        # each level is averaged from the one before in stored integers: rounding adds up
+        assert np.abs(inner[ok] - want[ok]).max() <= 0.5 * level + 0.5 + 1e-9

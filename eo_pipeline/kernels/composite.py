@@ -37,6 +37,8 @@ import numba
 import numpy as np
 from numba import prange
 
+from eo_pipeline.kernels.buffers import pooled_empty
+
 __all__ = [
     "NO_DATE",
     "argmax_ndvi",
@@ -406,7 +408,7 @@ def median_block(
 ) -> np.ndarray:
     """:func:`nanmedian_time` of a ``(..., t)`` block (optional mask of the same shape)."""
     d = _as3d(data)
-    out = np.empty(d.shape[:2], np.float32)
+    out = pooled_empty(d.shape[:2], np.float32)
     nanmedian_time(d, _mask3d(mask, data.shape), bits, mask is not None, nodata, out)
     return out.reshape(data.shape[:-1])
 
@@ -453,7 +455,7 @@ def take_block(data: np.ndarray, index: np.ndarray, *, nodata: float) -> np.ndar
     shape = data.shape[:-1]
     idx = np.broadcast_to(index, shape).reshape(-1, shape[-1])
     d = _as3d(data)
-    out = np.empty(d.shape[:2], np.float32)
+    out = pooled_empty(d.shape[:2], np.float32)
     take_time(d, idx, nodata, out)
     return out.reshape(shape)
 
@@ -490,6 +492,6 @@ def bap_block(
 
 def distance_block(mask: np.ndarray, *, bits: int, cap: int) -> np.ndarray:
     """:func:`cloud_distance` of a ``(t, y, x)`` block into a new float32 array."""
-    out = np.empty(mask.shape, np.float32)
+    out = pooled_empty(mask.shape, np.float32)
     cloud_distance(mask, bits, cap, out)
     return out

@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from eo_pipeline.kernels.buffers import pooled_empty
 from eo_pipeline.kernels.formula import (
     _BINOPS,
     _CMPOPS,
@@ -500,7 +501,7 @@ class FusedKernel:
                 a = np.broadcast_to(a, shape)
             flat.append(np.ascontiguousarray(a).reshape(-1))
         if out is None:
-            outs = [np.empty(shape, dtype=np.float32) for _ in self.formulas]
+            outs = [pooled_empty(shape, np.float32) for _ in self.formulas]
         else:
             outs = list(out)
             if len(outs) != len(self.formulas) or any(

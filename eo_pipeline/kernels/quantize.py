@@ -13,6 +13,8 @@ import math
 import numba
 import numpy as np
 
+from eo_pipeline.kernels.buffers import pooled_empty
+
 __all__ = ["quantize_int16"]
 
 
@@ -52,7 +54,7 @@ def quantize_int16(
         raise ValueError(f"scale must be positive, got {scale}")
     arr = np.asarray(src)
     flat = arr.reshape(-1, arr.shape[-1]) if arr.ndim != 2 else arr
-    out = np.empty(flat.shape, dtype=np.int16)
+    out = pooled_empty(flat.shape, np.int16)
     if flat.size:
         _quantize_int16(flat, float(scale), float(offset), int(nodata), out)
     return out.reshape(arr.shape)

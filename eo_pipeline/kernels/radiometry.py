@@ -50,6 +50,8 @@ import numba
 import numpy as np
 from numba import prange
 
+from eo_pipeline.kernels.buffers import pooled_empty
+
 __all__ = [
     "Linear",
     "apply_linear",
@@ -388,7 +390,7 @@ def calibrate_block(
     if sun_zenith is not None and not per_pixel:
         c = _fold_zenith(c, sun_zenith, dn, max_zenith)
     if out is None:
-        out = np.empty(shape, dtype=np.float32)
+        out = pooled_empty(shape, np.float32)
     if out.dtype != np.float32 or out.shape != shape or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
     mask_arr: np.ndarray | None
@@ -500,7 +502,7 @@ def toa_ndvi_fused(
             c = _fold_zenith(c, cal.sun_zenith, dn, max_zenith)
         coef.append((a, b, c))
     if out is None:
-        out = np.empty(shape, dtype=np.float32)
+        out = pooled_empty(shape, np.float32)
     if out.dtype != np.float32 or out.shape != shape or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
     r_nd, r_has_nd = _limit(red.nodata, red_dn.dtype)

@@ -62,7 +62,9 @@ def test_never_reused_while_anything_refers_to_it(pool: BufferPool, keep) -> Non
     b[:] = -1.0
     values = np.asarray(held[0] if isinstance(held, list) else held)
     assert not np.shares_memory(values, b)
-    assert np.all(values.view(np.float32) == 7.0) if values.dtype == np.uint8 else np.all(values == 7)
+    assert (
+        np.all(values.view(np.float32) == 7.0) if values.dtype == np.uint8 else np.all(values == 7)
+    )
     del held, values
     c = pool.empty((16, 16), np.float32)  # now the first buffer is free again
     assert not np.shares_memory(c, b)

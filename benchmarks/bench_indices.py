@@ -381,7 +381,7 @@ def run(size: int, repeat: int) -> dict[str, Any]:
             ("10 numpy expr", ten_numpy, "1 thread"),
             ("spyndex", spy10, "numpy, list output"),
         ],
-        repeat=max(2, repeat - 2),
+        repeat=repeat,
         nbytes=nbytes10,
     )
     print(f"\nten indices at once: {', '.join(TEN)} ({len(bands10)} bands in, 10 out)")

@@ -68,6 +68,39 @@ def test_median_mask_bits_equal_nan(cube: np.ndarray, data: st.DataObject) -> No
     np.testing.assert_allclose(got, expected, rtol=1e-6, equal_nan=True)
 
 
+@pytest.mark.parametrize("n", range(1, 15))
+def test_batcher_network_sorts_every_zero_one_input(n: int) -> None:
+    """0-1 principle (Knuth 5.3.4): a network that sorts every 0/1 input sorts everything."""
+    x = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(np.int8)
+    for i, j in kc.batcher_pairs(n):
+        assert 0 <= i < j < n
+        lo, hi = np.minimum(x[:, i], x[:, j]), np.maximum(x[:, i], x[:, j])
+        x[:, i], x[:, j] = lo, hi
+    assert (np.diff(x, axis=1) >= 0).all()
+
+
+@pytest.mark.parametrize("dates", [1, 2, 20, kc.NETWORK_MAX_DATES, kc.NETWORK_MAX_DATES + 1, 90])
+def test_median_network_and_quickselect_agree_with_numpy(dates: int) -> None:
+    """Both paths (sorting network up to 64 dates, quickselect beyond), partial pixel
+    blocks (x not a multiple of 256), masks, nodata, infinities and all-invalid pixels."""
+    rng = np.random.default_rng(dates)
+    cube = (rng.random((dates, 3, 600), dtype=np.float32) * 100).astype(np.float32)
+    cube[rng.random(cube.shape) < 0.25] = np.nan
+    cube[rng.random(cube.shape) < 0.02] = np.float32(np.inf)
+    cube[rng.random(cube.shape) < 0.02] = np.float32(-np.inf)
+    cube[rng.random(cube.shape) < 0.05] = np.float32(-1.0)  # nodata
+    cube[:, 1, 17] = np.nan
+    mask = (rng.random(cube.shape) < 0.1).astype(np.uint8) * np.uint8(4)
+    invalid = np.isnan(cube) | (cube == -1.0) | (mask != 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(np.where(invalid, np.float32(np.nan), cube), axis=0)
+    got = _median(cube, mask=mask, bits=4, nodata=-1.0)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got, expected, rtol=1e-6, equal_nan=True)
+    assert np.isnan(got[1, 17])
+
+
 def test_median_all_nan_and_nodata_uint16() -> None:
     cube = np.array([[[0]], [[7]], [[0]], [[3]]], dtype=np.uint16)  # nodata 0
     assert _median(cube, nodata=0.0)[0, 0] == 5.0

@@ -110,7 +110,7 @@ def run_demo(args: argparse.Namespace) -> int:
     for rep in reports:
         pub = eo.publish(rep.output, export)
         _say(f"  {pub}")
-    _say("  " + str(validate(export / "catalog.json")).replace("\n", "\n  "))
+    _say("  " + str(validate(export / "catalog.json", check_assets=True)).replace("\n", "\n  "))
     rows.append(("export catalog", str(export), f"{time.perf_counter() - t:.1f} s"))
 
     total = time.perf_counter() - t_all

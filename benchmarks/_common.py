@@ -42,8 +42,10 @@ __all__ = [
     "write_json",
 ]
 
-RESULTS = Path(__file__).resolve().parent / "results"
-"""Folder the JSON results go to."""
+RESULTS = Path(
+    os.environ.get("EO_PIPELINE_BENCH_RESULTS") or Path(__file__).resolve().parent / "results"
+)
+"""Folder the JSON results go to (``$EO_PIPELINE_BENCH_RESULTS`` overrides it: the smoke test)."""
 
 
 @dataclass(frozen=True)

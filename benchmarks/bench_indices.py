@@ -445,6 +445,18 @@ def run(size: int, repeat: int) -> dict[str, Any]:
     print(f"targets met ({len(met)}): {'; '.join(met)}")
     print(f"targets MISSED ({len(missed)}): {'; '.join(missed)}")
     results["targets_met"] = targets
+    # one flat table for run_all.py: our variants against every peer
+    results["ratios"] = {
+        f"{name}: {variant}": r[name]["ratios"][variant]
+        for name in SINGLE
+        for variant in ("ours", "ours, pool off", "ours out=", "ours compute_indices")
+    }
+    results["ratios"].update(
+        {
+            f"ten: {v}": ratios10[v]
+            for v in ("ours fused", "ours fused, pool off", "ours fused out=")
+        }
+    )
     results["shape"] = [size, size]
     results["numba_threads"] = threads
     return results

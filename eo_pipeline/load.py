@@ -192,6 +192,26 @@ def _per_time(values: list[Any]) -> Any:
     return np.array([np.nan if v is None else float(v) for v in values], dtype="float64")
 
 
+def _only_assets(items: Sequence[pystac.Item], keys: Sequence[str]) -> list[pystac.Item]:
+    """Copies of ``items`` holding just the assets asked for.
+
+    odc-stac sorts every raster asset of an item into grids by shape and transform; with
+    other assets on the same resolution but other extents (the image tiles of a DIMAP
+    delivery, listed beside their VRT mosaic) it could give a requested band the grid of a
+    tile (a PAN loaded as one 256 x 32 tile instead of the 288 x 288 mosaic).
+    """
+    wanted = set(keys)
+    out = []
+    for it in items:
+        if set(it.assets) <= wanted:
+            out.append(it)
+            continue
+        copy = it.clone()
+        copy.assets = {k: a for k, a in copy.assets.items() if k in wanted}
+        out.append(copy)
+    return out
+
+
 def _first_items(items: Sequence[pystac.Item], times: np.ndarray) -> list[pystac.Item]:
     """For each loaded time step, the item odc-stac put first in its group (groups start
     with their earliest item, ties broken by id; ``groupby="id"`` repeats a time stamp
@@ -357,7 +377,7 @@ def load(
         for n in ([f"{k}.{i}" for i in range(1, multi[k] + 1)] if k in multi else [k])
     ]
     ds = odc.stac.load(
-        items,
+        _only_assets(items, keys),
         bands=odc_bands,
         chunks=chunk_map,
         groupby=groupby or "time",

@@ -327,3 +327,47 @@ def test_sensor_geometry_and_mixed_deliveries(tmp_path: Path) -> None:
     with pytest.raises(InputDataError, match="several products of spectral processing MS, MS"):
         ingest(tmp_path / "mixed", tmp_path / "catalog")
     assert _catalog_untouched(tmp_path / "catalog")
+
+
+def test_builtin_pansharpen_workflow_on_a_dimap_delivery(
+    simulated: tuple[pystac.Item, pystac.Item], tmp_path: Path
+) -> None:
+    """The built-in KazEOSat-1 workflow picks an ingested DIMAP ORTHO delivery and sharpens it
+    on the PAN mosaic's grid (the tile assets beside the mosaic must not confuse the loader)."""
+    from eo_pipeline.workflows.plan import plan_units
+    from eo_pipeline.workflows.process import process_unit
+    from eo_pipeline.workflows.spec import load_workflow
+
+    _, item = simulated
+    root = item.get_root()
+    assert root is not None and item.collection_id == "kazeosat1-ort"
+    wf = load_workflow(
+        "kazeosat1-pansharpened",
+        inputs={"catalog": root.get_self_href()},
+        output={"catalog": str(tmp_path / "out"), "quicklook": False},
+    )
+    (unit,) = plan_units(wf)
+    result = process_unit(unit, wf, str(tmp_path / "out"), threads=1, scheduler="sync")
+    (product,) = [f for f in result.files if f.key == "reflectance"]
+    assert product.raster["shape"] == [288, 288]
+    with (
+        rasterio.open(tmp_path / "out" / product.path) as src,
+        rasterio.open(_href(item, "P")) as pan,
+    ):
+        assert src.count == 4 and src.transform == pan.transform and src.shape == pan.shape
+        refl = src.read(masked=True).astype(np.float64) * src.scales[0]
+    assert 0.0 < float(refl.mean()) < 1.0
+
+
+def test_load_pan_band_gets_the_mosaic_grid_not_a_tile(
+    simulated: tuple[pystac.Item, pystac.Item],
+) -> None:
+    _, item = simulated
+    items = list(
+        pystac.Catalog.from_file(item.get_root().get_self_href()).get_items(recursive=True)
+    )  # type: ignore[union-attr]
+    pan = load(items, bands=["P"], resolution=1.0, chunks=128)
+    assert pan["P"].shape[-2:] == (288, 288)
+    with rasterio.open(_href(item, "P")) as src:
+        assert tuple(pan.odc.geobox.affine)[:6] == tuple(src.transform)[:6]
+        np.testing.assert_array_equal(pan["P"].values[0], src.read(1))

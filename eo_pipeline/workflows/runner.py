@@ -14,7 +14,7 @@
 Examples
 --------
 >>> # from eo_pipeline.workflows.runner import run
->>> # report = run("toa-indices", inputs={"catalog": "demo-output/l1"})   # doctest: +SKIP
+>>> # report = run("toa-indices", inputs={"catalog": "demo-output/catalog"})   # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ are named and where they go, and the resources a run may use::
 
     name: toa-indices
     inputs:
-      catalog: demo-output/l1/catalog.json     # or: stac_api: https://host/stac
+      catalog: demo-output/catalog/catalog.json     # or: stac_api: https://host/stac
       collections: [kazeosat2-l1]
       bbox: [50, 40, 90, 56]
       datetime: 2026-01-01/2026-12-31

@@ -20,7 +20,7 @@ import pystac
 from eo_pipeline.errors import CatalogError, WorkflowError
 from eo_pipeline.workflows.spec import Workflow
 
-__all__ = ["Unit", "find_items", "plan_units"]
+__all__ = ["Plan", "Unit", "find_items", "inapplicable", "plan", "plan_units"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,15 @@ class Unit:
 
     def __dask_tokenize__(self) -> object:
         return ("eo_pipeline.Unit", self.key, self.inputs_signature)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The units of a run, and the selected items left out with the reason."""
+
+    units: tuple[Unit, ...]
+    excluded: tuple[tuple[str, str], ...] = ()
+    """``(item id, why)`` for selected items the steps cannot apply to."""
 
 
 def _item_signature(item: pystac.Item) -> dict[str, Any]:
@@ -202,8 +211,51 @@ def check_steps(wf: Workflow, items: Sequence[pystac.Item]) -> None:
                 ) from None
 
 
+def inapplicable(wf: Workflow, item: pystac.Item) -> str | None:
+    """Why the workflow's steps cannot run on ``item`` (``None`` when they can).
+
+    The calibrate step's target must fit the product: ``toa_reflectance``/``radiance`` need
+    L1 DN, ``surface_reflectance`` needs an L2 surface-reflectance product (bands declaring
+    ``sr_scale``), the same test :func:`eo_pipeline.calibrate` makes.
+    """
+    step = wf.step("calibrate")
+    if step is None:
+        return None
+    to = str(step.params.get("to", "toa_reflectance"))
+    cals: list[dict[str, Any]] = [
+        c
+        for a in item.assets.values()
+        if isinstance(c := a.extra_fields.get("eo_pipeline:calibration"), dict)
+    ]
+    if not cals:
+        return None
+    level = item.properties.get("processing:level") or "unknown level"
+    if any("sr_scale" in c for c in cals):
+        if to != "surface_reflectance":
+            return (
+                f"an L2 surface-reflectance product ({level}): calibrate to {to} does not apply "
+                "(use to: surface_reflectance, or leave its collection out of inputs.collections)"
+            )
+    elif to == "surface_reflectance":
+        return (
+            f"not a surface-reflectance product ({level}): calibrate to surface_reflectance "
+            "does not apply (use to: toa_reflectance)"
+        )
+    return None
+
+
 def plan_units(wf: Workflow, items: Sequence[pystac.Item] | None = None) -> list[Unit]:
-    """Group the selected items into units (after :func:`check_steps`)."""
+    """Group the selected items into units (after :func:`check_steps`); see :func:`plan`."""
+    return list(plan(wf, items).units)
+
+
+def plan(wf: Workflow, items: Sequence[pystac.Item] | None = None) -> Plan:
+    """The units of a run and the selected items left out (:func:`inapplicable`).
+
+    Items the steps cannot apply to (an L2 surface-reflectance scene in a catalog given to
+    a TOA workflow) are left out with their reason instead of failing their unit after
+    every retry; when nothing is left, or nothing matched, it is an error.
+    """
     items = find_items(wf) if items is None else list(items)
     if not items:
         raise WorkflowError(
@@ -211,6 +263,18 @@ def plan_units(wf: Workflow, items: Sequence[pystac.Item] | None = None) -> list
             f"collections={list(wf.inputs.collections)}, bbox={wf.inputs.bbox}, "
             f"datetime={wf.inputs.datetime}); nothing to do"
         )
+    excluded = [(it.id, why) for it in items if (why := inapplicable(wf, it)) is not None]
+    if excluded:
+        left_out = {i for i, _ in excluded}
+        items = [it for it in items if it.id not in left_out]
+        if not items:
+            step = wf.step("calibrate")
+            where = f"{wf.source}:{step.line}" if step is not None else wf.source
+            raise WorkflowError(
+                f"{where}: calibrate cannot apply to any selected item: "
+                + "; ".join(f"{i}: {why}" for i, why in excluded[:3])
+                + (f"; and {len(excluded) - 3} more" if len(excluded) > 3 else "")
+            )
     check_steps(wf, items)
     comp = wf.step("composite")
     groups: dict[tuple[str, str | None], list[pystac.Item]] = defaultdict(list)
@@ -238,4 +302,4 @@ def plan_units(wf: Workflow, items: Sequence[pystac.Item] | None = None) -> list
                 inputs_signature=signature,
             )
         )
-    return units
+    return Plan(tuple(units), tuple(excluded))

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from eo_pipeline.errors import ClusterError, WorkflowError, WriteError
-from eo_pipeline.workflows.plan import Unit, plan_units
+from eo_pipeline.workflows.plan import Unit, plan
 from eo_pipeline.workflows.products import software_versions
 from eo_pipeline.workflows.spec import Workflow, load_workflow
 
@@ -57,6 +57,8 @@ class RunReport:
     bytes_written: int = 0
     seconds: float = 0.0
     dashboard: str | None = None
+    excluded: Mapping[str, str] = field(default_factory=dict)
+    """Selected item id -> why the steps cannot apply to it (left out of the run)."""
 
     @property
     def ok(self) -> bool:
@@ -204,15 +206,20 @@ def run(
     ``client`` reuses an existing distributed Client.
     """
     wf = workflow if isinstance(workflow, Workflow) else load_workflow(workflow, **overrides)
-    units = plan_units(wf)
+    planned = plan(wf)
+    units = list(planned.units)
+    excluded = dict(planned.excluded)
     root = wf.resolve(wf.output.catalog)
+    if verbose:
+        for item_id, why in excluded.items():
+            print(f"left out {item_id}: {why}")
     if dry_run:
         if verbose:
             print(f"workflow {wf.name}: {len(units)} unit(s) -> {root}")
             for u in units:
                 print(f"  {u.key}: {len(u.item_ids)} item(s) from {u.collection}")
             print("steps: " + " -> ".join(s.name for s in wf.steps))
-        return RunReport(wf.name, root, (), tuple(u.key for u in units))
+        return RunReport(wf.name, root, (), tuple(u.key for u in units), excluded=excluded)
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / f".write-probe-{uuid.uuid4().hex[:6]}.part"
@@ -346,6 +353,7 @@ def run(
             "done": done,
             "skipped": skipped,
             "failed": failed,
+            "excluded": excluded,
             "seconds": round(seconds, 2),
             "scheduler": scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or "LocalCluster",
             "workflow": asdict(wf) | {"steps": [[s.name, dict(s.params)] for s in wf.steps]},
@@ -353,7 +361,16 @@ def run(
     )
     _write_json_atomic(root / MANIFEST, manifest)
     return RunReport(
-        wf.name, root, tuple(done), tuple(skipped), failed, written, nbytes, seconds, dashboard
+        wf.name,
+        root,
+        tuple(done),
+        tuple(skipped),
+        failed,
+        written,
+        nbytes,
+        seconds,
+        dashboard,
+        excluded,
     )
 
 
@@ -364,7 +381,8 @@ def run_cli(args: argparse.Namespace) -> int:
         return 0
     print(
         f"{report.workflow}: {len(report.done)} unit(s) done, {len(report.skipped)} up to date, "
-        f"{len(report.failed)} failed; {report.products} files, {report.bytes_written / 1e6:.1f} MB "
+        f"{len(report.failed)} failed, {len(report.excluded)} item(s) left out; "
+        f"{report.products} files, {report.bytes_written / 1e6:.1f} MB "
         f"in {report.seconds:.1f} s -> {report.output}"
     )
     for key, cause in report.failed.items():

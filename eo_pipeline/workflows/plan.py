@@ -244,6 +244,41 @@ def inapplicable(wf: Workflow, item: pystac.Item) -> str | None:
     return None
 
 
+def _sites(items: Sequence[pystac.Item]) -> list[list[pystac.Item]]:
+    """Items grouped by place: connected components of overlapping bounding boxes.
+
+    A composite is taken per place; scenes of one period that do not overlap (a day of the
+    constellation over a whole country) are separate composites, never one mosaic spanning
+    the gaps between them.
+    """
+    parent = list(range(len(items)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(items):
+        for j in range(i + 1, len(items)):
+            if a.bbox is None or _intersects(items[j], a.bbox):
+                parent[root(j)] = root(i)
+    groups: dict[int, list[pystac.Item]] = defaultdict(list)
+    for i, it in enumerate(items):
+        groups[root(i)].append(it)
+    return list(groups.values())
+
+
+def _site_label(items: Sequence[pystac.Item]) -> str:
+    """``N48.12E066.30``: the centre of the items' bounding boxes, for unit names."""
+    boxes = [it.bbox for it in items if it.bbox is not None]
+    if not boxes:
+        return items[0].id
+    lon = (min(b[0] for b in boxes) + max(b[2] for b in boxes)) / 2
+    lat = (min(b[1] for b in boxes) + max(b[3] for b in boxes)) / 2
+    return f"{'N' if lat >= 0 else 'S'}{abs(lat):05.2f}{'E' if lon >= 0 else 'W'}{abs(lon):06.2f}"
+
+
 def plan_units(wf: Workflow, items: Sequence[pystac.Item] | None = None) -> list[Unit]:
     """Group the selected items into units (after :func:`check_steps`); see :func:`plan`."""
     return list(plan(wf, items).units)
@@ -287,19 +322,38 @@ def plan(wf: Workflow, items: Sequence[pystac.Item] | None = None) -> Plan:
             groups[(coll, _period_label(it.datetime or dt.datetime.min, period))].append(it)
     units = []
     for (coll, label), members in sorted(groups.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
-        signature = hashlib.sha256(
-            json.dumps([_item_signature(m) for m in members], sort_keys=True).encode()
-        ).hexdigest()
-        hrefs = tuple(m.get_self_href() or "" for m in members)
-        key = label if comp is None else f"{coll}_{label}"
-        units.append(
-            Unit(
-                key=str(key).replace("/", "_"),
-                collection=coll,
-                item_hrefs=hrefs,
-                item_ids=tuple(m.id for m in members),
-                period=None if comp is None else label,
-                inputs_signature=signature,
+        sites = [members] if comp is None else _sites(members)
+        for site in sites:
+            key = label if comp is None else f"{coll}_{label}"
+            if len(sites) > 1:
+                key = f"{key}_{_site_label(site)}"
+            if comp is not None and len({m.datetime for m in site}) < 2:
+                excluded += [
+                    (
+                        m.id,
+                        f"the only date of {coll} over this place in the period {label} "
+                        "(a composite needs two or more dates of the same place)",
+                    )
+                    for m in site
+                ]
+                continue
+            signature = hashlib.sha256(
+                json.dumps([_item_signature(m) for m in site], sort_keys=True).encode()
+            ).hexdigest()
+            units.append(
+                Unit(
+                    key=str(key).replace("/", "_"),
+                    collection=coll,
+                    item_hrefs=tuple(m.get_self_href() or "" for m in site),
+                    item_ids=tuple(m.id for m in site),
+                    period=None if comp is None else label,
+                    inputs_signature=signature,
+                )
             )
+    if not units:
+        raise WorkflowError(
+            f"{wf.source}: nothing left to run: "
+            + "; ".join(f"{i}: {why}" for i, why in excluded[:3])
+            + (f"; and {len(excluded) - 3} more" if len(excluded) > 3 else "")
         )
     return Plan(tuple(units), tuple(excluded))

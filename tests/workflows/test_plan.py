@@ -82,3 +82,63 @@ def test_dry_run_reports_left_out_items(l1_catalog: Path, tmp_path: Path) -> Non
     )
     assert list(report.excluded) == [data["id"]]
     assert data["id"] not in report.skipped and len(report.skipped) == 3
+
+
+def _at(item: pystac.Item, suffix: str, day: int, shift_lon: float) -> pystac.Item:
+    import datetime as dt
+
+    out = item.clone()
+    out.id = f"{item.id}_{suffix}"
+    out.datetime = dt.datetime(2024, 5, day, 6, 0, tzinfo=dt.UTC)
+    assert item.bbox is not None
+    w, s, e, n = item.bbox
+    out.bbox = [w + shift_lon, s, e + shift_lon, n]
+    return out
+
+
+def test_composites_are_taken_per_place(l1_catalog: Path, tmp_path: Path) -> None:
+    """Scenes of one period that do not overlap are separate composites; a place seen on one
+    date only is left out with the reason (never a mosaic spanning the gaps between scenes)."""
+    base = _items(l1_catalog)[0]
+    assert base.bbox is not None
+    width = base.bbox[2] - base.bbox[0]
+    items = [
+        _at(base, "a", 10, 0.0),
+        _at(base, "b", 12, width / 3),  # overlaps a
+        _at(base, "c", 13, 5.0),  # far away, alone
+        _at(base, "d", 20, 5.0 + width / 2),  # overlaps c
+        _at(base, "e", 21, -5.0),  # far away, alone
+    ]
+    path = tmp_path / "median.yaml"
+    path.write_text(
+        f"name: median\ninputs: {{catalog: {l1_catalog}}}\nsteps:\n"
+        "  - calibrate: {to: toa_reflectance}\n"
+        "  - composite: {method: median, period: 1MS}\n"
+        f"output: {{catalog: {tmp_path / 'out'}}}\n"
+    )
+    planned = plan(load_workflow(path), items)
+    members = sorted(tuple(sorted(u.item_ids)) for u in planned.units)
+    assert members == [(items[0].id, items[1].id), (items[2].id, items[3].id)]
+    assert len({u.key for u in planned.units}) == 2
+    assert all(u.key.startswith(f"{base.collection_id}_2024-05-01_N") for u in planned.units)
+    ((left, why),) = planned.excluded
+    assert left == items[4].id and "two or more dates of the same place" in why
+
+
+def test_one_place_keeps_the_plain_unit_key(l1_catalog: Path, tmp_path: Path) -> None:
+    base = _items(l1_catalog)[0]
+    items = [_at(base, "a", 10, 0.0), _at(base, "b", 11, 0.0)]
+    wf = load_workflow(
+        "monthly-median", inputs={"catalog": str(l1_catalog)}, output={"catalog": str(tmp_path)}
+    )
+    (unit,) = plan(wf, items).units
+    assert unit.key == f"{base.collection_id}_2024-05-01"
+
+
+def test_nothing_left_is_an_error(l1_catalog: Path, tmp_path: Path) -> None:
+    base = _items(l1_catalog)[0]
+    wf = load_workflow(
+        "monthly-median", inputs={"catalog": str(l1_catalog)}, output={"catalog": str(tmp_path)}
+    )
+    with pytest.raises(WorkflowError, match=r"nothing left to run.*two or more dates"):
+        plan(wf, [_at(base, "a", 10, 0.0)])

@@ -389,12 +389,13 @@ def _write_blocks(
 
 
 def _overview_factors(height: int, width: int, blocksize: int) -> list[int]:
-    """The decimation factors of GDAL's COG ``OVERVIEWS=AUTO``: halve until one tile fits."""
+    """The decimation factors of GDAL's COG ``OVERVIEWS=AUTO``: halve (rounding down) until
+    the larger side fits in one block (1025^2 -> [2]; 4000^2 -> [2, 4, 8])."""
     factors: list[int] = []
-    factor = 2
-    while -(-max(height, width) // (factor // 2)) > blocksize:
+    factor = 1
+    while max(height, width) > blocksize:
+        height, width, factor = height // 2, width // 2, factor * 2
         factors.append(factor)
-        factor *= 2
     return factors
 
 

@@ -128,12 +128,29 @@ def test_disk_full_mid_store_leaves_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("h", "w", "factors"), [(700, 900, [2]), (2100, 1200, [2, 4, 8]), (512, 300, [])]
+    ("h", "w", "factors"),
+    [
+        (700, 900, [2]),
+        (2100, 1200, [2, 4, 8]),
+        (512, 300, []),
+        (1025, 1025, [2]),
+        (2049, 100, [2, 4]),
+        (513, 2, [2]),
+    ],
 )
-def test_overview_levels_as_gdal_auto(h: int, w: int, factors: list[int]) -> None:
+def test_overview_levels_as_gdal_auto(tmp_path: Path, h: int, w: int, factors: list[int]) -> None:
+    """Our factors are those GDAL's own COG driver picks with OVERVIEWS=AUTO."""
+    import rasterio.shutil
+
     from eo_pipeline.write import _overview_factors
 
     assert _overview_factors(h, w, 512) == factors
+    src = tmp_path / "src.tif"
+    with rasterio.open(src, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8") as dst:
+        dst.write(np.zeros((1, h, w), np.uint8))
+    rasterio.shutil.copy(str(src), str(tmp_path / "cog.tif"), driver="COG", OVERVIEWS="AUTO")
+    with rasterio.open(tmp_path / "cog.tif") as cog:
+        assert cog.overviews(1) == factors
 
 
 def test_overviews_are_block_means_with_nodata_honoured(tmp_path: Path) -> None:

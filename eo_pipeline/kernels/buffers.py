@@ -18,10 +18,12 @@ array or view; it is checked under a lock, and only the pool can make new refere
 free buffer. On interpreters where reference counts are not exact (free-threaded builds)
 the pool is off. Handed-out arrays are uninitialised, like :func:`numpy.empty`.
 
-Memory: the pool never tracks more than its capacity (``EO_PIPELINE_BUFFER_POOL_MB``,
-default 1024; ``0`` turns it off). An output that does not fit is allocated plainly and
-never tracked, so at most the capacity stays allocated after the caller drops every
-result; :meth:`BufferPool.clear` gives it back at once.
+Memory: the pool never tracks more than its capacity (``EO_PIPELINE_BUFFER_POOL_MB``; by
+default 1024 MiB or 5 % of the machine's memory, whichever is less, like GDAL's block cache;
+``0`` turns it off). An output that does not fit is allocated plainly and never tracked, so
+at most the capacity stays allocated after the caller drops every result;
+:meth:`BufferPool.clear` gives it back at once (workflow units call it when they end, so a
+dask worker does not hold it between units).
 
 Examples
 --------
@@ -44,6 +46,7 @@ import math
 import os
 import sys
 import threading
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +55,19 @@ __all__ = ["POOL", "BufferPool", "PoolStats", "pooled_empty"]
 
 _MIN_BYTES = 32 * 2**20
 """Smaller outputs come from ``malloc``, which recycles them itself."""
+
+
+_POOLS: weakref.WeakSet[BufferPool] = weakref.WeakSet()
+
+
+def _new_locks_after_fork() -> None:
+    """A child forked while another thread held a pool's lock would block on it forever."""
+    for pool in list(_POOLS):
+        pool._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks_after_fork)
 
 
 def _refcount(buffers: list[np.ndarray], i: int) -> int:
@@ -89,7 +105,7 @@ class PoolStats:
     reused: int
     """Outputs served from recycled memory."""
     allocated: int
-    """Outputs that needed new memory (tracked or not)."""
+    """Outputs of at least ``min_bytes`` that needed new memory (tracked or not)."""
 
 
 class BufferPool:
@@ -110,6 +126,7 @@ class BufferPool:
         self._lock = threading.Lock()
         self._reused = 0
         self._allocated = 0
+        _POOLS.add(self)
 
     def empty(self, shape: int | tuple[int, ...], dtype: np.dtype | type | str) -> np.ndarray:
         """An uninitialised C-contiguous array, from recycled memory when possible."""
@@ -117,7 +134,6 @@ class BufferPool:
         dims = (int(shape),) if isinstance(shape, int | np.integer) else tuple(map(int, shape))
         nbytes = math.prod(dims) * dt.itemsize
         if _FREE is None or nbytes < self.min_bytes or nbytes > self.capacity:
-            self._allocated += 1
             return np.empty(dims, dt)
         with self._lock:
             buffer = self._take(nbytes)
@@ -175,13 +191,24 @@ class BufferPool:
             return PoolStats(tracked, free, self._reused, self._allocated)
 
 
+def _default_capacity() -> int:
+    """1024 MiB or 5 % of the physical memory, whichever is less."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 2**30
+    return int(min(2**30, 0.05 * total))
+
+
 def _capacity_from_env() -> int:
-    text = os.environ.get("EO_PIPELINE_BUFFER_POOL_MB", "1024")
+    text = os.environ.get("EO_PIPELINE_BUFFER_POOL_MB")
+    if text is None:
+        return _default_capacity()
     try:
         mb = float(text)
     except ValueError:
         mb = -1.0
-    if mb < 0:
+    if not math.isfinite(mb) or mb < 0:
         from eo_pipeline.errors import ConfigError
 
         raise ConfigError(

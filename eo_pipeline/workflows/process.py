@@ -62,7 +62,8 @@ class UnitResult:
 
 @contextlib.contextmanager
 def _threads_cap(threads: int, scheduler: str) -> Iterator[None]:
-    """Local dask scheduler and numba threads for one unit, restored afterwards."""
+    """Local dask scheduler and numba threads for one unit, restored afterwards; the output
+    pool's free memory is given back when the unit ends."""
     import dask
 
     previous = os.environ.get("EO_PIPELINE_NUMBA_THREADS")
@@ -71,6 +72,9 @@ def _threads_cap(threads: int, scheduler: str) -> Iterator[None]:
         with dask.config.set(scheduler=scheduler, num_workers=threads):
             yield
     finally:
+        from eo_pipeline.kernels.buffers import POOL
+
+        POOL.clear()  # a worker gives back the unit's recycled output memory between units
         if previous is None:
             os.environ.pop("EO_PIPELINE_NUMBA_THREADS", None)
         else:

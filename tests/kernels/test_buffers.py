@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -144,7 +147,7 @@ def test_kernel_outputs_recycled_and_correct(monkeypatch: pytest.MonkeyPatch) ->
     np.testing.assert_allclose(second, -expected, rtol=1e-6)  # untouched by the reuse
 
 
-@pytest.mark.parametrize("text", ["-1", "lots"])
+@pytest.mark.parametrize("text", ["-1", "lots", "nan", "inf"])
 def test_bad_capacity_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     monkeypatch.setenv("EO_PIPELINE_BUFFER_POOL_MB", text)
     with pytest.raises(ConfigError, match="EO_PIPELINE_BUFFER_POOL_MB"):
@@ -154,3 +157,28 @@ def test_bad_capacity_setting_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, 
 def test_capacity_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EO_PIPELINE_BUFFER_POOL_MB", "0.5")
     assert buffers._capacity_from_env() == 2**19
+    monkeypatch.delenv("EO_PIPELINE_BUFFER_POOL_MB")
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert buffers._capacity_from_env() == min(2**30, int(0.05 * total))
+
+
+def test_fork_child_gets_a_fresh_lock() -> None:
+    pool = BufferPool(capacity=64 * KIB, min_bytes=KIB)
+    pool._lock.acquire()  # as if another thread held it at fork time
+    try:
+        pid = os.fork()
+        if pid == 0:  # child: must not block
+            code = 0 if pool.empty(1024, np.uint8).base is not None else 1
+            os._exit(code)
+        for _ in range(200):  # a child stuck on the inherited lock must fail, not hang
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child blocked on the pool's lock")
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        pool._lock.release()

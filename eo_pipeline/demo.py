@@ -64,12 +64,14 @@ def run_demo(args: argparse.Namespace) -> int:
             f"  simulated {it.id}  ({it.properties.get('platform')}, {it.datetime:%Y-%m-%d %H:%M} UTC)"
         )
     n_scenes = len(k2) + len(k1) + len(series)
+    real: list[Any] = []
     try:
         item, _ = __import__(
             "eo_pipeline.ingest", fromlist=["ingest_demo_scene"]
         ).ingest_demo_scene(out)
         _say(f"  ingested the real Landsat 8 scene {item.id}")
         n_scenes += 1
+        real.append(item)
     except InputDataError as err:
         _say(f"  (real Landsat scene skipped: {err})")
     rows.append(("L1 scenes", str(n_scenes), f"{time.perf_counter() - t:.1f} s"))
@@ -83,6 +85,8 @@ def run_demo(args: argparse.Namespace) -> int:
         ("kazeosat1-pansharpened", k1, "pansharpened"),
         ("monthly-median", series, "composites"),
     ]
+    if real:  # the real Level-2 scene: surface-reflectance indices
+        jobs.append(("sr-indices", real, "sr-products"))
     reports = []
     with connect(None) as client:
         _say(f"  dashboard: {client.dashboard_link}")
@@ -121,7 +125,9 @@ def run_demo(args: argparse.Namespace) -> int:
     _say(f"  {'total':<{width}}  {_size_mb(out):.1f} MB of COGs under {out}  {total:.1f} s")
     _say(
         f"  look at: {out / 'products'}/items/*/*quicklook.png, *_NDVI_map.png; "
-        f"{out / 'composites'}; {out / 'pansharpened'}; manifests in each folder"
+        f"{out / 'composites'}; {out / 'pansharpened'}"
+        + (f"; {out / 'sr-products'} (the real Landsat scene)" if real else "")
+        + "; manifests in each folder"
     )
     return _serve(export, interactive=not args.no_serve and sys.stdin.isatty())
 

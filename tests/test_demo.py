@@ -1,0 +1,41 @@
+"""`make demo`'s job end to end, as a user runs it (slow: about 20 s on 2 cores)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "demo-output"
+    res = subprocess.run(
+        [sys.executable, "-m", "eo_pipeline.cli", "demo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    text = res.stdout
+    for line in (
+        "== Summary",
+        "workflow toa-indices",
+        "workflow kazeosat1-pansharpened",
+        "workflow monthly-median",
+        "the demo customer sees",
+    ):
+        assert line in text, line
+    assert "FAILED" not in text
+    export = json.loads((out / "export" / "catalog.json").read_text())
+    assert export["type"] == "Catalog"
+    for folder in ("products", "pansharpened", "composites"):
+        manifest = json.loads((out / folder / "manifest.json").read_text())
+        assert manifest["units"] and all(u["status"] == "done" for u in manifest["units"].values())
+    assert list((out / "products" / "items").glob("*/*_NDVI.tif"))

@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pystac
@@ -28,7 +28,8 @@ class Unit:
     """One independent unit of work: a scene, or a composite period of one collection."""
 
     key: str
-    """Unique, filesystem-safe name (item id, or ``<collection>_<period>``)."""
+    """Unique, filesystem-safe name (item id, ``<collection>_<period>`` or, when a period has
+    several places, ``<collection>_<period>_<site>``)."""
     collection: str
     """Collection of the input items."""
     item_hrefs: tuple[str, ...]
@@ -38,6 +39,8 @@ class Unit:
     """Composite period label (``2026-05``) or ``None`` for a scene unit."""
     inputs_signature: str
     """sha256 over the input items' ids and asset checksums."""
+    site: str | None = None
+    """Place label of a composite when its period has several places (``N48.12E066.30``)."""
 
     def __dask_tokenize__(self) -> object:
         return ("eo_pipeline.Unit", self.key, self.inputs_signature)
@@ -61,33 +64,54 @@ def _item_signature(item: pystac.Item) -> dict[str, Any]:
     return {"id": item.id, "assets": assets}
 
 
+def _bound(text: str, end: bool) -> dt.datetime:
+    """An RFC 3339 interval end; a date alone is its whole UTC day; naive means UTC."""
+    when = pystac.utils.str_to_datetime(text)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    if end and len(text.strip()) == 10:  # YYYY-MM-DD: up to the end of that day
+        when = when + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    return when
+
+
 def _in_range(item: pystac.Item, interval: str | None) -> bool:
     if not interval:
         return True
     when = item.datetime or pystac.utils.str_to_datetime(item.properties["start_datetime"])
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
     parts = interval.split("/")
     try:
-        start = None if parts[0] in ("", "..") else pystac.utils.str_to_datetime(parts[0])
-        end = (
-            None
-            if len(parts) < 2 or parts[1] in ("", "..")
-            else pystac.utils.str_to_datetime(parts[-1])
-        )
+        start = None if parts[0] in ("", "..") else _bound(parts[0], end=False)
+        last = parts[-1] if len(parts) >= 2 else parts[0]
+        end = None if last in ("", "..") else _bound(last, end=True)
     except ValueError as err:
         raise WorkflowError(f"inputs.datetime: {interval!r} is not RFC 3339 ({err})") from None
-    if len(parts) == 1 and start is not None:
+    if len(parts) == 1 and len(parts[0].strip()) != 10:
         return when == start
     return (start is None or when >= start) and (end is None or when <= end)
+
+
+def _lon_ranges(w: float, e: float) -> list[tuple[float, float]]:
+    """A bbox's longitudes as ranges that do not cross the antimeridian."""
+    return [(w, e)] if w <= e else [(w, 180.0), (-180.0, e)]
+
+
+def _boxes_meet(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Two ``(w, s, e, n)`` boxes overlap (either may cross the antimeridian)."""
+    if a[1] > b[3] or b[1] > a[3]:
+        return False
+    return any(
+        lo1 <= hi2 and lo2 <= hi1
+        for lo1, hi1 in _lon_ranges(a[0], a[2])
+        for lo2, hi2 in _lon_ranges(b[0], b[2])
+    )
 
 
 def _intersects(item: pystac.Item, bbox: Sequence[float] | None) -> bool:
     if bbox is None or item.bbox is None:
         return True
-    w, s, e, n = item.bbox
-    bw, bs, be, bn = bbox
-    if w > e:  # crosses the antimeridian
-        return (bs <= n and bn >= s) and (bw <= e or be >= w)
-    return not (e < bw or w > be or n < bs or s > bn)
+    return _boxes_meet(item.bbox, bbox)
 
 
 def find_items(wf: Workflow) -> list[pystac.Item]:
@@ -274,7 +298,11 @@ def _site_label(items: Sequence[pystac.Item]) -> str:
     boxes = [it.bbox for it in items if it.bbox is not None]
     if not boxes:
         return items[0].id
-    lon = (min(b[0] for b in boxes) + max(b[2] for b in boxes)) / 2
+    west, east = min(b[0] for b in boxes), max(b[2] for b in boxes)
+    if any(b[0] > b[2] for b in boxes):  # across the antimeridian: the eastern edges wrap
+        west = min(b[0] for b in boxes if b[0] > 0)
+        east = max((b[2] for b in boxes if b[2] < 0), default=west) + 360.0
+    lon = ((west + east) / 2 + 180.0) % 360.0 - 180.0
     lat = (min(b[1] for b in boxes) + max(b[3] for b in boxes)) / 2
     return f"{'N' if lat >= 0 else 'S'}{abs(lat):05.2f}{'E' if lon >= 0 else 'W'}{abs(lon):06.2f}"
 
@@ -298,18 +326,21 @@ def plan(wf: Workflow, items: Sequence[pystac.Item] | None = None) -> Plan:
             f"collections={list(wf.inputs.collections)}, bbox={wf.inputs.bbox}, "
             f"datetime={wf.inputs.datetime}); nothing to do"
         )
-    excluded = [(it.id, why) for it in items if (why := inapplicable(wf, it)) is not None]
-    if excluded:
-        left_out = {i for i, _ in excluded}
-        items = [it for it in items if it.id not in left_out]
-        if not items:
-            step = wf.step("calibrate")
-            where = f"{wf.source}:{step.line}" if step is not None else wf.source
-            raise WorkflowError(
-                f"{where}: calibrate cannot apply to any selected item: "
-                + "; ".join(f"{i}: {why}" for i, why in excluded[:3])
-                + (f"; and {len(excluded) - 3} more" if len(excluded) > 3 else "")
-            )
+    excluded: list[tuple[str, str]] = []
+    kept = []
+    for it in items:  # by identity: the same id may exist in another collection
+        why = inapplicable(wf, it)
+        if why is None:
+            kept.append(it)
+        else:
+            excluded.append((_name(it), why))
+    if not kept:
+        step = wf.step("calibrate")
+        where = f"{wf.source}:{step.line}" if step is not None else wf.source
+        raise WorkflowError(
+            f"{where}: calibrate cannot apply to any selected item: {_few(excluded)}"
+        )
+    items = kept
     check_steps(wf, items)
     comp = wf.step("composite")
     groups: dict[tuple[str, str | None], list[pystac.Item]] = defaultdict(list)
@@ -322,21 +353,21 @@ def plan(wf: Workflow, items: Sequence[pystac.Item] | None = None) -> Plan:
             groups[(coll, _period_label(it.datetime or dt.datetime.min, period))].append(it)
     units = []
     for (coll, label), members in sorted(groups.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
-        sites = [members] if comp is None else _sites(members)
+        sites = [members]
+        if comp is not None:
+            sites = []
+            for site in _sites(members):
+                if len({m.datetime for m in site}) >= 2:
+                    sites.append(site)
+                    continue
+                why = (
+                    f"the only date of {coll} over this place in the period {label} "
+                    "(a composite needs two or more dates of the same place)"
+                )
+                excluded += [(_name(m), why) for m in site]
         for site in sites:
-            key = label if comp is None else f"{coll}_{label}"
-            if len(sites) > 1:
-                key = f"{key}_{_site_label(site)}"
-            if comp is not None and len({m.datetime for m in site}) < 2:
-                excluded += [
-                    (
-                        m.id,
-                        f"the only date of {coll} over this place in the period {label} "
-                        "(a composite needs two or more dates of the same place)",
-                    )
-                    for m in site
-                ]
-                continue
+            place = _site_label(site) if len(sites) > 1 else None
+            key = label if comp is None else f"{coll}_{label}" + (f"_{place}" if place else "")
             signature = hashlib.sha256(
                 json.dumps([_item_signature(m) for m in site], sort_keys=True).encode()
             ).hexdigest()
@@ -348,12 +379,38 @@ def plan(wf: Workflow, items: Sequence[pystac.Item] | None = None) -> Plan:
                     item_ids=tuple(m.id for m in site),
                     period=None if comp is None else label,
                     inputs_signature=signature,
+                    site=place,
                 )
             )
     if not units:
-        raise WorkflowError(
-            f"{wf.source}: nothing left to run: "
-            + "; ".join(f"{i}: {why}" for i, why in excluded[:3])
-            + (f"; and {len(excluded) - 3} more" if len(excluded) > 3 else "")
-        )
-    return Plan(tuple(units), tuple(excluded))
+        raise WorkflowError(f"{wf.source}: nothing left to run: {_few(excluded)}")
+    return Plan(_unique_keys(units), tuple(excluded))
+
+
+def _name(item: pystac.Item) -> str:
+    return f"{item.collection_id}/{item.id}" if item.collection_id else item.id
+
+
+def _few(excluded: Sequence[tuple[str, str]]) -> str:
+    """The reasons, each once, with how many items it left out."""
+    counts: dict[str, list[str]] = defaultdict(list)
+    for name, why in excluded:
+        counts[why].append(name)
+    return "; ".join(
+        f"{names[0]}{f' and {len(names) - 1} more' if len(names) > 1 else ''}: {why}"
+        for why, names in counts.items()
+    )
+
+
+def _unique_keys(units: list[Unit]) -> tuple[Unit, ...]:
+    """Units whose keys collide (two places with one label) get a short hash of their items."""
+    seen: dict[str, int] = defaultdict(int)
+    for u in units:
+        seen[u.key] += 1
+    out = []
+    for u in units:
+        if seen[u.key] > 1:
+            tag = hashlib.sha256("|".join(sorted(u.item_ids)).encode()).hexdigest()[:6]
+            u = replace(u, key=f"{u.key}-{tag}", site=f"{u.site or 'site'}-{tag}")
+        out.append(u)
+    return tuple(out)

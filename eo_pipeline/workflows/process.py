@@ -72,13 +72,13 @@ def _threads_cap(threads: int, scheduler: str) -> Iterator[None]:
         with dask.config.set(scheduler=scheduler, num_workers=threads):
             yield
     finally:
-        from eo_pipeline.kernels.buffers import POOL
-
-        POOL.clear()  # a worker gives back the unit's recycled output memory between units
         if previous is None:
             os.environ.pop("EO_PIPELINE_NUMBA_THREADS", None)
         else:
             os.environ["EO_PIPELINE_NUMBA_THREADS"] = previous
+        from eo_pipeline.kernels.buffers import POOL
+
+        POOL.clear()  # a worker gives back the unit's recycled output memory between units
 
 
 def _load_items(unit: Unit) -> list[Any]:
@@ -88,7 +88,11 @@ def _load_items(unit: Unit) -> list[Any]:
 
 
 def _product_name(wf: Workflow, unit: Unit, product: str) -> str:
-    label = unit.period or unit.key  # a composite's unit key already names its collection
+    # a composite's unit key already names its collection; a place suffix keeps the
+    # composites of several places in one period apart
+    label = unit.key if unit.period is None else unit.period
+    if unit.site:
+        label = f"{label}_{unit.site}"
     return wf.output.naming.format(collection=unit.collection, unit=label, product=product)
 
 

@@ -211,7 +211,10 @@ def run(
     excluded = dict(planned.excluded)
     root = wf.resolve(wf.output.catalog)
     if verbose:
-        for item_id, why in excluded.items():
+        for n, (item_id, why) in enumerate(excluded.items()):
+            if n == 10:
+                print(f"left out {len(excluded) - 10} more item(s) (listed in the manifest)")
+                break
             print(f"left out {item_id}: {why}")
     if dry_run:
         if verbose:

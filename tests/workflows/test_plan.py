@@ -44,7 +44,7 @@ def test_l2_item_left_out_of_a_toa_workflow(l1_catalog: Path, tmp_path: Path) ->
     planned = plan(wf, [*items, l2])
     assert [u.key for u in planned.units] == sorted(it.id for it in items)
     ((left_id, why),) = planned.excluded
-    assert left_id == l2.id
+    assert left_id == f"{l2.collection_id}/{l2.id}"
     assert "L2 surface-reflectance product (L2SP)" in why and "surface_reflectance" in why
     assert inapplicable(wf, items[0]) is None
 
@@ -80,7 +80,7 @@ def test_dry_run_reports_left_out_items(l1_catalog: Path, tmp_path: Path) -> Non
         inputs={"catalog": str(folder / "catalog.json")},
         output={"catalog": str(tmp_path / "out")},
     )
-    assert list(report.excluded) == [data["id"]]
+    assert list(report.excluded) == [f"{data['collection']}/{data['id']}"]
     assert data["id"] not in report.skipped and len(report.skipped) == 3
 
 
@@ -122,7 +122,7 @@ def test_composites_are_taken_per_place(l1_catalog: Path, tmp_path: Path) -> Non
     assert len({u.key for u in planned.units}) == 2
     assert all(u.key.startswith(f"{base.collection_id}_2024-05-01_N") for u in planned.units)
     ((left, why),) = planned.excluded
-    assert left == items[4].id and "two or more dates of the same place" in why
+    assert left.endswith(f"/{items[4].id}") and "two or more dates of the same place" in why
 
 
 def test_one_place_keeps_the_plain_unit_key(l1_catalog: Path, tmp_path: Path) -> None:
@@ -142,3 +142,103 @@ def test_nothing_left_is_an_error(l1_catalog: Path, tmp_path: Path) -> None:
     )
     with pytest.raises(WorkflowError, match=r"nothing left to run.*two or more dates"):
         plan(wf, [_at(base, "a", 10, 0.0)])
+
+
+def test_two_places_in_one_period_write_apart(tmp_path: Path) -> None:
+    """Two revisit series at two places in one month: two composites, two product folders,
+    nothing overwritten (the place label is in the unit key and the product names)."""
+    from eo_pipeline.simulate import simulate
+    from eo_pipeline.workflows.process import process_unit
+
+    catalog = tmp_path / "l1"
+    for seed in (1, 2):
+        simulate(
+            "kazeosat2", catalog, scenes=2, size=64, seed=seed, revisit=True, date="2026-05-02"
+        )
+    path = tmp_path / "median.yaml"
+    path.write_text(
+        f"name: median\ninputs: {{catalog: {catalog / 'catalog.json'}}}\nsteps:\n"
+        "  - calibrate: {to: toa_reflectance}\n"
+        "  - composite: {method: median, period: 1MS}\n"
+        f"output: {{catalog: {tmp_path / 'out'}, quicklook: false}}\n"
+    )
+    wf = load_workflow(path)
+    units = plan(wf).units
+    assert len(units) == 2 and all(u.site and u.key.endswith(u.site) for u in units)
+    folders = set()
+    for unit in units:
+        result = process_unit(unit, wf, str(tmp_path / "out"), threads=1, scheduler="sync")
+        folders |= {Path(f.path).parent for f in result.files}
+    assert len(folders) == 2
+    products = sorted((tmp_path / "out" / "items").glob("*/*_reflectance.tif"))
+    assert len(products) == 2 and products[0].read_bytes() != products[1].read_bytes()
+
+
+def test_places_with_one_label_get_distinct_keys(l1_catalog: Path, tmp_path: Path) -> None:
+    base = _items(l1_catalog)[0]
+    assert base.bbox is not None
+    w, s, _, n = base.bbox
+
+    def tiny(suffix: str, day: int, west: float) -> pystac.Item:
+        out = _at(base, suffix, day, 0.0)
+        out.bbox = [west, s, west + 0.0004, n]
+        return out
+
+    items = [tiny("a", 10, w), tiny("b", 11, w), tiny("c", 12, w + 0.001), tiny("d", 13, w + 0.001)]
+    wf = load_workflow(
+        "monthly-median", inputs={"catalog": str(l1_catalog)}, output={"catalog": str(tmp_path)}
+    )
+    units = plan(wf, items).units
+    assert len(units) == 2 and units[0].key != units[1].key
+    assert units[0].site != units[1].site
+
+
+def test_antimeridian_places(l1_catalog: Path, tmp_path: Path) -> None:
+    """Footprints across +-180 degrees overlap each other and their neighbours either side."""
+    from eo_pipeline.workflows.plan import _boxes_meet, _site_label
+
+    across = [179.5, 60.0, -179.5, 61.0]
+    assert _boxes_meet(across, across)
+    assert _boxes_meet(across, [179.8, 60.5, 179.9, 60.7])
+    assert _boxes_meet([-179.9, 60.5, -179.6, 60.7], across)
+    assert not _boxes_meet(across, [170.0, 60.0, 171.0, 61.0])
+    base = _items(l1_catalog)[0]
+    items = [_at(base, "a", 10, 0.0), _at(base, "b", 12, 0.0)]
+    items[0].bbox, items[1].bbox = across, [-179.9, 60.2, -179.2, 60.8]
+    assert _site_label(items) in ("N60.50W179.85", "N60.50E180.15")
+    wf = load_workflow(
+        "monthly-median", inputs={"catalog": str(l1_catalog)}, output={"catalog": str(tmp_path)}
+    )
+    assert len(plan(wf, items).units) == 1  # one place, two dates (either order)
+    assert len(plan(wf, items[::-1]).units) == 1
+
+
+def test_same_id_in_another_collection_is_not_left_out(l1_catalog: Path, tmp_path: Path) -> None:
+    items = _items(l1_catalog)
+    l2 = _as_l2(items[0])
+    l2.id = items[0].id
+    l2.collection_id = "kazeosat2-l2"
+    wf = load_workflow(
+        "toa-indices", inputs={"catalog": str(l1_catalog)}, output={"catalog": str(tmp_path)}
+    )
+    planned = plan(wf, [*items, l2])
+    assert items[0].id in {u.key for u in planned.units}
+    assert [name for name, _ in planned.excluded] == [f"kazeosat2-l2/{items[0].id}"]
+
+
+@pytest.mark.parametrize(
+    ("interval", "inside"),
+    [
+        ("2024-05-01/2024-05-31", True),  # dates only: whole days, UTC
+        ("2024-05-10", True),  # one day
+        ("2024-05-11", False),
+        ("2024-05-10T06:00:00Z", True),  # an instant
+        ("../2024-05-09", False),
+        ("2024-05-10T00:00:00/..", True),  # naive: UTC
+    ],
+)
+def test_datetime_intervals(l1_catalog: Path, interval: str, inside: bool) -> None:
+    from eo_pipeline.workflows.plan import _in_range
+
+    item = _at(_items(l1_catalog)[0], "a", 10, 0.0)  # 2024-05-10T06:00Z
+    assert _in_range(item, interval) is inside

@@ -293,16 +293,50 @@ def _sites(items: Sequence[pystac.Item]) -> list[list[pystac.Item]]:
     return list(groups.values())
 
 
+def _lon_extent(boxes: Sequence[Sequence[float]]) -> tuple[float, float]:
+    """``(west, width)`` in degrees of the narrowest longitude range holding every box
+    (boxes may cross the antimeridian: ``west > east``)."""
+    import numpy as np
+
+    west = np.array([b[0] for b in boxes], dtype=np.float64)
+    span = np.array([(b[2] - b[0]) % 360.0 for b in boxes], dtype=np.float64)
+    # the range starts at some box's western edge: try each (a revisited tile repeats its
+    # edge: candidates once each), keep the narrowest
+    starts = np.unique(west)
+    widths = np.array([((west - w) % 360.0 + span).max() for w in starts])
+    best = int(np.argmin(widths))
+    return float(starts[best]), float(min(widths[best], 360.0))
+
+
+def _composite_gpix(items: Sequence[pystac.Item]) -> float:
+    """Gigapixels per band of the grid covering the items' footprints at the finest
+    non-pan band resolution (0 when footprints or resolutions are unknown)."""
+    import math
+
+    from eo_pipeline.catalogs import sensors
+
+    boxes = [it.bbox for it in items if it.bbox is not None]
+    name = str(items[0].properties.get("eo_pipeline:sensor") or "")
+    try:
+        gsd = min(b.gsd for b in sensors.get(name).bands if b.common_name != "pan" and b.gsd)
+    except (KeyError, ValueError):
+        gsd = float(items[0].properties.get("gsd") or 0.0)
+    if not boxes or not gsd:
+        return 0.0
+    south, north = min(b[1] for b in boxes), max(b[3] for b in boxes)
+    metres = 111_320.0
+    height = (north - south) * metres
+    width = _lon_extent(boxes)[1] * metres * math.cos(math.radians((north + south) / 2))
+    return (width / gsd) * (height / gsd) / 1e9
+
+
 def _site_label(items: Sequence[pystac.Item]) -> str:
     """``N48.12E066.30``: the centre of the items' bounding boxes, for unit names."""
     boxes = [it.bbox for it in items if it.bbox is not None]
     if not boxes:
         return items[0].id
-    west, east = min(b[0] for b in boxes), max(b[2] for b in boxes)
-    if any(b[0] > b[2] for b in boxes):  # across the antimeridian: the eastern edges wrap
-        west = min(b[0] for b in boxes if b[0] > 0)
-        east = max((b[2] for b in boxes if b[2] < 0), default=west) + 360.0
-    lon = ((west + east) / 2 + 180.0) % 360.0 - 180.0
+    west, width = _lon_extent(boxes)
+    lon = (west + width / 2 + 180.0) % 360.0 - 180.0
     lat = (min(b[1] for b in boxes) + max(b[3] for b in boxes)) / 2
     return f"{'N' if lat >= 0 else 'S'}{abs(lat):05.2f}{'E' if lon >= 0 else 'W'}{abs(lon):06.2f}"
 
@@ -357,13 +391,21 @@ def plan(wf: Workflow, items: Sequence[pystac.Item] | None = None) -> Plan:
         if comp is not None:
             sites = []
             for site in _sites(members):
-                if len({m.datetime for m in site}) >= 2:
+                if len({m.datetime for m in site}) < 2:
+                    why = (
+                        f"the only date of {coll} over this place in the period {label} "
+                        "(a composite needs two or more dates of the same place)"
+                    )
+                elif (size := _composite_gpix(site)) > wf.resources.max_composite_gpix:
+                    why = (
+                        f"the composite of {coll} over this place in {label} would be a grid of "
+                        f"{size:.1f} gigapixels per band (its {len(site)} scenes' footprints "
+                        f"overlap in a chain), above resources.max_composite_gpix = "
+                        f"{wf.resources.max_composite_gpix:g}; restrict inputs.bbox or raise it"
+                    )
+                else:
                     sites.append(site)
                     continue
-                why = (
-                    f"the only date of {coll} over this place in the period {label} "
-                    "(a composite needs two or more dates of the same place)"
-                )
                 excluded += [(_name(m), why) for m in site]
         for site in sites:
             place = _site_label(site) if len(sites) > 1 else None

@@ -23,6 +23,7 @@ are named and where they go, and the resources a run may use::
     resources:
       chunk_size: 1024
       retries: 2
+      max_composite_gpix: 2       # composites larger than this (per band) are left out
 
 Each scene (no composite step) or each composite period (with one) is a *unit* of work.
 
@@ -133,6 +134,9 @@ class Resources:
     """Times a failing unit is retried before it is reported as failed."""
     workers: int | None = None
     """LocalCluster worker processes (default: sized to the machine)."""
+    max_composite_gpix: float = 2.0
+    """Largest composite grid, in gigapixels per band (the union of its scenes' footprints at
+    the sensor's resolution); a larger place is left out with the reason, not started."""
 
 
 @dataclass(frozen=True)
@@ -328,6 +332,9 @@ def parse_workflow(text: str, source: str = "<string>", root: str | None = None)
     for key in ("chunk_size", "retries", "workers"):
         if key in res and res[key] is not None and (not isinstance(res[key], int) or res[key] < 0):
             raise ctx.fail(("resources", key), "must be a non-negative integer")
+    gpix = res.get("max_composite_gpix", 2.0)
+    if isinstance(gpix, bool) or not isinstance(gpix, int | float) or not gpix > 0:
+        raise ctx.fail(("resources", "max_composite_gpix"), "must be a positive number")
     if res.get("chunk_size", 1024) < 64:
         raise ctx.fail(("resources", "chunk_size"), "must be at least 64 pixels")
     return Workflow(

@@ -242,3 +242,43 @@ def test_datetime_intervals(l1_catalog: Path, interval: str, inside: bool) -> No
 
     item = _at(_items(l1_catalog)[0], "a", 10, 0.0)  # 2024-05-10T06:00Z
     assert _in_range(item, interval) is inside
+
+
+def test_chained_footprints_too_large_for_one_composite(l1_catalog: Path, tmp_path: Path) -> None:
+    """Scenes overlapping in a chain across the country make one place; its grid would be
+    tens of gigapixels: it is left out with the size and the knob, not started."""
+    base = _items(l1_catalog)[0]
+    items = []
+    for k in range(30):
+        it = _at(base, f"c{k}", 1 + k % 28, 0.0)
+        it.bbox = [50.0 + k, 45.0, 51.2 + k, 46.0]
+        items.append(it)
+    ok = [_at(base, "a", 10, 0.0), _at(base, "b", 12, 0.0)]
+    ok[0].bbox = ok[1].bbox = [40.0, 40.0, 40.5, 40.4]
+    wf = load_workflow(
+        "monthly-median", inputs={"catalog": str(l1_catalog)}, output={"catalog": str(tmp_path)}
+    )
+    planned = plan(wf, [*items, *ok])
+    assert [sorted(u.item_ids) for u in planned.units] == [sorted(i.id for i in ok)]
+    reasons = {why for _, why in planned.excluded}
+    (why,) = reasons
+    assert "gigapixels per band" in why and "max_composite_gpix" in why
+    assert len(planned.excluded) == 30
+    roomy = load_workflow(
+        "monthly-median",
+        inputs={"catalog": str(l1_catalog)},
+        output={"catalog": str(tmp_path)},
+        resources={"max_composite_gpix": 1000},
+    )
+    assert len(plan(roomy, [*items, *ok]).units) == 2
+
+
+@pytest.mark.parametrize("value", [0, -1, "big", True])
+def test_max_composite_gpix_validated(tmp_path: Path, value: object) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        "name: w\ninputs: {catalog: c}\nsteps: [{calibrate: {}}]\noutput: {catalog: o}\n"
+        f"resources: {{max_composite_gpix: {json.dumps(value)}}}\n"
+    )
+    with pytest.raises(WorkflowError, match=r"w\.yaml:5.*max_composite_gpix"):
+        load_workflow(path)

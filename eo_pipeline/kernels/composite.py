@@ -244,19 +244,7 @@ def _nanmedian_select(
     nodata: float,
     out: np.ndarray,
 ) -> None:
-    """Per-pixel median over the last (time) axis by quickselect, skipping invalid dates.
-
-    Parameters
-    ----------
-    data
-        ``(y, x, t)`` real array (uint16 DN, float32 reflectance...).
-    mask, invalid_bits, use_mask, nodata
-        Invalid-date tests (see the module docstring).
-    out
-        ``(y, x)`` float32, written in place: the median of the valid values; the two middle
-        values are averaged for an even count (as :func:`numpy.nanmedian`); NaN where no
-        date is valid.
-    """
+    """:func:`nanmedian_time` by a per-pixel quickselect (any number of dates)."""
     ny, nx, nt = data.shape
     for y in prange(ny):
         buf = np.empty(nt, dtype=np.float32)  # one scratch per row

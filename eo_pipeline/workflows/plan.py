@@ -285,7 +285,7 @@ def _sites(items: Sequence[pystac.Item]) -> list[list[pystac.Item]]:
 
     for i, a in enumerate(items):
         for j in range(i + 1, len(items)):
-            if a.bbox is None or _intersects(items[j], a.bbox):
+            if _intersects(items[j], a.bbox):
                 parent[root(j)] = root(i)
     groups: dict[int, list[pystac.Item]] = defaultdict(list)
     for i, it in enumerate(items):

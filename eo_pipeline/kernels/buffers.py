@@ -146,22 +146,35 @@ class BufferPool:
                 self._reused += 1
             return buffer.view(dt).reshape(dims)
 
+    def _free(self, i: int) -> bool:
+        """Nothing but the pool refers to buffer ``i`` (never bind it to a local first)."""
+        return _refcount(self._buffers, i) == _FREE
+
     def _take(self, nbytes: int) -> np.ndarray | None:
         for i in range(len(self._buffers)):
-            if self._buffers[i].nbytes == nbytes and _refcount(self._buffers, i) == _FREE:
+            if self._buffers[i].nbytes == nbytes and self._free(i):
                 return self._buffers[i]
         return None
 
-    def _new(self, nbytes: int) -> np.ndarray | None:
-        """Track a new buffer, dropping free ones (oldest first) to stay within capacity."""
+    def _drop_free(self, limit: int) -> int:
+        """Drop unused buffers, oldest first, until at most ``limit`` bytes are tracked;
+        returns the bytes dropped."""
         tracked = sum(b.nbytes for b in self._buffers)
+        dropped = 0
         i = 0
-        while tracked + nbytes > self.capacity and i < len(self._buffers):
-            if _refcount(self._buffers, i) == _FREE:
-                tracked -= self._buffers.pop(i).nbytes
+        while tracked > limit and i < len(self._buffers):
+            if self._free(i):
+                size = self._buffers.pop(i).nbytes
+                tracked -= size
+                dropped += size
             else:
                 i += 1
-        if tracked + nbytes > self.capacity:
+        return dropped
+
+    def _new(self, nbytes: int) -> np.ndarray | None:
+        """Track a new buffer, dropping free ones to stay within capacity."""
+        self._drop_free(self.capacity - nbytes)
+        if sum(b.nbytes for b in self._buffers) + nbytes > self.capacity:
             return None
         buffer = np.empty(nbytes, np.uint8)
         self._buffers.append(buffer)
@@ -170,23 +183,12 @@ class BufferPool:
     def clear(self) -> int:
         """Free every buffer nobody uses now; returns the bytes given back."""
         with self._lock:
-            freed = 0
-            i = 0
-            while i < len(self._buffers):
-                if _refcount(self._buffers, i) == _FREE:
-                    freed += self._buffers.pop(i).nbytes
-                else:
-                    i += 1
-            return freed
+            return self._drop_free(0)
 
     def stats(self) -> PoolStats:
         """Bytes tracked and free, outputs reused and allocated."""
         with self._lock:
-            free = sum(
-                self._buffers[i].nbytes
-                for i in range(len(self._buffers))
-                if _refcount(self._buffers, i) == _FREE
-            )
+            free = sum(self._buffers[i].nbytes for i in range(len(self._buffers)) if self._free(i))
             tracked = sum(b.nbytes for b in self._buffers)
             return PoolStats(tracked, free, self._reused, self._allocated)
 

@@ -58,7 +58,8 @@ class RunReport:
     seconds: float = 0.0
     dashboard: str | None = None
     excluded: Mapping[str, str] = field(default_factory=dict)
-    """Selected item id -> why the steps cannot apply to it (left out of the run)."""
+    """``collection/item id`` of each selected item left out of the run -> why (see
+    :func:`eo_pipeline.workflows.plan.plan`)."""
 
     @property
     def ok(self) -> bool:

@@ -1,13 +1,13 @@
 """Median composite of 20 dates: our numba kernel vs numpy.nanmedian, bottleneck and xarray.
 
 One run, the same array for everyone (default 20 x 2000 x 2000 float32 = 320 MB, larger than
-the last-level cache; ~20 % NaN as clouds, laid out ``(time, y, x)`` as ``eo_pipeline.load``
+the last-level cache; ~20 % NaN as clouds, laid out ``(time, y, x)`` as ``eo_pipeline.io.loading``
 gives it):
 
 - ``ours kernel``: :func:`eo_pipeline.kernels.composite.nanmedian_time` on the ``(y, x, t)``
   view ``apply_ufunc`` hands over (up to 64 dates: 256 pixels of a row sorted at once by a
   Batcher network on SIMD lanes; beyond: quickselect per pixel; rows in parallel);
-- ``ours composite()``: the public :func:`eo_pipeline.composite` on a numpy-backed Dataset
+- ``ours composite()``: the public :func:`eo_pipeline.steps.compositing` on a numpy-backed Dataset
   (kernel + xarray plumbing);
 - ``numpy.nanmedian``: ``np.nanmedian(a, axis=0)``;
 - ``bottleneck.nanmedian``: ``bn.nanmedian(a, axis=0)`` (what xarray uses when installed);
@@ -36,8 +36,8 @@ import xarray as xr
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cold_jit_seconds, one_thread, print_table, time_interleaved, write_json
 
-from eo_pipeline.composite import composite
 from eo_pipeline.kernels.composite import nanmedian_time
+from eo_pipeline.steps.compositing import composite
 
 NO_MASK = np.zeros((0, 0, 0), np.uint8)
 

@@ -7,7 +7,7 @@ nir, ~20 % NaN), each step through the public function twice:
 - ``dask``: the same Dataset chunked ``{"time": -1, "y": 640}`` (~100 MB per chunk, persisted as
   contiguous blocks: what a loader produces), computed
   with dask's threads scheduler (one worker thread per core, numba capped to one thread per
-  task by :func:`eo_pipeline._dispatch.numba_threads`). Graph building is included.
+  task by :func:`eo_pipeline.steps.dispatch.numba_threads`). Graph building is included.
 
 The two are timed alternately (numpy, dask, numpy, dask...) so that both see the same load
 on a shared machine; the table shows the best of each and the JSON every run.
@@ -46,7 +46,7 @@ import xarray as xr
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Timing, print_table, time_interleaved, write_json
 
-from eo_pipeline.composite import composite
+from eo_pipeline.steps.compositing import composite
 
 CHUNK_BYTES = 100e6
 
@@ -72,11 +72,11 @@ def _steps() -> dict[str, Callable[[xr.Dataset], xr.Dataset]]:
         "max-NDVI composite": lambda ds: composite(ds, "max_ndvi"),  # type: ignore[return-value]
     }
     try:
-        from eo_pipeline.indices import compute_indices
+        from eo_pipeline.steps.indices import compute_indices
 
         steps["NDVI (compute_indices)"] = lambda ds: compute_indices(ds, ["NDVI"])
     except ImportError:
-        print("eo_pipeline.indices not available: index step skipped")
+        print("eo_pipeline.steps.indices not available: index step skipped")
     return steps
 
 

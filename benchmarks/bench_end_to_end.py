@@ -192,7 +192,7 @@ def _cpu_stall_us() -> float | None:
 
 
 def _simulate(catalog: Path, size: int, scenes: int, seed: int) -> None:
-    from eo_pipeline.simulate import simulate
+    from eo_pipeline.simulation.simulator import simulate
 
     simulate(SENSOR, catalog, scenes=scenes, size=size, seed=seed)
 
@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     check = compare_outputs(work / "runner", work / "user")
     try:
         jit = cold_jit_seconds(
-            "import numpy as np, xarray as xr\nfrom eo_pipeline.indices import compute_indices\n"
+            "import numpy as np, xarray as xr\nfrom eo_pipeline.steps.indices import compute_indices\n"
             "ds = xr.Dataset({k: ('x', np.ones(8, np.float32), {'common_name': c}) for k, c in "
             "[('B1', 'blue'), ('B2', 'green'), ('B3', 'red'), ('B5', 'nir')]})",
             f"compute_indices(ds, {list(INDICES)!r})",

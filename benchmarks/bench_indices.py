@@ -59,9 +59,9 @@ import xrspatial.multispectral as xs
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, time_interleaved, write_json
 
-from eo_pipeline.indices import compute_indices, get_index
 from eo_pipeline.kernels import buffers
 from eo_pipeline.kernels.indices import FusedKernel
+from eo_pipeline.steps.indices import compute_indices, get_index
 
 BANDS = {"B": "blue", "G": "green", "R": "red", "N": "nir", "S1": "swir16", "S2": "swir22"}
 SINGLE = ["NDVI", "EVI", "SAVI", "NDWI"]
@@ -219,7 +219,7 @@ def jit_seconds(names: list[str] | str, cache: str) -> tuple[float, float, int]:
         "t0 = time.perf_counter()\n"
         "numba.njit(lambda x: x + 1)(1.0)\n"  # numba's once-per-process LLVM set-up, apart
         "init = time.perf_counter() - t0\n"
-        "from eo_pipeline.indices import available_indices, get_index\n"
+        "from eo_pipeline.steps.indices import available_indices, get_index\n"
         "from eo_pipeline.kernels.indices import FusedKernel\n"
         f"names = {names!r}\n"
         "names = available_indices(names) if isinstance(names, str) else names\n"

@@ -194,7 +194,7 @@ def bench_rss(size: int, bands: int, chunk: int, per_pixel_sun: bool = False) ->
     import pyproj
     import xarray as xr
 
-    from eo_pipeline.calibrate import calibrate
+    from eo_pipeline.steps.calibration import calibrate
 
     base = peak_rss_mb()
     rng = da.random.default_rng(0)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from eo_pipeline._version import __version__
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -26,19 +26,28 @@ _EXPORTS: dict[str, str] = {
     "SceneMetadata": "eo_pipeline.catalogs.scene",
     "BandCalibration": "eo_pipeline.catalogs.scene",
     "read_metadata": "eo_pipeline.catalogs.readers",
-    "ingest": "eo_pipeline.ingest",
-    "validate": "eo_pipeline.catalogs.validate",
-    "simulate": "eo_pipeline.simulate",
-    "load": "eo_pipeline.load",
-    "calibrate": "eo_pipeline.calibrate",
-    "masks": "eo_pipeline.masks",
-    "compute_indices": "eo_pipeline.indices",
-    "available_indices": "eo_pipeline.indices",
-    "composite": "eo_pipeline.composite",
-    "pansharpen": "eo_pipeline.pansharpen",
-    "write": "eo_pipeline.write",
-    "publish": "eo_pipeline.catalogs.publish",
-    "PublishConfig": "eo_pipeline.catalogs.publish",
+    "ingest": "eo_pipeline.io.ingestion",
+    "validate": "eo_pipeline.catalogs.validation",
+    "simulate": "eo_pipeline.simulation.simulator",
+    "load": "eo_pipeline.io.loading",
+    "calibrate": "eo_pipeline.steps.calibration",
+    "masks": "eo_pipeline.steps.masking",
+    "compute_indices": "eo_pipeline.steps.indices",
+    "available_indices": "eo_pipeline.steps.indices",
+    "composite": "eo_pipeline.steps.compositing",
+    "pansharpen": "eo_pipeline.steps.pansharpening",
+    "write": "eo_pipeline.io.writing",
+    "publish": "eo_pipeline.export.publishing",
+    "PublishConfig": "eo_pipeline.export.publishing",
+    "run": "eo_pipeline.workflows.runner",
+    "RunReport": "eo_pipeline.workflows.runner",
+    "Workflow": "eo_pipeline.workflows.spec",
+    # option dataclasses users pass to the functions above
+    "QAOptions": "eo_pipeline.steps.masking",
+    "SpectralTests": "eo_pipeline.steps.masks_spectral",
+    "ShadowSearch": "eo_pipeline.steps.masks_spectral",
+    "BAPParams": "eo_pipeline.steps.compositing",
+    "WriteOptions": "eo_pipeline.io.writing",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -49,8 +58,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'eo_pipeline' has no attribute {name!r}")
     mod = importlib.import_module(module)
-    # a module named like its main function (load, calibrate, masks...) exports the function
-    value = getattr(mod, name, mod) if module.rsplit(".", 1)[-1] == name else getattr(mod, name)
+    value = mod if module.rsplit(".", 1)[-1] == name else getattr(mod, name)
     globals()[name] = value
     return value
 

@@ -13,10 +13,10 @@ module imports only xarray) and returns what it returns; nothing is computed unt
 
 How the mask travels
 --------------------
-- ``.eo.mask()`` adds the uint8 bit mask of :func:`eo_pipeline.masks` as the ``mask``
+- ``.eo.mask()`` adds the uint8 bit mask of :func:`eo_pipeline.steps.masking` as the ``mask``
   variable (the bands stay as they are);
 - ``.eo.calibrate()`` passes ``mask`` through (variables without calibration numbers are
-  left unchanged by :func:`eo_pipeline.calibrate`);
+  left unchanged by :func:`eo_pipeline.steps.calibration`);
 - ``.eo.compute_indices()`` returns the indices *and* the input's ``mask`` variable;
 - ``.eo.composite()`` uses ``mask`` when present (invalid: nodata, cloud, shadow, cirrus,
   saturated) and drops it from the result.
@@ -54,22 +54,22 @@ class EOAccessor:
         to: Literal["toa_reflectance", "radiance", "surface_reflectance"] = "toa_reflectance",
         **kwargs: Any,
     ) -> Any:
-        """DN -> radiance / reflectance: :func:`eo_pipeline.calibrate` (``mask`` passes through)."""
-        from eo_pipeline.calibrate import calibrate
+        """DN -> radiance / reflectance: :func:`eo_pipeline.steps.calibration` (``mask`` passes through)."""
+        from eo_pipeline.steps.calibration import calibrate
 
         out = calibrate(self._obj, to, **kwargs)
         return _carry_mask(self._obj, out)
 
     def mask(self, **kwargs: Any) -> xr.Dataset:
-        """Add the uint8 bit mask of :func:`eo_pipeline.masks` as the ``mask`` variable.
+        """Add the uint8 bit mask of :func:`eo_pipeline.steps.masking` as the ``mask`` variable.
 
         Parameters
         ----------
         **kwargs
-            Passed to :func:`eo_pipeline.masks` (``method``, ``dilate``...).
+            Passed to :func:`eo_pipeline.steps.masking` (``method``, ``dilate``...).
         """
         from eo_pipeline.errors import InputDataError
-        from eo_pipeline.masks import masks
+        from eo_pipeline.steps.masking import masks
 
         if not isinstance(self._obj, xr.Dataset):
             raise InputDataError(
@@ -82,13 +82,13 @@ class EOAccessor:
         self, names: str | Sequence[str] | Mapping[str, str], **constants: float
     ) -> xr.Dataset:
         """Spectral indices (:func:`eo_pipeline.compute_indices`), keeping the ``mask`` variable."""
-        from eo_pipeline.indices import compute_indices
+        from eo_pipeline.steps.indices import compute_indices
 
         return _carry_mask(self._obj, compute_indices(self._obj, names, **constants))
 
     def composite(self, method: str = "median", **kwargs: Any) -> Any:
-        """Temporal composite (:func:`eo_pipeline.composite`), using ``mask`` when present."""
-        from eo_pipeline.composite import composite
+        """Temporal composite (:func:`eo_pipeline.steps.compositing`), using ``mask`` when present."""
+        from eo_pipeline.steps.compositing import composite
 
         return composite(self._obj, method, **kwargs)  # type: ignore[arg-type]
 
@@ -99,14 +99,14 @@ class EOAccessor:
         weights: Sequence[float] | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Sharpen these MS bands with ``pan`` (:func:`eo_pipeline.pansharpen`)."""
-        from eo_pipeline.pansharpen import pansharpen
+        """Sharpen these MS bands with ``pan`` (:func:`eo_pipeline.steps.pansharpening`)."""
+        from eo_pipeline.steps.pansharpening import pansharpen
 
         return pansharpen(self._obj, pan, method, weights, **kwargs)  # type: ignore[arg-type]
 
     def write(self, path: str | os.PathLike[str], **kwargs: Any) -> Any:
-        """Write one COG (:func:`eo_pipeline.write`); returns its ``WrittenProduct``."""
-        from eo_pipeline.write import write
+        """Write one COG (:func:`eo_pipeline.io.writing`); returns its ``WrittenProduct``."""
+        from eo_pipeline.io.writing import write
 
         return write(self._obj, path, **kwargs)
 

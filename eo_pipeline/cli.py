@@ -19,7 +19,7 @@ _Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from eo_pipeline.ingest import ingest
+    from eo_pipeline.io.ingestion import ingest
 
     item = ingest(args.path, args.catalog, overwrite=args.overwrite)
     bands = [k for k, a in item.assets.items() if "data" in (a.roles or [])]
@@ -34,7 +34,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from eo_pipeline.catalogs.validate import validate
+    from eo_pipeline.catalogs.validation import validate
 
     report = validate(args.path, check_assets=args.check_assets)
     print(report)
@@ -42,7 +42,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from eo_pipeline.simulate import simulate
+    from eo_pipeline.simulation.simulator import simulate
 
     items = simulate(
         args.sensor,
@@ -67,19 +67,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from eo_pipeline.catalogs.publish import publish_cli
+    from eo_pipeline.export.publishing import publish_cli
 
     return publish_cli(args)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from eo_pipeline.catalogs.api.server import serve_cli
+    from eo_pipeline.export.api.server import serve_cli
 
     return serve_cli(args)
 
 
 def _cmd_customers(args: argparse.Namespace) -> int:
-    from eo_pipeline.catalogs.api.customers import customers_cli
+    from eo_pipeline.export.api.customers import customers_cli
 
     return customers_cli(args)
 

@@ -39,7 +39,7 @@ def _size_mb(folder: Path, pattern: str = "*.tif") -> float:
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo into ``args.out``; serve the result unless ``args.no_serve``."""
     import eo_pipeline as eo
-    from eo_pipeline.catalogs.validate import validate
+    from eo_pipeline.catalogs.validation import validate
     from eo_pipeline.errors import InputDataError
     from eo_pipeline.workflows.runner import connect, run
 
@@ -67,7 +67,7 @@ def run_demo(args: argparse.Namespace) -> int:
     real: list[Any] = []
     try:
         item, _ = __import__(
-            "eo_pipeline.ingest", fromlist=["ingest_demo_scene"]
+            "eo_pipeline.io.ingestion", fromlist=["ingest_demo_scene"]
         ).ingest_demo_scene(out)
         _say(f"  ingested the real Landsat 8 scene {item.id}")
         n_scenes += 1
@@ -133,7 +133,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _serve(export: Path, *, interactive: bool) -> int:
-    from eo_pipeline.catalogs.api.server import demo_serve, pystac_client_example
+    from eo_pipeline.export.api.server import demo_serve, pystac_client_example
 
     _say("\n== 5. STAC API for export customers")
     url, key, stop = demo_serve(export)

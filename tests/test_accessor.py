@@ -13,9 +13,9 @@ import pytest
 import xarray as xr
 
 import eo_pipeline
-from eo_pipeline.composite import composite
 from eo_pipeline.errors import InputDataError
-from eo_pipeline.pansharpen import pansharpen
+from eo_pipeline.steps.compositing import composite
+from eo_pipeline.steps.pansharpening import pansharpen
 
 
 def _series() -> xr.Dataset:
@@ -82,7 +82,7 @@ def test_write_writes_a_cog(tmp_path: Path) -> None:
 
 def _multi_date_catalog(root: Path, dates: int = 3) -> list:
     """One simulated KazEOSat-2 scene repeated at several dates (same place, same files)."""
-    from eo_pipeline.simulate import simulate
+    from eo_pipeline.simulation.simulator import simulate
 
     (item,) = simulate("kazeosat2", root, size=64, seed=1)
     clones = []
@@ -108,7 +108,7 @@ def test_the_scientists_chain(tmp_path: Path) -> None:
     result = chain.compute()
     # every date is the same scene: the median is that scene's index where the mask is clear
     single = loaded.isel(time=[0]).eo.calibrate().eo.mask().eo.compute_indices(["NDVI", "NDWI"])
-    from eo_pipeline.composite import invalid_bits
+    from eo_pipeline.steps.compositing import invalid_bits
 
     valid = (single["mask"].values[0] & invalid_bits()) == 0
     for name in ("NDVI", "NDWI"):

@@ -195,7 +195,7 @@ _EO_V11_FAMILY = {"green05": "green", "rededge071": "rededge", "rededge075": "re
 
 def _eo_band(band: _sensors.Band) -> dict[str, Any]:
     """``eo:bands`` entry (eo v1.1.0): finer STAC 1.1 names (``rededge071``) become their
-    family (``rededge``); the sensor file keeps the exact name for :func:`eo_pipeline.load`."""
+    family (``rededge``); the sensor file keeps the exact name for :func:`eo_pipeline.io.loading`."""
     out: dict[str, Any] = {"name": band.id}
     name = band.common_name
     if name and name not in _EO_V11_NAMES:
@@ -359,7 +359,7 @@ def build_item(
     >>> item.assets["B4"].extra_fields["raster:bands"][0]["data_type"]  # doctest: +SKIP
     'uint16'
     """
-    from eo_pipeline import __version__
+    from eo_pipeline._version import __version__
 
     sensor = _sensors.get(meta.sensor)
     item_id = item_id or meta.product_id or f"{sensor.name}_{meta.datetime:%Y%m%dT%H%M%S}"

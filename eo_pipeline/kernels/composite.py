@@ -7,7 +7,7 @@ time axis last: ``data[y, x, t]`` (any real dtype: uint16 DN or float32 reflecta
 arrays may be non-contiguous views). A pixel is *invalid* at a date when its value is NaN,
 equals ``nodata`` (pass NaN to disable) or, when ``use_mask`` is true, when
 ``mask[y, x, t] & invalid_bits`` is non-zero (``mask`` is the uint8 bit mask of
-``eo_pipeline.masks``; a boolean "invalid" mask is passed as uint8 with ``invalid_bits=1``).
+``eo_pipeline.steps.masking``; a boolean "invalid" mask is passed as uint8 with ``invalid_bits=1``).
 When ``use_mask`` is false ``mask`` may be any uint8 array (e.g. shape ``(0, 0, 0)``).
 
 Outputs are preallocated float32 (values) or uint16 (date index, :data:`NO_DATE` where no
@@ -408,7 +408,7 @@ def bap_select(
 
 
 # ----------------------------------------------------------------------------- numpy runners
-# Called once per block by eo_pipeline._dispatch.apply_kernel: time last, any leading dims.
+# Called once per block by eo_pipeline.steps.dispatch.apply_kernel: time last, any leading dims.
 
 
 def _as3d(a: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ once and writes all outputs, with common sub-expressions computed once; larger s
 split into loops of 32 run one after the other on 64k-pixel blocks that stay in the
 last-level cache (numba/LLVM compile time grows faster than linearly with one loop's size).
 Pixels are split into contiguous parts run on ``numba.get_num_threads()`` threads (the loops
-release the GIL; ``eo_pipeline._dispatch.numba_threads`` caps that inside dask tasks).
+release the GIL; ``eo_pipeline.steps.dispatch.numba_threads`` caps that inside dask tasks).
 
 The generated module is written to a cache directory (``EO_PIPELINE_KERNEL_CACHE``, else
 ``$XDG_CACHE_HOME/eo-pipeline/kernels``) under a name hashed from its source and imported
@@ -485,7 +485,7 @@ class FusedKernel:
 
         The pixels are split into ``threads`` contiguous parts run concurrently (the kernel
         releases the GIL); by default ``numba.get_num_threads()``, which
-        ``eo_pipeline._dispatch.numba_threads`` caps inside dask tasks.
+        ``eo_pipeline.steps.dispatch.numba_threads`` caps inside dask tasks.
         """
         if len(arrays) != self.n_bands:
             raise ValueError(f"kernel expects {self.n_bands} arrays, got {len(arrays)}")

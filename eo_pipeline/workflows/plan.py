@@ -194,7 +194,7 @@ def check_steps(wf: Workflow, items: Sequence[pystac.Item]) -> None:
     pansharpening needs a sensor with a pan band. Errors name the workflow file and line.
     """
     from eo_pipeline.catalogs import sensors
-    from eo_pipeline.indices import available_indices
+    from eo_pipeline.steps.indices import available_indices
 
     names = {str(it.properties.get("eo_pipeline:sensor") or "") for it in items}
     istep, ps = wf.step("indices"), wf.step("pansharpen")
@@ -240,7 +240,7 @@ def inapplicable(wf: Workflow, item: pystac.Item) -> str | None:
 
     The calibrate step's target must fit the product: ``toa_reflectance``/``radiance`` need
     L1 DN, ``surface_reflectance`` needs an L2 surface-reflectance product (bands declaring
-    ``sr_scale``), the same test :func:`eo_pipeline.calibrate` makes.
+    ``sr_scale``), the same test :func:`eo_pipeline.steps.calibration` makes.
     """
     step = wf.step("calibrate")
     if step is None:

@@ -97,7 +97,7 @@ def _product_name(wf: Workflow, unit: Unit, product: str) -> str:
 
 
 def _write_options(obj: Any, key: str, wf: Workflow) -> Any:
-    from eo_pipeline.write import WriteOptions
+    from eo_pipeline.io.writing import WriteOptions
 
     dtype: str | None = None
     src_kind = np.dtype(
@@ -116,7 +116,7 @@ def _write_products(
     One computation for all of a unit's products: the scene's chunks are read and
     calibrated once, not once per product (indices share the calibrated reflectance).
     """
-    from eo_pipeline.write import write_many
+    from eo_pipeline.io.writing import write_many
 
     outs = write_many(
         [
@@ -277,7 +277,7 @@ def process_unit(
         files.extend(_write_products(products, folder, wf, out_root))
         timings["write"] = time.perf_counter() - t0
         if wf.output.quicklook:
-            from eo_pipeline.quicklook import index_map, quicklook, thumbnail
+            from eo_pipeline.io.quicklook import index_map, quicklook, thumbnail
 
             refl_path = out_root / files[0].path
             rgb = _rgb_bands(band_vars, common)

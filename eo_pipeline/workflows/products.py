@@ -44,7 +44,7 @@ def software_versions() -> dict[str, str]:
     import rasterio
     import xarray
 
-    from eo_pipeline import __version__
+    from eo_pipeline._version import __version__
 
     return {
         "eo-pipeline": __version__,

@@ -14,11 +14,11 @@ import pytest
 from pyproj import Transformer
 
 from eo_pipeline import read_metadata
-from eo_pipeline._dimap_writer import DimapGroup, DimapProduct, DimapScene, write_dimap
 from eo_pipeline.catalogs import sensors
 from eo_pipeline.catalogs.scene import BandCalibration
 from eo_pipeline.errors import MetadataError, UnknownSensorError
 from eo_pipeline.kernels.solar import earth_sun_distance
+from eo_pipeline.simulation.dimap import DimapGroup, DimapProduct, DimapScene, write_dimap
 
 EPSG = 32642  # UTM 42N: Kazakhstan
 LEFT, TOP = 500_000.0, 5_700_000.0

@@ -13,7 +13,7 @@ import pytest
 from eo_pipeline import __version__
 from eo_pipeline.catalogs.stac import EXTENSION_URIS, AssetSpec, build_item
 from eo_pipeline.catalogs.store import add_items, read_items
-from eo_pipeline.catalogs.validate import schemas_dir
+from eo_pipeline.catalogs.validation import schemas_dir
 from eo_pipeline.errors import BandError, CatalogError, InputDataError
 from tests.catalogs.stac_helpers import toy_item, toy_meta, write_band
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from eo_pipeline.kernels import masks as k
-from eo_pipeline.masks import SpectralTests
+from eo_pipeline.steps.masking import SpectralTests
 
 E8 = np.empty((0, 0), np.uint8)
 E16 = np.empty((0, 0), np.uint16)

@@ -18,7 +18,7 @@ import pytest
 @pytest.fixture(scope="session")
 def l1_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four small simulated KazEOSat-2 scenes in a static catalog."""
-    from eo_pipeline.simulate import simulate
+    from eo_pipeline.simulation.simulator import simulate
 
     root = tmp_path_factory.mktemp("l1")
     simulate("kazeosat2", root, scenes=4, size=192, seed=3)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from eo_pipeline.ingest import ingest
+from eo_pipeline.io.ingestion import ingest
 from eo_pipeline.workflows.plan import plan
 from eo_pipeline.workflows.process import process_unit
 from eo_pipeline.workflows.spec import load_workflow

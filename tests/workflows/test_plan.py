@@ -147,7 +147,7 @@ def test_nothing_left_is_an_error(l1_catalog: Path, tmp_path: Path) -> None:
 def test_two_places_in_one_period_write_apart(tmp_path: Path) -> None:
     """Two revisit series at two places in one month: two composites, two product folders,
     nothing overwritten (the place label is in the unit key and the product names)."""
-    from eo_pipeline.simulate import simulate
+    from eo_pipeline.simulation.simulator import simulate
     from eo_pipeline.workflows.process import process_unit
 
     catalog = tmp_path / "l1"

@@ -17,7 +17,7 @@ import rasterio
 from rio_cogeo.cogeo import cog_validate
 
 from eo_pipeline.catalogs.checksum import file_checksum
-from eo_pipeline.catalogs.validate import validate
+from eo_pipeline.catalogs.validation import validate
 from eo_pipeline.errors import ClusterError, WorkflowError, WriteError
 from eo_pipeline.workflows.runner import run
 from eo_pipeline.workflows.spec import parse_workflow

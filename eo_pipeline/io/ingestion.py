@@ -1,0 +1,458 @@
+"""Ingest a vendor scene folder into the self-contained static STAC catalog.
+
+``ingest(path, catalog_dir)`` reads the product metadata (Landsat Collection 2 MTL, L1 or L2;
+Sentinel-2 L1C ``MTD_MSIL1C.xml``; DIMAP V2 ``DIM_*.XML``, the format of KazEOSat-1), checks
+every raster against the sensor file and the metadata, computes the cloud cover from the QA
+band where there is one, builds the STAC item (:func:`eo_pipeline.catalogs.stac.build_item`)
+and adds it to the catalog (:func:`eo_pipeline.catalogs.store.add_items`).
+
+The catalog is self-contained: the scene's files are **hard-linked** into the item's folder
+when the catalog is on the same filesystem and linking is allowed, and **copied**
+otherwise (``asset_mode="copy"`` always copies). Hard links share bytes with the source:
+never edit either file in place. The item folder is staged under a temporary name and
+renamed when complete; every input check runs before anything is written, so bad input
+leaves the catalog exactly as it was.
+
+Examples
+--------
+>>> import eo_pipeline
+>>> item = eo_pipeline.ingest("LC08_L2SP_001070_20190114_20200830_02_T2/", "catalog")  # doctest: +SKIP
+>>> item.collection_id, round(item.properties["eo:cloud_cover"], 1)  # doctest: +SKIP
+('landsat8-l2sp', 76.3)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pystac
+
+from eo_pipeline.catalogs import sensors as _sensors
+from eo_pipeline.catalogs.scene import SceneMetadata
+from eo_pipeline.catalogs.stac import AssetSpec, build_item
+from eo_pipeline.catalogs.store import AssetMode, add_items
+from eo_pipeline.errors import InputDataError
+
+if TYPE_CHECKING:
+    from eo_pipeline.catalogs.validation import ValidationReport
+
+__all__ = [
+    "DEMO_SCENE",
+    "QA_CLOUD",
+    "QA_SHADOW",
+    "cloud_cover_from_qa",
+    "ingest",
+    "ingest_demo_scene",
+    "landsat_assets",
+    "real_data_dir",
+    "sentinel2_assets",
+]
+
+DEMO_SCENE = "landsat8-c2l2sp-001070-20190114"
+"""The real Landsat 8 C2 L2SP scene folder in ``shared/real-data`` that ``make demo`` ingests."""
+
+# Landsat Collection 2 QA_PIXEL bits (USGS LSDS-1619 / LSDS-1328).
+_QA_FILL = 1 << 0
+QA_CLOUD = 1 << 3
+"""QA_PIXEL bit 3: cloud."""
+QA_SHADOW = 1 << 4
+"""QA_PIXEL bit 4: cloud shadow."""
+
+# Landsat QA / auxiliary files: suffix after the product id -> (asset key, roles, nodata).
+_LANDSAT_AUX: dict[str, tuple[str, tuple[str, ...], float | None]] = {
+    "QA_PIXEL.TIF": ("QA_PIXEL", ("cloud",), 1),
+    "QA_RADSAT.TIF": ("QA_RADSAT", ("saturation",), None),
+    "SR_QA_AEROSOL.TIF": ("SR_QA_AEROSOL", ("metadata",), 1),
+    "MTL.txt": ("MTL_txt", ("metadata",), None),
+    "MTL.json": ("MTL_json", ("metadata",), None),
+    "MTL.xml": ("MTL_xml", ("metadata",), None),
+    "ANG.txt": ("ANG", ("metadata",), None),
+}
+_LANDSAT_BAND_FILE = re.compile(r"_(?:SR_)?B(\d+)\.TIF$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """What the checks need to know of one raster (read without touching pixels)."""
+
+    path: Path
+    count: int
+    dtype: str
+    crs: Any
+    shape: tuple[int, int]
+    transform: tuple[float, ...]
+    bounds: tuple[float, float, float, float]
+    res: float
+
+
+def _open_grid(path: Path, what: str) -> _Grid:
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    try:
+        with rasterio.open(path) as ds:
+            return _Grid(
+                path,
+                ds.count,
+                ds.dtypes[0],
+                ds.crs,
+                (ds.height, ds.width),
+                tuple(ds.transform)[:6],
+                tuple(ds.bounds),
+                float(max(abs(ds.res[0]), abs(ds.res[1]))),
+            )
+    except RasterioIOError as err:
+        raise InputDataError(
+            f"{what}: {path} is not a readable raster ({err}); re-download the file"
+        ) from None
+
+
+def cloud_cover_from_qa(
+    path: str | os.PathLike[str],
+    rows_per_block: int = 1024,
+    flags: int = QA_CLOUD | QA_SHADOW,
+) -> float | None:
+    """Percent of valid pixels with any of ``flags`` set in a Landsat C2 ``QA_PIXEL`` file.
+
+    Reads the band in blocks of ``rows_per_block`` rows (constant memory whatever the scene
+    size). Fill pixels (bit 0) are not counted. By default counts cloud (bit 3) or cloud
+    shadow (bit 4); ``flags=QA_CLOUD`` alone reproduces USGS's ``CLOUD_COVER``.
+    Returns ``None`` when the band holds no valid pixel.
+
+    Examples
+    --------
+    >>> cloud_cover_from_qa("LC08_..._QA_PIXEL.TIF")  # doctest: +SKIP
+    76.3
+    """
+    import rasterio
+
+    valid = flagged = 0
+    with rasterio.open(path) as ds:
+        for row in range(0, ds.height, rows_per_block):
+            window = ((row, min(row + rows_per_block, ds.height)), (0, ds.width))
+            qa = ds.read(1, window=window)
+            ok = (qa & _QA_FILL) == 0
+            valid += int(np.count_nonzero(ok))
+            flagged += int(np.count_nonzero(ok & ((qa & flags) != 0)))
+    return 100.0 * flagged / valid if valid else None
+
+
+def landsat_assets(meta: SceneMetadata) -> list[AssetSpec]:
+    """Asset specs of a Landsat C2 scene folder: bands, QA bands, MTL and ANG files.
+
+    Data bands are the sensor's bands that the MTL names; L2 bands get the MTL's
+    surface-reflectance scale/offset in ``raster:bands``. QA files get roles ``cloud``
+    (``QA_PIXEL``), ``saturation`` (``QA_RADSAT``) or ``metadata``.
+
+    Raises
+    ------
+    InputDataError
+        A band file the MTL names is missing, or the folder holds band files the MTL does
+        not name.
+    """
+    sensor = _sensors.get(meta.sensor)
+    base = Path(meta.source).parent
+    specs: list[AssetSpec] = []
+    missing: list[str] = []
+    named = {Path(name).name for name in meta.files.values()}  # incl. thermal bands we skip
+    for band in sensor.bands:
+        name = meta.files.get(band.id)
+        if name is None:
+            continue
+        path = base / name
+        if not path.is_file():
+            missing.append(f"{band.id} ({name})")
+            continue
+        cal = meta.bands.get(band.id)
+        specs.append(
+            AssetSpec(
+                band.id,
+                path,
+                bands=(band.id,),
+                scale=cal.sr_scale if cal else None,
+                offset=cal.sr_offset if cal else None,
+            )
+        )
+    if missing:
+        raise InputDataError(
+            f"{base}: the metadata {Path(meta.source).name} names band file(s) that are "
+            f"missing: {', '.join(missing)}; re-download the scene"
+        )
+    stray = sorted(
+        p.name
+        for p in base.glob(f"{meta.product_id}_*")
+        if _LANDSAT_BAND_FILE.search(p.name) and p.name not in named
+    )
+    if stray:
+        raise InputDataError(
+            f"{base}: band file(s) {', '.join(stray)} are not named by "
+            f"{Path(meta.source).name} (sensor {sensor.name} bands: "
+            f"{', '.join(sensor.band_ids)}); the folder mixes products"
+        )
+    for suffix, (key, roles, nodata) in _LANDSAT_AUX.items():
+        path = base / f"{meta.product_id}_{suffix}"
+        if path.is_file():
+            specs.append(AssetSpec(key, path, roles=roles, nodata=nodata))
+    return specs
+
+
+def sentinel2_assets(meta: SceneMetadata) -> list[AssetSpec]:
+    """Asset specs of a Sentinel-2 L1C SAFE folder: the ``IMG_DATA/*_B??.jp2`` band images
+    (``raster:bands`` scale ``1/QUANTIFICATION_VALUE`` and the baseline's offset) and the
+    MTD files.
+
+    Raises
+    ------
+    InputDataError
+        The product holds no band image (a metadata-only copy), or some are missing.
+    """
+    sensor = _sensors.get(meta.sensor)
+    base = Path(meta.source).parent
+    found = {p.stem.rsplit("_", 1)[-1]: p for p in base.glob("GRANULE/*/IMG_DATA/*_B??.jp2")}
+    for band in sensor.bands:  # images the MTD names, where it names them
+        name = meta.files.get(band.id)
+        if name:
+            path = base / (name if name.lower().endswith(".jp2") else f"{name}.jp2")
+            if path.is_file():
+                found[band.id] = path
+    if not found:
+        raise InputDataError(
+            f"{base}: no band images (GRANULE/*/IMG_DATA/*_B??.jp2) beside "
+            f"{Path(meta.source).name}; this Sentinel-2 product is metadata only and cannot "
+            "be ingested; download the full SAFE folder"
+        )
+    missing = [b for b in sensor.band_ids if b not in found]
+    if missing:
+        raise InputDataError(
+            f"{base}: band image(s) {', '.join(missing)} are missing from IMG_DATA; "
+            "re-download the SAFE folder"
+        )
+    specs = []
+    for band in sensor.bands:
+        cal = meta.bands.get(band.id)
+        specs.append(
+            AssetSpec(
+                band.id,
+                found[band.id],
+                bands=(band.id,),
+                scale=cal.reflectance_mult if cal else None,
+                offset=cal.reflectance_add if cal else None,
+            )
+        )
+    for name in ("MTD_MSIL1C.xml", "MTD_TL.xml"):
+        hits = [base / name, *base.glob(f"GRANULE/*/{name}")]
+        for path in hits[:1] if hits[0].is_file() else hits[1:2]:
+            specs.append(AssetSpec(name.removesuffix(".xml"), path, roles=("metadata",)))
+    return specs
+
+
+def _check_rasters(meta: SceneMetadata, specs: Sequence[AssetSpec]) -> Path | None:
+    """Every raster readable, single-band, of the sensor's dtype, on one CRS, each band on
+    the grid of its resolution, and covering the metadata's footprint. Returns QA_PIXEL."""
+    from rasterio.warp import transform_bounds
+
+    sensor = _sensors.get(meta.sensor)
+    grids: dict[float, _Grid] = {}
+    crs = None
+    qa = None
+    for spec in specs:
+        if not spec.is_raster():
+            continue
+        what = f"scene {meta.product_id or meta.source} asset {spec.key}"
+        g = _open_grid(Path(spec.path), what)
+        if g.count != 1:
+            raise InputDataError(
+                f"{what}: {g.path.name} has {g.count} bands; one band per file is expected"
+            )
+        if crs is None:
+            crs = g.crs
+        elif g.crs != crs:
+            raise InputDataError(f"{what}: {g.path.name} is in {g.crs}, other files in {crs}")
+        if meta.epsg is not None and g.crs.to_epsg() != meta.epsg:
+            raise InputDataError(
+                f"{what}: {g.path.name} is in {g.crs} but {Path(meta.source).name} says "
+                f"EPSG:{meta.epsg}"
+            )
+        if spec.key == "QA_PIXEL":
+            qa = g.path
+        if not spec.bands:
+            continue
+        band = sensor.band(spec.bands[0])
+        if g.dtype != band.dtype:
+            raise InputDataError(
+                f"{what}: {g.path.name} is {g.dtype} but sensor {sensor.name} band {band.id} "
+                f"is {band.dtype}"
+            )
+        first = grids.setdefault(band.gsd, g)
+        if (g.shape, g.transform) != (first.shape, first.transform):
+            raise InputDataError(
+                f"{what}: {g.path.name} has shape {g.shape} and transform {g.transform} but "
+                f"{first.path.name} (same {band.gsd:g} m resolution) has {first.shape} and "
+                f"{first.transform}; the files do not belong together"
+            )
+    for g in grids.values():
+        _check_extent(meta, g, transform_bounds)
+    return qa
+
+
+def _check_extent(meta: SceneMetadata, g: _Grid, transform_bounds: Any) -> None:
+    """The raster's extent matches the metadata bbox to a few pixels (a raster of another
+    scene, or cut or padded, fails)."""
+    if meta.bbox[0] > meta.bbox[2]:
+        return  # across the antimeridian: the simple comparison does not apply
+    west, south, east, north = transform_bounds(g.crs, "EPSG:4326", *g.bounds, densify_pts=21)
+    lat = math.radians((south + north) / 2)
+    tol_lat = 3 * g.res / 111_320.0 + 0.01
+    tol_lon = tol_lat / max(math.cos(lat), 0.1)
+    diffs = [
+        (west - meta.bbox[0], tol_lon),
+        (south - meta.bbox[1], tol_lat),
+        (east - meta.bbox[2], tol_lon),
+        (north - meta.bbox[3], tol_lat),
+    ]
+    if any(abs(d) > tol for d, tol in diffs):
+        raise InputDataError(
+            f"{g.path}: raster extent ({west:.4f}, {south:.4f}, {east:.4f}, {north:.4f}) does "
+            f"not match the footprint of {Path(meta.source).name} "
+            f"{tuple(round(v, 4) for v in meta.bbox)}; the raster is cut, padded or of "
+            "another scene"
+        )
+
+
+def ingest(
+    path: str | os.PathLike[str],
+    catalog_dir: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    asset_mode: AssetMode = "link",
+) -> pystac.Item:
+    """Ingest one scene folder (or its metadata file) into a self-contained STAC catalog.
+
+    Parameters
+    ----------
+    path
+        A Landsat C2 scene folder or its ``*_MTL.txt``/``.json``/``.xml``; a Sentinel-2 L1C
+        SAFE folder or its ``MTD_MSIL1C.xml``; a DIMAP V2 product (``DIM_*.XML``) or bundle
+        folder (``P`` + ``MS`` products of one acquisition become one item; see
+        :mod:`eo_pipeline.io.ingest_dimap`: one VRT mosaic of the tiles per band).
+    catalog_dir
+        The static catalog folder (created when missing). The item goes to
+        ``{sensor}-{level}/{product id}/``.
+    overwrite
+        Replace the item when the catalog already holds it (default: :class:`CatalogError`).
+    asset_mode
+        ``"link"`` (default): hard-link the files into the catalog, copying when that is
+        impossible; ``"copy"``: always copy.
+
+    Returns
+    -------
+    pystac.Item
+        The written item (self href inside the catalog).
+
+    Raises
+    ------
+    MetadataError
+        No metadata file, or one that is truncated or lacks required groups.
+    UnknownSensorError
+        The metadata names a spacecraft no sensor file describes.
+    InputDataError
+        Missing band files, stray band files, a file that is not a raster, a band count,
+        data type, grid or extent that disagrees with the sensor or the metadata, a
+        metadata-only Sentinel-2 product; a DIMAP tile listed but absent, or not matching
+        its place in the tiling.
+    CatalogError
+        The item is already catalogued (without ``overwrite``) or the catalog is broken.
+
+    Examples
+    --------
+    >>> from eo_pipeline import ingest
+    >>> ingest("scene_folder", "catalog").id  # doctest: +SKIP
+    'LC08_L2SP_001070_20190114_20200830_02_T2'
+    """
+    from eo_pipeline.catalogs.readers import read_metadata
+    from eo_pipeline.io import ingest_dimap as _dimap_ingest
+
+    docs = _dimap_ingest.dimap_documents(path)
+    with tempfile.TemporaryDirectory(prefix="eo-pipeline-ingest-") as workdir:
+        if docs:  # DIMAP V2 product or bundle: band VRTs are written into workdir
+            meta, specs = _dimap_ingest.dimap_scene(docs, Path(workdir))
+            lineage = _dimap_ingest.lineage(docs)
+        else:
+            meta = read_metadata(path)
+            lineage = f"ingested from {Path(meta.source).name}"
+        sensor = _sensors.get(meta.sensor)
+        if not docs:
+            if sensor.name.startswith("sentinel2"):
+                specs = sentinel2_assets(meta)
+            elif sensor.name.startswith("landsat"):
+                specs = landsat_assets(meta)
+            else:
+                raise InputDataError(
+                    f"{meta.source}: ingest supports Landsat C2, Sentinel-2 L1C and DIMAP V2 "
+                    f"deliveries; sensor {sensor.name!r} products in this format are not "
+                    "supported yet"
+                )
+        if not any(s.bands for s in specs):
+            raise InputDataError(f"{meta.source}: no band of sensor {sensor.name} found to ingest")
+        qa = _check_rasters(meta, [s for s in specs if "tile" not in s.roles])
+        cover = cloud_cover_from_qa(qa) if qa is not None else None
+        if cover is not None:
+            lineage += " (eo:cloud_cover from QA_PIXEL cloud and shadow bits)"
+        props: dict[str, Any] = {"processing:lineage": lineage}
+        if docs:
+            props["eo_pipeline:format"] = "dimap"
+        item = build_item(meta, specs, cloud_cover=cover, properties=props)
+        (written,) = add_items(catalog_dir, [item], asset_mode=asset_mode, overwrite=overwrite)
+    return written
+
+
+def real_data_dir() -> Path:
+    """``$EO_PIPELINE_REAL_DATA``, else ``<repo>/../shared/real-data`` (may not exist)."""
+    env = os.environ.get("EO_PIPELINE_REAL_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "real-data"
+
+
+def ingest_demo_scene(
+    out: str | os.PathLike[str] = "demo-output", *, real_data: str | os.PathLike[str] | None = None
+) -> tuple[pystac.Item, ValidationReport]:
+    """The first stage of ``make demo``: ingest the real Landsat scene into
+    ``<out>/catalog`` (replacing an earlier run's item) and validate the whole catalog
+    offline, checksums included.
+
+    Returns
+    -------
+    tuple[pystac.Item, ValidationReport]
+        The written item and the validation report (``print`` it).
+
+    Raises
+    ------
+    InputDataError
+        When the real data is not there (the message says where it looked).
+
+    Examples
+    --------
+    >>> item, report = ingest_demo_scene("demo-output")  # doctest: +SKIP
+    >>> print(report)  # doctest: +SKIP
+    valid: 1 Catalog, 1 Collection, 1 Item under .../demo-output/catalog/catalog.json
+    """
+    from eo_pipeline.catalogs.validation import validate
+
+    scene = Path(real_data) if real_data is not None else real_data_dir() / DEMO_SCENE
+    if not scene.is_dir():
+        raise InputDataError(
+            f"{scene}: the real Landsat scene is not there; set EO_PIPELINE_REAL_DATA to the "
+            f"folder holding {DEMO_SCENE}/"
+        )
+    catalog = Path(out) / "catalog"
+    item = ingest(scene, catalog, overwrite=True)
+    return item, validate(catalog, check_assets=True)

@@ -1,0 +1,401 @@
+"""Load catalogued scenes lazily into an :class:`xarray.Dataset` through odc-stac.
+
+What comes back is described in ``docs/conventions.md`` ("Loaded data"): dims
+``(time, y, x)``, one variable per band named by band id, the native dtype (uint16 DN stays
+uint16), dask chunks aligned to the files' tiles, and everything later steps need in attrs
+and coords, so that calibration and masking never look at the catalog again.
+
+odc-stac reads band data types and nodata from the assets' ``raster:bands`` (raster
+extension v1.1, what our items carry; STAC 1.1 ``bands`` take precedence when present) and
+common-name aliases from ``eo:bands``; the grid from ``proj:*``. Items on one native grid
+load on that grid exactly (no resampling).
+
+Examples
+--------
+>>> import eo_pipeline
+>>> ds = eo_pipeline.load("catalog", bands=["red", "nir08"])  # doctest: +SKIP
+>>> ds.B4.dtype, ds.B4.attrs["common_name"], ds.sun_elevation.dims  # doctest: +SKIP
+(dtype('uint16'), 'red', ('time',))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import numpy as np
+import pystac
+import xarray as xr
+
+from eo_pipeline.catalogs import sensors as _sensors
+from eo_pipeline.catalogs.scene import BandCalibration
+from eo_pipeline.errors import BandError, CatalogError, InputDataError
+
+__all__ = ["DEFAULT_CHUNK", "load"]
+
+DEFAULT_CHUNK = 2048
+"""Target chunk edge in pixels; the actual edge is the largest multiple of the file tile
+size not above it (at least one tile)."""
+
+_TIME_COORDS = {
+    "sun_elevation": "view:sun_elevation",
+    "sun_azimuth": "view:sun_azimuth",
+    "earth_sun_distance": "eo_pipeline:earth_sun_distance",
+}
+_CAL_KEYS = tuple(
+    f.name
+    for f in dataclasses.fields(BandCalibration)
+    if f.name not in ("band", "nodata", "saturation")
+)
+"""Calibration numbers carried into band attrs (``BandCalibration.as_attrs()`` keys)."""
+
+Source = str | os.PathLike[str] | pystac.ItemCollection | pystac.Item | Iterable[pystac.Item]
+
+
+def _items(source: Source) -> list[pystac.Item]:
+    from eo_pipeline.catalogs.store import read_items
+
+    if isinstance(source, str | os.PathLike):
+        items = list(read_items(source))
+        where = str(source)
+    elif isinstance(source, pystac.Item):
+        items, where = [source], f"item {source.id}"
+    elif isinstance(source, pystac.Catalog):
+        items, where = list(source.get_items(recursive=True)), f"catalog {source.id}"
+    else:
+        items, where = list(source), "the given items"
+    if not items:
+        raise CatalogError(f"{where}: no STAC items to load; ingest or simulate scenes first")
+    for it in items:
+        if not isinstance(it, pystac.Item):
+            raise CatalogError(f"{where}: expected pystac.Item objects, got {type(it).__name__}")
+    return items
+
+
+def _sensor_of(items: Sequence[pystac.Item]) -> _sensors.Sensor:
+    names = set()
+    for it in items:
+        name = it.properties.get("eo_pipeline:sensor") or it.properties.get("platform")
+        if not name:
+            raise CatalogError(
+                f"item {it.id!r}: no 'eo_pipeline:sensor' or 'platform' property; cannot tell "
+                "its sensor"
+            )
+        names.add(name)
+    if len(names) > 1:
+        raise CatalogError(
+            f"items of several sensors ({', '.join(sorted(names))}); load one sensor at a time"
+        )
+    return _sensors.get(names.pop())
+
+
+def _resolve_bands(
+    bands: str | Sequence[str] | None, sensor: _sensors.Sensor, first: pystac.Item
+) -> list[str]:
+    if bands is None:
+        found = [b for b in sensor.band_ids if b in first.assets]
+        if not found:
+            raise BandError(
+                f"item {first.id!r} has no asset for any band of sensor {sensor.name} "
+                f"({', '.join(sensor.band_ids)}); its assets: {', '.join(first.assets)}"
+            )
+        return found
+    names = [bands] if isinstance(bands, str) else list(bands)
+    out: list[str] = []
+    for name in names:
+        if name in first.assets and name not in sensor.band_ids:
+            key = name  # an auxiliary raster asset such as QA_PIXEL
+        else:
+            try:
+                key = sensor.band(name).id
+            except BandError:
+                aux = [k for k, a in first.assets.items() if "proj:shape" in a.extra_fields]
+                raise BandError(
+                    f"sensor {sensor.name!r} has no band {name!r}; its bands are "
+                    + ", ".join(f"{b.id} ({b.common_name})" for b in sensor.bands)
+                    + f"; other raster assets of item {first.id!r}: {', '.join(aux) or 'none'}"
+                ) from None
+        if key not in out:
+            out.append(key)
+    return out
+
+
+def _local_path(item: pystac.Item, asset: pystac.Asset) -> Path | None:
+    href = asset.get_absolute_href() or asset.href
+    parsed = urlparse(href)
+    if parsed.scheme not in ("", "file"):
+        return None
+    return Path(parsed.path if parsed.scheme == "file" else href)
+
+
+def _check_assets(items: Sequence[pystac.Item], bands: Sequence[str]) -> tuple[int, int] | None:
+    """Every requested asset exists and opens; returns the first file's block shape."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    block: tuple[int, int] | None = None
+    for it in items:
+        for band in bands:
+            asset = it.assets.get(band)
+            if asset is None:
+                raise InputDataError(
+                    f"item {it.id!r} has no asset for band {band!r}; its assets: "
+                    f"{', '.join(it.assets)}; drop the item or ask for other bands"
+                )
+            path = _local_path(it, asset)
+            if path is None:
+                continue
+            if not path.is_file():
+                raise InputDataError(
+                    f"item {it.id!r} band {band!r}: asset file {path} does not exist; "
+                    "re-ingest the scene or fix the catalog"
+                )
+            try:
+                with rasterio.open(path) as ds:
+                    if block is None:
+                        by, bx = ds.block_shapes[0]
+                        striped = bx == ds.width and by < ds.height
+                        block = (0, 0) if striped else (by, bx)
+            except RasterioIOError as err:
+                raise InputDataError(
+                    f"item {it.id!r} band {band!r}: asset file {path} is not a readable raster "
+                    f"({err}); re-ingest the scene"
+                ) from None
+    return block
+
+
+def _default_chunks(block: tuple[int, int] | None) -> dict[str, int]:
+    """Chunk edges that are multiples of the tile size (or of 512 for striped files)."""
+
+    def edge(tile: int) -> int:
+        tile = tile if tile > 0 else 512
+        return tile * max(1, DEFAULT_CHUNK // tile)
+
+    by, bx = block or (0, 0)
+    return {"y": edge(by), "x": edge(bx)}
+
+
+def _per_time(values: list[Any]) -> Any:
+    """A scalar when every time step agrees, else a 1-D array along ``time``."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    if len(present) == len(values) and all(v == present[0] for v in present):
+        return present[0]
+    if all(isinstance(v, bool) for v in present):
+        return np.array([bool(v) if v is not None else False for v in values])
+    return np.array([np.nan if v is None else float(v) for v in values], dtype="float64")
+
+
+def _only_assets(items: Sequence[pystac.Item], keys: Sequence[str]) -> list[pystac.Item]:
+    """Copies of ``items`` holding just the assets asked for.
+
+    odc-stac sorts every raster asset of an item into grids by shape and transform; with
+    other assets on the same resolution but other extents (the image tiles of a DIMAP
+    delivery, listed beside their VRT mosaic) it could give a requested band the grid of a
+    tile (a PAN loaded as one 256 x 32 tile instead of the 288 x 288 mosaic).
+    """
+    wanted = set(keys)
+    out = []
+    for it in items:
+        if set(it.assets) <= wanted:
+            out.append(it)
+            continue
+        copy = it.clone()
+        copy.assets = {k: a for k, a in copy.assets.items() if k in wanted}
+        out.append(copy)
+    return out
+
+
+def _first_items(items: Sequence[pystac.Item], times: np.ndarray) -> list[pystac.Item]:
+    """For each loaded time step, the item odc-stac put first in its group (groups start
+    with their earliest item, ties broken by id; ``groupby="id"`` repeats a time stamp
+    once per item)."""
+    ordered = sorted(items, key=lambda it: (it.datetime or 0, it.id))
+    stamps = np.array(
+        [np.datetime64(it.datetime.replace(tzinfo=None), "us") for it in ordered]  # type: ignore[union-attr]
+    )
+    used: dict[np.datetime64, int] = {}
+    out = []
+    for t in times.astype("datetime64[us]"):
+        hits = np.flatnonzero(stamps == t)
+        if hits.size == 0:  # not expected: take the nearest acquisition
+            hits = np.array([int(np.argmin(np.abs(stamps - t)))])
+        k = used.get(t, 0)
+        out.append(ordered[int(hits[min(k, hits.size - 1)])])
+        used[t] = k + 1
+    return out
+
+
+def _band_attrs(
+    key: str, sensor: _sensors.Sensor, per_time: Sequence[pystac.Item], nodata: Any
+) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"band": key}
+    if key in sensor.band_ids:
+        b = sensor.band(key)
+        attrs |= {
+            "common_name": b.common_name or "",
+            "center_wavelength": b.center_wavelength,
+            "full_width_half_max": b.full_width_half_max,
+            "nodata": nodata if nodata is not None else b.nodata,
+            "saturation": b.saturation,
+            "units": "DN",
+        }
+        cals = [it.assets[key].extra_fields.get("eo_pipeline:calibration", {}) for it in per_time]
+        for name in _CAL_KEYS:
+            value = _per_time([c.get(name) for c in cals])
+            if name == "esun" and value is None:
+                value = b.esun
+            if value is not None:
+                attrs[name] = value
+    else:
+        attrs |= {"nodata": nodata, "units": "1"}
+        roles = per_time[0].assets[key].roles or []
+        attrs["roles"] = list(roles)
+    if attrs.get("nodata") is None:
+        attrs.pop("nodata", None)
+    return attrs
+
+
+def _multiband(first: pystac.Item, keys: Sequence[str]) -> dict[str, int]:
+    """Asset key -> band count, for the requested assets holding more than one band."""
+    out = {}
+    for key in keys:
+        n = len(first.assets[key].extra_fields.get("raster:bands") or [])
+        if n > 1:
+            out[key] = n
+    return out
+
+
+def _stack_asset(ds: xr.Dataset, key: str, n: int, first: pystac.Item) -> xr.DataArray:
+    """A multi-band asset (e.g. the simulator's ``truth_reflectance``) as one variable with a
+    ``band`` dimension labelled by the asset's ``eo:bands`` names."""
+    asset = first.assets[key]
+    eo = asset.extra_fields.get("eo:bands") or []
+    labels = (
+        [b.get("name", str(i + 1)) for i, b in enumerate(eo)]
+        if len(eo) == n
+        else list(range(1, n + 1))
+    )
+    parts = [ds[f"{key}.{i}"] for i in range(1, n + 1)]
+    arr = xr.concat(parts, dim="band", coords="minimal", compat="override")
+    arr = arr.assign_coords(band=labels).transpose("time", "band", "y", "x")
+    rb = (asset.extra_fields.get("raster:bands") or [{}])[0]
+    attrs: dict[str, Any] = {"bands": [str(v) for v in labels], "units": rb.get("unit", "1")}
+    attrs["roles"] = list(asset.roles or [])
+    if parts[0].attrs.get("nodata") is not None:
+        attrs["nodata"] = parts[0].attrs["nodata"]
+    arr.attrs = attrs
+    return arr.rename(key)
+
+
+def load(
+    source: Source,
+    bands: str | Sequence[str] | None = None,
+    chunks: Mapping[str, int] | int | None = None,
+    groupby: str | None = None,
+    crs: Any = None,
+    resolution: float | None = None,
+) -> xr.Dataset:
+    """Catalogued scenes -> lazy :class:`xarray.Dataset` (odc-stac), native dtype, dask chunks.
+
+    Parameters
+    ----------
+    source
+        A static catalog path (``catalog.json``, ``collection.json``, an item JSON, or a
+        folder holding one), a :class:`pystac.ItemCollection`, a catalog/collection object,
+        or an iterable of :class:`pystac.Item`. One sensor at a time.
+    bands
+        Band ids (``B4``) or common names (``red``), or raster asset keys such as
+        ``QA_PIXEL``; default: every sensor band the first item has. Variables are named by
+        band id whatever was asked.
+    chunks
+        Dask chunk sizes ``{"x": .., "y": ..}`` (or one int for both); default: multiples of
+        the first file's tile size near :data:`DEFAULT_CHUNK` (512 for striped files).
+    groupby
+        odc-stac grouping of items into time steps (``"time"`` by default, ``"solar_day"``,
+        ``"id"`` or a property name).
+    crs, resolution
+        Output grid; default: the items' native grid (no resampling when they share it).
+
+    Returns
+    -------
+    xarray.Dataset
+        Lazy (dask) variables ``(time, y, x)`` in the files' dtype; per-variable attrs
+        ``band``, ``common_name``, ``center_wavelength``, ``nodata``, ``saturation``,
+        ``units`` and the calibration numbers (a scalar when equal for every time step,
+        else a 1-D array along ``time``); coords ``sun_elevation``, ``sun_azimuth``,
+        ``earth_sun_distance`` along ``time``; Dataset attrs ``sensor``,
+        ``processing_level``.
+
+    Raises
+    ------
+    CatalogError
+        No items, or items of several sensors.
+    BandError
+        A band the sensor (and the items) do not have; the message lists the bands.
+    InputDataError
+        An item without the asset, or whose asset file is missing or unreadable (item and
+        band named).
+
+    Examples
+    --------
+    >>> ds = load("demo-output/catalog", bands=["red", "nir08"])  # doctest: +SKIP
+    >>> ds.B4.dtype  # doctest: +SKIP
+    dtype('uint16')
+    """
+    import odc.stac
+
+    items = _items(source)
+    sensor = _sensor_of(items)
+    keys = _resolve_bands(bands, sensor, items[0])
+    block = _check_assets(items, keys)
+    if chunks is None:
+        chunk_map: dict[str, int | Literal["auto"]] = dict(_default_chunks(block))
+    elif isinstance(chunks, int):
+        chunk_map = {"x": chunks, "y": chunks}
+    else:
+        chunk_map = dict(chunks)
+    grid: dict[str, Any] = {}
+    if crs is not None:
+        grid["crs"] = crs
+    if resolution is not None:
+        grid["resolution"] = resolution
+    props = [
+        {"key": prop, "name": f"_prop_{name}", "dtype": "float64", "nodata": float("nan")}
+        for name, prop in _TIME_COORDS.items()
+    ]
+    multi = _multiband(items[0], keys)
+    odc_bands = [
+        n
+        for k in keys
+        for n in ([f"{k}.{i}" for i in range(1, multi[k] + 1)] if k in multi else [k])
+    ]
+    ds = odc.stac.load(
+        _only_assets(items, keys),
+        bands=odc_bands,
+        chunks=chunk_map,
+        groupby=groupby or "time",
+        with_properties=props,
+        **grid,
+    )
+    coords: dict[Hashable, Any] = {}
+    for name in _TIME_COORDS:
+        var = ds[f"_prop_{name}"]
+        coords[name] = ("time", np.asarray(var.values, dtype="float64"))
+    ds = ds.drop_vars([f"_prop_{n}" for n in _TIME_COORDS]).assign_coords(coords)
+    per_time = _first_items(items, ds["time"].values)
+    out = xr.Dataset(coords=ds.coords)
+    for key in keys:
+        if key in multi:
+            out[key] = _stack_asset(ds, key, multi[key], items[0])
+        else:
+            out[key] = ds[key]
+            out[key].attrs = _band_attrs(key, sensor, per_time, ds[key].attrs.get("nodata"))
+    levels = sorted({str(it.properties.get("processing:level", "")) for it in items})
+    out.attrs = {"sensor": sensor.name, "processing_level": "/".join(levels)}
+    return out

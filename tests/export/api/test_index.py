@@ -1,0 +1,141 @@
+"""The SQLite + R*Tree index: rebuild from the static catalog, search, entitlements, paging."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pystac
+import pytest
+import shapely
+
+from eo_pipeline.errors import CatalogError
+from eo_pipeline.export.api.customers import Entitlement
+from eo_pipeline.export.api.index import SearchQuery, SQLiteIndex, open_index
+from tests.export.api.conftest import BOB_BBOX, PUBLIC, Published
+
+ALL = frozenset({"kazeosat1-l2", "kazeosat2-l2", PUBLIC})
+
+
+def _ts(day: str) -> float:
+    return dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()
+
+
+@pytest.fixture(scope="module")
+def index(published: Published) -> SQLiteIndex:
+    return open_index(published.root)
+
+
+def _ids(index: SQLiteIndex, **kw: object) -> list[str]:
+    kw.setdefault("entitlement", Entitlement(ALL))
+    kw.setdefault("limit", 100)
+    return [d["id"] for d in index.search(SearchQuery(**kw)).items]  # type: ignore[arg-type]
+
+
+def test_rebuild_indexes_collections_items_and_assets(
+    published: Published, tmp_path: object
+) -> None:
+    index = SQLiteIndex(published.root / ".eo-pipeline" / "index.sqlite")
+    assert index.rebuild(published.root) == 6
+    assert [c["id"] for c in index.collections()] == sorted(ALL)
+    assert index.public_collections() == {PUBLIC}
+    doc = index.item("kazeosat2-l2", "kazeosat2-l2-aktau-20250301", Entitlement(ALL))
+    assert doc is not None
+    # hierarchy links are the API's business; lineage to inputs outside the catalog is kept by id
+    assert [link["rel"] for link in doc["links"]] == ["derived_from"]
+    assert (
+        doc["links"][0]["href"] == "urn:eo-pipeline:item:kazeosat2-l1/kazeosat2-l1-aktau-20250301"
+    )
+    assert "/tmp" not in str(doc)  # no server path leaks into the API
+    href = doc["assets"]["B1"]["href"]
+    assert href == "kazeosat2-l2/kazeosat2-l2-aktau-20250301/kazeosat2-l2-aktau-20250301_B1.tif"
+    assert index.asset_owner(href) == ("kazeosat2-l2", "kazeosat2-l2-aktau-20250301")
+    assert index.asset_owner(".eo-pipeline/signing.key") is None
+    assert index.asset_owner("catalog.json") is None
+
+
+def test_default_order_is_newest_first(index: SQLiteIndex) -> None:
+    ids = _ids(index)
+    assert len(ids) == 6 and ids[0] == "kazeosat2-l2-aktau-20250301"
+    assert ids[-1] == "landsat8-ndvi-astana-20240501"
+
+
+def test_filters(index: SQLiteIndex) -> None:
+    astana = [
+        "kazeosat1-l2-astana-20240801",
+        "kazeosat2-l2-astana-20240610",
+        "landsat8-ndvi-astana-20240501",
+    ]
+    assert _ids(index, bbox=(71.3, 51.0, 71.4, 51.2)) == astana
+    assert _ids(
+        index, collections=("kazeosat2-l2",), start=_ts("2024-07-01"), end=_ts("2024-12-31")
+    ) == ["kazeosat2-l2-almaty-20240715"]
+    assert _ids(index, ids=("kazeosat1-l2-shymkent-20240901", "nope")) == [
+        "kazeosat1-l2-shymkent-20240901"
+    ]
+    assert _ids(index, intersects=shapely.Point(69.6, 42.32)) == ["kazeosat1-l2-shymkent-20240901"]
+    # a bbox crossing the antimeridian covers none of Kazakhstan
+    assert _ids(index, bbox=(170.0, 40.0, -170.0, 55.0)) == []
+    assert len(_ids(index, bbox=(60.0, 40.0, 59.0, 55.0))) == 6  # 60E eastwards round to 59E
+
+
+def test_entitlement_area_time_and_collections(index: SQLiteIndex) -> None:
+    bob = Entitlement(
+        frozenset({"kazeosat1-l2", "kazeosat2-l2"}),
+        bbox=BOB_BBOX,
+        start=_ts("2024-01-01"),
+        end=_ts("2024-12-31"),
+    )
+    assert sorted(_ids(index, entitlement=bob)) == [
+        "kazeosat1-l2-shymkent-20240901",
+        "kazeosat2-l2-almaty-20240715",
+    ]
+    assert _ids(index, entitlement=bob, collections=(PUBLIC,)) == []
+    assert index.item("kazeosat2-l2", "kazeosat2-l2-aktau-20250301", bob) is None
+    assert index.item("kazeosat2-l2", "kazeosat2-l2-almaty-20240715", bob) is not None
+    assert _ids(index, entitlement=Entitlement(frozenset())) == []
+
+
+def test_paging_is_complete_and_disjoint(index: SQLiteIndex) -> None:
+    for ent in (
+        Entitlement(ALL),
+        Entitlement(ALL, bbox=(40.0, 40.0, 80.0, 55.0)),
+    ):  # SQL / exact path
+        seen: list[str] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = index.search(SearchQuery(ent, limit=4, offset=offset, sortby=(("id", True),)))
+            seen += [d["id"] for d in page.items]
+            offset = page.next_offset
+        assert seen == sorted(seen) and len(seen) == len(set(seen)) == 6
+
+
+def test_sortby_property_and_bad_field(index: SQLiteIndex) -> None:
+    ids = _ids(index, sortby=(("properties.eo:cloud_cover", False),))
+    docs = [index.item(i.split("-")[0] + "-" + i.split("-")[1], i, Entitlement(ALL)) for i in ids]
+    covers = [d["properties"]["eo:cloud_cover"] for d in docs if d]
+    assert covers == sorted(covers, reverse=True)
+    with pytest.raises(CatalogError, match="sortby"):
+        _ids(index, sortby=(("x'); DROP TABLE items; --", True),))
+
+
+def test_missing_catalog_is_an_error(tmp_path: object) -> None:
+    with pytest.raises(CatalogError, match=r"catalog\.json"):
+        open_index(str(tmp_path), rebuild=True)
+
+
+def test_bbox_search_tests_footprints_not_just_bboxes(tmp_path: Path) -> None:
+    """A triangle's bbox covers its empty corner; a search there must not return it."""
+    when = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    tri = {"type": "Polygon", "coordinates": [[[0, 0], [10, 0], [0, 10], [0, 0]]]}
+    item = pystac.Item("tri", tri, [0, 0, 10, 10], when, {}, collection="c")
+    coll = pystac.Collection("c", "d", pystac.Extent.from_items([item]))
+    coll.add_item(item)
+    cat = pystac.Catalog("root", "d")
+    cat.add_child(coll)
+    cat.normalize_and_save(str(tmp_path), pystac.CatalogType.SELF_CONTAINED)
+    index = open_index(tmp_path, rebuild=True)
+    ent = Entitlement(frozenset({"c"}))
+    assert _ids(index, entitlement=ent, bbox=(8.0, 8.0, 9.0, 9.0)) == []
+    assert _ids(index, entitlement=ent, bbox=(1.0, 1.0, 2.0, 2.0)) == ["tri"]
+    assert _ids(index, entitlement=Entitlement(frozenset({"c"}), bbox=(8.0, 8.0, 9.0, 9.0))) == []

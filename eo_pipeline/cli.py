@@ -118,17 +118,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_validate)
 
     p = sub.add_parser("simulate", help="simulate L1 scenes of a sensor over Kazakhstan")
-    p.add_argument("--sensor", required=True)
-    p.add_argument("--scenes", type=int, default=1)
+    p.add_argument(
+        "--sensor", required=True, help="sensor name (eo-pipeline sensors list) or sensor file"
+    )
+    p.add_argument(
+        "--scenes", type=int, default=1, help="number of scenes to simulate (default: 1)"
+    )
     p.add_argument(
         "--size",
         type=int,
         default=1024,
         help="pixels per side of the finest multispectral grid (PAN bands get 2-4x more)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed: same seed, same scenes (default: 0)"
+    )
     p.add_argument("--no-noise", action="store_true", help="switch sensor noise off")
-    p.add_argument("--format", choices=["cog", "dimap"], default="cog")
+    p.add_argument(
+        "--format",
+        choices=["cog", "dimap"],
+        default="cog",
+        help="cog: one COG per band (default); dimap: an Airbus DIMAP V2 delivery (KazEOSat-1)",
+    )
     p.add_argument(
         "--date", default=None, help="acquisition date YYYY-MM-DD (default: from the seed)"
     )
@@ -137,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a time series over one place (every 3 days from the 2nd of a month), for composites",
     )
-    p.add_argument("--catalog", required=True)
+    p.add_argument(
+        "--catalog", required=True, help="static catalog folder to add the scenes to (created)"
+    )
     p.set_defaults(handler=_cmd_simulate)
 
     p = sub.add_parser("run", help="run a workflow file on a dask cluster")
@@ -161,22 +174,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_publish)
 
     p = sub.add_parser("serve", help="serve a catalog through the STAC API")
-    p.add_argument("--catalog", required=True)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--catalog", required=True, help="export catalog folder (from publish)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default: 8080)")
     p.set_defaults(handler=_cmd_serve)
 
     p = sub.add_parser("customers", help="manage export customers, API keys and entitlements")
-    p.add_argument("--catalog", required=True)
-    p.add_argument("action", choices=["add", "list", "revoke"])
-    p.add_argument("name", nargs="?")
+    p.add_argument("--catalog", required=True, help="export catalog folder (from publish)")
+    p.add_argument(
+        "action",
+        choices=["add", "list", "revoke"],
+        help="add a customer (prints its new API key), list them, or revoke one",
+    )
+    p.add_argument("name", nargs="?", help="customer name (for add and revoke)")
     p.add_argument("--collections", default="", help="comma-separated collection ids")
     p.add_argument("--bbox", default=None, help="west,south,east,north entitlement area")
     p.add_argument("--datetime", default=None, help="start/end entitlement interval (RFC 3339)")
     p.set_defaults(handler=_cmd_customers)
 
     p = sub.add_parser("demo", help="the main job on simulated scenes (what `make demo` runs)")
-    p.add_argument("--out", default="demo-output")
+    p.add_argument("--out", default="demo-output", help="output folder (default: ./demo-output)")
     p.add_argument("--no-serve", action="store_true", help="do not start the STAC API at the end")
     p.set_defaults(handler=_cmd_demo)
     return parser

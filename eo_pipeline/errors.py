@@ -25,9 +25,11 @@ __all__ = [
     "ConfigError",
     "CustomerError",
     "EOPipelineError",
+    "EOPipelineWarning",
     "FormulaError",
     "InputDataError",
     "MetadataError",
+    "MetadataWarning",
     "SensorFileError",
     "StacValidationError",
     "UnknownIndexError",
@@ -102,3 +104,11 @@ class ConfigError(EOPipelineError, ValueError):
 
 class CustomerError(EOPipelineError, ValueError):
     """An export customer, API key or entitlement that is unknown, revoked or malformed."""
+
+
+class EOPipelineWarning(UserWarning):
+    """Root of the warnings eo-pipeline emits on purpose (filter them with this class)."""
+
+
+class MetadataWarning(EOPipelineWarning):
+    """Product metadata was read but is irregular (a tolerated deviation from the format)."""

@@ -34,3 +34,18 @@ def s2_dir() -> Path:
             "to the folder holding sentinel2-l1c-T01LAC-20200717/"
         )
     return S2_DIR
+
+
+LANDSAT9_DIR = REAL_DATA / "landsat9-c2-l1tp-112081-20220209-decimated"
+LANDSAT9_ID = "LC09_L1TP_112081_20220209_20220209_02_T1"
+
+
+@pytest.fixture(scope="session")
+def landsat9_dir() -> Path:
+    """The real Landsat 9 C2 L1 product (decimated rasters; skips with a reason when absent)."""
+    if not (LANDSAT9_DIR / f"{LANDSAT9_ID}_MTL.txt").exists():
+        pytest.skip(
+            f"real Landsat 9 product not found at {LANDSAT9_DIR}; set EO_PIPELINE_REAL_DATA "
+            "to the folder holding landsat9-c2-l1tp-112081-20220209-decimated/"
+        )
+    return LANDSAT9_DIR

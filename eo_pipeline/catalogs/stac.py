@@ -54,6 +54,7 @@ __all__ = [
     "AssetSpec",
     "build_collection",
     "build_item",
+    "cloud_cover_method",
     "collection_id_for",
     "merge_collection",
 ]
@@ -308,6 +309,43 @@ def _orbit_state(meta: SceneMetadata, sensor: _sensors.Sensor) -> str | None:
     return None
 
 
+def cloud_cover_method(meta: SceneMetadata, sensor_name: str) -> str:
+    """How the product's own ``eo:cloud_cover`` figure was made, in its provider's words."""
+    if meta.extra.get("simulated"):
+        return "simulator truth: percent of valid pixels of class cloud or thin cloud"
+    if meta.extra.get("cloud_cover_method"):
+        return str(meta.extra["cloud_cover_method"])
+    if sensor_name.startswith("landsat"):
+        return "provider: USGS MTL IMAGE_ATTRIBUTES CLOUD_COVER (CFMask cloud percent of the scene)"
+    if sensor_name.startswith("sentinel2"):
+        return "provider: ESA product metadata Cloud_Coverage_Assessment (percent)"
+    if meta.extra.get("dimap") or Path(meta.source).name.upper().startswith(("DIM_", "VOL_")):
+        return "provider: Airbus DIMAP V2 Dataset_Content/CLOUD_COVERAGE (percent)"
+    return f"provider: {Path(meta.source).name or 'product metadata'}"
+
+
+def _cloud_properties(
+    meta: SceneMetadata,
+    sensor: _sensors.Sensor,
+    ours: float | None,
+    stats: Mapping[str, float] | None,
+    source: str | None,
+) -> dict[str, Any]:
+    """``eo:cloud_cover`` with the provider's meaning, our own figures in our own fields."""
+    props: dict[str, Any] = {}
+    if meta.cloud_cover is not None:
+        props["eo:cloud_cover"] = round(float(meta.cloud_cover), 4)
+        props["eo_pipeline:cloud_cover_method"] = cloud_cover_method(meta, sensor.name)
+    elif ours is not None:
+        props["eo:cloud_cover"] = round(float(ours), 4)
+        props["eo_pipeline:cloud_cover_method"] = f"eo-pipeline: {source or 'computed'}"
+    for name, value in (stats or {}).items():
+        props[f"eo_pipeline:{name}_percent"] = round(float(value), 4)
+    if stats:
+        props["eo_pipeline:cover_source"] = source or "computed"
+    return props
+
+
 def build_item(
     meta: SceneMetadata,
     assets: Sequence[AssetSpec],
@@ -315,6 +353,8 @@ def build_item(
     collection_id: str | None = None,
     item_id: str | None = None,
     cloud_cover: float | None = None,
+    cover_stats: Mapping[str, float] | None = None,
+    cover_source: str | None = None,
     properties: Mapping[str, Any] | None = None,
     checksum: bool = True,
 ) -> pystac.Item:
@@ -332,9 +372,13 @@ def build_item(
     item_id
         Default ``meta.product_id``, else ``{sensor}_{YYYYMMDDTHHMMSS}``.
     cloud_cover
-        ``eo:cloud_cover`` in percent (e.g. computed from a QA band); default
-        ``meta.cloud_cover``. The metadata's own figure is kept in
-        ``eo_pipeline:metadata_cloud_cover`` when it differs from the one given.
+        Our own cloud percentage, used for ``eo:cloud_cover`` only when the product states
+        none (``meta.cloud_cover`` is ``None``): ``eo:cloud_cover`` keeps the provider's
+        meaning (USGS MTL ``CLOUD_COVER``, ESA ``Cloud_Coverage_Assessment``, DIMAP
+        ``CLOUD_COVERAGE``), and ``eo_pipeline:cloud_cover_method`` says where it came from.
+    cover_stats
+        Our own per-class percentages (``cloud``, ``shadow``, ``cirrus``, ``clear``...), stored
+        as ``eo_pipeline:{class}_percent`` with ``eo_pipeline:cover_source`` = ``cover_source``.
     properties
         More item properties, set last (they win), e.g. ``processing:lineage``.
     checksum
@@ -404,11 +448,7 @@ def build_item(
         props["proj:code"] = codes.pop()
     elif meta.epsg is not None and not codes:
         props["proj:code"] = f"EPSG:{meta.epsg}"
-    cover = cloud_cover if cloud_cover is not None else meta.cloud_cover
-    if cover is not None:
-        props["eo:cloud_cover"] = round(float(cover), 4)
-    if meta.cloud_cover is not None and cloud_cover is not None:
-        props["eo_pipeline:metadata_cloud_cover"] = float(meta.cloud_cover)
+    props.update(_cloud_properties(meta, sensor, cloud_cover, cover_stats, cover_source))
     state = _orbit_state(meta, sensor)
     if state:
         props["sat:orbit_state"] = state

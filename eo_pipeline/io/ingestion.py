@@ -52,6 +52,7 @@ __all__ = [
     "ingest",
     "ingest_demo_scene",
     "landsat_assets",
+    "qa_cover",
     "real_data_dir",
     "sentinel2_assets",
 ]
@@ -65,6 +66,9 @@ QA_CLOUD = 1 << 3
 """QA_PIXEL bit 3: cloud."""
 QA_SHADOW = 1 << 4
 """QA_PIXEL bit 4: cloud shadow."""
+# the classes reported by qa_cover(): our own figures, beside the provider's eo:cloud_cover
+_QA_CLASSES = {"cloud": 1 << 3, "shadow": 1 << 4, "cirrus": 1 << 2, "snow": 1 << 5,
+               "clear": 1 << 6, "water": 1 << 7}  # fmt: skip
 
 # Landsat QA / auxiliary files: suffix after the product id -> (asset key, roles, nodata).
 _LANDSAT_AUX: dict[str, tuple[str, tuple[str, ...], float | None]] = {
@@ -143,6 +147,34 @@ def cloud_cover_from_qa(
             valid += int(np.count_nonzero(ok))
             flagged += int(np.count_nonzero(ok & ((qa & flags) != 0)))
     return 100.0 * flagged / valid if valid else None
+
+
+def qa_cover(path: str | os.PathLike[str], rows_per_block: int = 1024) -> dict[str, float] | None:
+    """Percent of valid pixels flagged cloud, shadow, cirrus, snow, clear and water in a QA_PIXEL.
+
+    Our own figures from the Landsat C2 ``QA_PIXEL`` bits (cloud 3, cloud shadow 4, cirrus 2,
+    snow 5, clear 6, water 7; fill pixels, bit 0, not counted), each class separately; read in
+    blocks of ``rows_per_block`` rows. ``None`` when the band holds no valid pixel. Ingest
+    stores them as ``eo_pipeline:{class}_percent``; ``eo:cloud_cover`` stays the provider's.
+
+    Examples
+    --------
+    >>> sorted(qa_cover("LC08_..._QA_PIXEL.TIF"))  # doctest: +SKIP
+    ['cirrus', 'clear', 'cloud', 'shadow', 'snow', 'water']
+    """
+    import rasterio
+
+    valid = 0
+    counts = dict.fromkeys(_QA_CLASSES, 0)
+    with rasterio.open(path) as ds:
+        for row in range(0, ds.height, rows_per_block):
+            window = ((row, min(row + rows_per_block, ds.height)), (0, ds.width))
+            qa = ds.read(1, window=window)
+            ok = (qa & _QA_FILL) == 0
+            valid += int(np.count_nonzero(ok))
+            for name, bit in _QA_CLASSES.items():
+                counts[name] += int(np.count_nonzero(ok & ((qa & bit) != 0)))
+    return {k: round(100.0 * v / valid, 4) for k, v in counts.items()} if valid else None
 
 
 def landsat_assets(meta: SceneMetadata) -> list[AssetSpec]:
@@ -403,13 +435,11 @@ def ingest(
         if not any(s.bands for s in specs):
             raise InputDataError(f"{meta.source}: no band of sensor {sensor.name} found to ingest")
         qa = _check_rasters(meta, [s for s in specs if "tile" not in s.roles])
-        cover = cloud_cover_from_qa(qa) if qa is not None else None
-        if cover is not None:
-            lineage += " (eo:cloud_cover from QA_PIXEL cloud and shadow bits)"
+        cover = qa_cover(qa) if qa is not None else None
         props: dict[str, Any] = {"processing:lineage": lineage}
         if docs:
             props["eo_pipeline:format"] = "dimap"
-        item = build_item(meta, specs, cloud_cover=cover, properties=props)
+        item = build_item(meta, specs, cover_stats=cover, cover_source="QA_PIXEL", properties=props)
         (written,) = add_items(catalog_dir, [item], asset_mode=asset_mode, overwrite=overwrite)
     return written
 

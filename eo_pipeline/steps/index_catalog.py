@@ -101,6 +101,8 @@ class IndexDefinition:
     """Platforms ASI lists the index for."""
     source: str = "custom"
     """Where the definition comes from (``spyndex <version>`` or ``custom``)."""
+    asi_formula: str = ""
+    """The formula as ASI writes it, when :attr:`formula` expands kernel symbols (kNDVI...)."""
 
     @property
     def common_names(self) -> tuple[str, ...]:
@@ -181,11 +183,12 @@ def catalog() -> IndexCatalog:
     }
     indices = {}
     for name, v in raw_indices["SpectralIndices"].items():
-        symbols = tuple(v["bands"])
+        formula, symbols = _expand_kernels(v["formula"], tuple(v["bands"]), bands, constants)
         indices[name] = IndexDefinition(
             short_name=name,
             long_name=v.get("long_name", name),
-            formula=v["formula"],
+            formula=formula,
+            asi_formula=v["formula"] if formula != v["formula"] else "",
             bands=tuple(s for s in symbols if s not in constants),
             constants=tuple(s for s in symbols if s in constants),
             reference=v.get("reference", ""),
@@ -199,6 +202,39 @@ def catalog() -> IndexCatalog:
         constants=MappingProxyType(constants),
         version=version,
     )
+
+
+_KERNEL_SYMBOL = re.compile(r"^k([A-Z])([A-Z])$")
+
+
+def _expand_kernels(
+    formula: str,
+    symbols: tuple[str, ...],
+    bands: Mapping[str, BandSymbol],
+    constants: Mapping[str, ConstantDef],
+) -> tuple[str, tuple[str, ...]]:
+    """ASI kernel symbols (``kNR``...) as the RBF kernel of their two symbols.
+
+    ASI's kernel indices (kNDVI, kEVI, kIPVI, kRVI, kVARI; Camps-Valls et al. 2021) take
+    kernel values ``kAB = k(A, B)`` as inputs. Like spyndex's ``computeKernel("RBF", ...)``,
+    ``k(a, b) = exp(-(a - b)**2 / (2 * sigma**2))`` with the length scale ``sigma`` a constant
+    (spyndex's ``constants.json`` default 0.5, or the caller's ``sigma=``); ``A``/``B`` are ASI
+    band symbols or constants (``kNL``: N and the canopy background constant ``L``).
+    Formulas without kernel symbols come back unchanged.
+    """
+    out = list(symbols)
+    for sym in symbols:
+        m = _KERNEL_SYMBOL.match(sym)
+        if sym in bands or sym in constants or m is None:
+            continue
+        a, b = m.groups()
+        if not all(x in bands or x in constants for x in (a, b)):
+            continue
+        rbf = f"exp(-((({a}) - ({b})) ** 2) / (2 * sigma ** 2))"
+        formula = re.sub(rf"\b{sym}\b", f"({rbf})", formula)
+        out.remove(sym)
+        out.extend(x for x in (a, b, "sigma") if x not in out)
+    return formula, tuple(out)
 
 
 @dataclass(frozen=True)

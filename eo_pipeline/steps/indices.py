@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -92,9 +92,20 @@ def _dataset_candidates(ds: xr.Dataset) -> list[BandCandidate]:
 
 
 def available_indices(
-    sensor: str | Sensor | xr.Dataset | None = None, *, domain: str | None = None
+    sensor: str | Sensor | xr.Dataset | None = None,
+    *,
+    domain: str | None = None,
+    constants: Iterable[str] = (),
 ) -> list[str]:
-    """ASI short names whose bands ``sensor`` has (all known indices when ``None``).
+    """ASI short names ``sensor`` can compute (all known indices when ``None``).
+
+    An index is offered when the sensor has its bands and every constant it needs has a
+    value: an ASI default (``L``, ``g``, ``sigma``...), a band centre wavelength
+    (``lambdaN``...), or a name in ``constants``. Indices needing a constant with no default
+    (NIRvP needs ``PAR``, photosynthetically active radiation) are offered only when that
+    constant is named; :func:`compute_indices` without it raises a :class:`FormulaError`
+    naming it. Kernel indices (kNDVI, kEVI, kIPVI, kRVI, kVARI) use the RBF kernel with
+    spyndex's length scale ``sigma`` (0.5 unless given).
 
     Parameters
     ----------
@@ -103,18 +114,28 @@ def available_indices(
         or a Dataset whose variables carry ``common_name`` attributes.
     domain
         Keep only one application domain (``vegetation``, ``water``, ``burn``, ``urban``,
-        ``snow``, ``soil``, ``clouds``...).
+        ``snow``, ``soil``, ``clouds``, ``kernel``...).
+    constants
+        Names of constants the caller will pass (``["PAR"]``).
 
     Examples
     --------
     >>> "NDVI" in available_indices(), "NDWI" in available_indices(domain="water")
     (True, True)
+    >>> "NIRvP" in available_indices("landsat8"), "NIRvP" in available_indices("landsat8", constants=["PAR"])
+    (False, True)
     """
     cat = catalog()
+    given = set(constants)
+
+    def valued(c: str) -> bool:
+        return c in given or c in _WAVELENGTH_CONSTANTS or cat.constants[c].default is not None
+
     defs = [d for d in cat.indices.values() if domain is None or d.domain == domain]
     if domain is not None and not defs:
         domains = sorted({d.domain for d in cat.indices.values()})
         raise UnknownIndexError(f"unknown domain {domain!r}; domains: {', '.join(domains)}")
+    defs = [d for d in defs if all(valued(c) for c in d.constants)]
     if sensor is None:
         return sorted(d.short_name for d in defs)
     cands = (

@@ -206,9 +206,11 @@ def check_steps(wf: Workflow, items: Sequence[pystac.Item]) -> None:
                 f"{wf.source}: input items name sensor {name!r}, which no sensor file defines"
             ) from None
         if istep is not None:
-            supported = set(available_indices(sensor))
+            given = istep.params.get("constants", {})
+            supported = set(available_indices(sensor, constants=given))
             for index in istep.params.get("names", []):
                 if index not in supported:
+                    _missing_constant(wf, istep, sensor, index)
                     import difflib
 
                     close = difflib.get_close_matches(index, supported, n=3)
@@ -456,3 +458,24 @@ def _unique_keys(units: list[Unit]) -> tuple[Unit, ...]:
             u = replace(u, key=f"{u.key}-{tag}", site=f"{u.site or 'site'}-{tag}")
         out.append(u)
     return tuple(out)
+
+
+def _missing_constant(wf: Workflow, istep: Any, sensor: Any, index: str) -> None:
+    """Raise the error naming the constant(s) an index lacks (NIRvP needs PAR), if that is why."""
+    from eo_pipeline.steps.index_catalog import catalog
+
+    cat = catalog()
+    d = cat.indices.get(index)
+    if d is None:
+        return
+    lacking = [c for c in d.constants if cat.constants[c].default is None]
+    lacking = [c for c in lacking if not c.startswith("lambda")]
+    lacking = [c for c in lacking if c not in istep.params.get("constants", {})]
+    from eo_pipeline.steps.indices import available_indices
+
+    if lacking and index in available_indices(sensor, constants=lacking):
+        raise WorkflowError(
+            f"{wf.source}:{istep.line}: indices: {index!r} needs constant(s) "
+            f"{', '.join(f'{c} ({cat.constants[c].description})' for c in lacking)}, which have "
+            f"no default; add them to the step, e.g. constants: {{{lacking[0]}: <number>}}"
+        )

@@ -106,6 +106,9 @@ def product_item(
         for k in ("view:sun_elevation", "view:sun_azimuth", "eo:cloud_cover"):
             if k in first.properties:
                 props[k] = first.properties[k]
+        if "eo:cloud_cover" in first.properties:
+            how = first.properties.get("eo_pipeline:cloud_cover_method", "input metadata")
+            props["eo_pipeline:cloud_cover_method"] = f"of the input scene {first.id}: {how}"
     else:
         props["datetime"] = None
         props["start_datetime"] = times[0].isoformat().replace("+00:00", "Z")

@@ -20,7 +20,7 @@ from eo_pipeline.catalogs import readers
 from eo_pipeline.catalogs.readers import MetadataFormat, read_metadata
 from eo_pipeline.catalogs.readers.landsat import parse_mtl
 from eo_pipeline.catalogs.scene import SceneMetadata
-from eo_pipeline.errors import MetadataError, UnknownSensorError
+from eo_pipeline.errors import MetadataError, MetadataWarning, UnknownSensorError
 
 pytestmark = pytest.mark.realdata
 
@@ -140,6 +140,25 @@ def test_truncated_mtl_at_a_line_end(landsat_dir, tmp_path):
     path = _write(tmp_path, "cut_MTL.txt", "".join(lines[: len(lines) // 2]))
     with pytest.raises(MetadataError, match=r"truncated: it stops inside group \w+"):
         read_metadata(path)
+
+
+def test_mtl_without_trailing_end_is_read_with_a_warning(landsat_dir, tmp_path):
+    """USGS tools sometimes drop the final END; the top group closed means nothing is missing."""
+    text = _mtl(landsat_dir).read_text().rstrip()
+    assert text.endswith("END")
+    path = _write(tmp_path, "noend_MTL.txt", text[: -len("END")])
+    with pytest.warns(MetadataWarning, match="no closing END"):
+        meta = read_metadata(path)
+    assert meta.replace(source="") == read_metadata(_mtl(landsat_dir)).replace(source="")
+
+
+def test_mtl_with_top_group_open_and_no_end_is_truncated(landsat_dir, tmp_path):
+    text = _mtl(landsat_dir).read_text().rstrip()
+    cut = text[: text.rindex("END_GROUP = LANDSAT_METADATA_FILE")]
+    with pytest.raises(
+        MetadataError, match="truncated: it stops inside group LANDSAT_METADATA_FILE"
+    ):
+        read_metadata(_write(tmp_path, "open_MTL.txt", cut))
 
 
 @pytest.mark.parametrize(

@@ -79,15 +79,20 @@ def test_real_scene_item(catalog: Path, landsat_dir: Path) -> None:
     assert item.assets["B4"].href == f"./{LANDSAT_ID}_SR_B4.TIF"
     p = item.properties
     assert p["view:sun_elevation"] == pytest.approx(59.49769288)
-    assert p["eo_pipeline:metadata_cloud_cover"] == 75.65
+    # eo:cloud_cover is the provider's figure (USGS MTL CLOUD_COVER), saying so
+    assert p["eo:cloud_cover"] == 75.65
+    assert "USGS MTL" in p["eo_pipeline:cloud_cover_method"]
     assert p["sat:relative_orbit"] == 1 and p["eo_pipeline:wrs_row"] == 70
 
-    # eo:cloud_cover recomputed independently from the QA band: cloud or shadow over non-fill.
+    # our own figures, recomputed independently from the QA band, each class over non-fill
     with rasterio.open(landsat_dir / f"{LANDSAT_ID}_QA_PIXEL.TIF") as ds:
         qa = ds.read(1)
     valid = (qa & 1) == 0
+    for name, bit in (("cloud", 3), ("shadow", 4), ("cirrus", 2), ("snow", 5), ("clear", 6)):
+        share = 100.0 * np.count_nonzero(valid & ((qa >> bit) & 1 == 1)) / np.count_nonzero(valid)
+        assert p[f"eo_pipeline:{name}_percent"] == pytest.approx(share, abs=1e-4), name
+    assert p["eo_pipeline:cover_source"] == "QA_PIXEL"
     expected = 100.0 * np.count_nonzero(valid & ((qa & 0b11000) != 0)) / np.count_nonzero(valid)
-    assert p["eo:cloud_cover"] == pytest.approx(expected, abs=1e-4)
     assert cloud_cover_from_qa(
         landsat_dir / f"{LANDSAT_ID}_QA_PIXEL.TIF", rows_per_block=7
     ) == pytest.approx(expected)

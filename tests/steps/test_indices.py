@@ -53,6 +53,11 @@ def spyndex_value(name: str, ds: xr.Dataset, constants: dict[str, float]) -> np.
             params[c] = resolve_symbols([sym], cands)[sym].center_wavelength * 1000
         else:
             params[c] = catalog().constants[c].default
+    # kernel symbols (kNR...) as spyndex computes them: computeKernel("RBF", a, b, sigma)
+    for sym in spyndex.indices[name].bands:
+        if len(sym) == 3 and sym[0] == "k" and sym not in catalog().constants:
+            a, b = params[sym[1]], params[sym[2]]
+            params[sym] = spyndex.computeKernel("RBF", {"a": a, "b": b, "sigma": params["sigma"]})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return np.asarray(spyndex.computeIndex(name, params), dtype=np.float64)
@@ -118,6 +123,31 @@ def test_kazeosat_index_equals_spyndex(
             _compare(name, out[name], spyndex_value(name, ds, CONSTANTS))
 
 
+KERNEL_INDICES = ["kNDVI", "kEVI", "kIPVI", "kRVI", "kVARI"]
+
+
+def test_kernel_indices_are_offered_and_equal_spyndex(s2_fused) -> None:
+    """ASI's kernel indices with spyndex's RBF kernel and its constant sigma (0.5, or given)."""
+    assert set(KERNEL_INDICES) <= set(S2_INDICES)
+    assert set(KERNEL_INDICES) <= set(available_indices("kazeosat2", domain="kernel")) | {"kEVI"}
+    ds, out = s2_fused
+    for name in KERNEL_INDICES:
+        _compare(name, out[name], spyndex_value(name, ds, {}))
+    assert "sigma=0.5" in out["kNDVI"].attrs["constants"]
+    wide = compute_indices(ds, ["kNDVI"], sigma=0.25).compute()
+    _compare("kNDVI", wide["kNDVI"], spyndex_value("kNDVI", ds, {"sigma": 0.25}))
+    assert not np.allclose(wide["kNDVI"], out["kNDVI"], equal_nan=True)
+
+
+def test_nirvp_is_offered_only_with_par() -> None:
+    assert "NIRvP" not in available_indices("landsat8")
+    assert "NIRvP" in available_indices("landsat8", constants=["PAR"])
+    ds = sensor_dataset("kazeosat2", seed=1)
+    with pytest.raises(FormulaError, match=r"needs constant PAR \(Photosynthetically Active"):
+        compute_indices(ds, ["NIRvP"])
+    assert compute_indices(ds, ["NIRvP"], PAR=1.7)["NIRvP"].attrs["constants"] == "PAR=1.7"
+
+
 # ---------------------------------------------------------------------------------------------
 # band resolution and available_indices
 
@@ -130,7 +160,8 @@ def test_available_indices_per_sensor() -> None:
     assert {"NBR", "NDMI", "MNDWI"} <= l8
     assert available_indices(sensors.get("kazeosat1")) == sorted(k1)
     assert set(available_indices(domain="water")) >= {"NDWI", "MNDWI"}
-    assert len(available_indices()) == len(catalog().indices)
+    everything = set(available_indices(constants=["PAR"]))
+    assert everything == set(catalog().indices) and "NIRvP" not in available_indices()
     with pytest.raises(UnknownIndexError, match="unknown domain"):
         available_indices(domain="moon")
 

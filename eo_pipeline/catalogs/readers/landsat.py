@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ from eo_pipeline.catalogs.readers._common import (
     read_text,
 )
 from eo_pipeline.catalogs.scene import BandCalibration, SceneMetadata
-from eo_pipeline.errors import MetadataError, UnknownSensorError
+from eo_pipeline.errors import MetadataError, MetadataWarning, UnknownSensorError
 
 __all__ = ["FORMAT", "parse_mtl", "read_mtl"]
 
@@ -102,7 +103,14 @@ def _parse_odl(path: Path, text: str) -> Groups:
             if len(value) >= 2 and value[0] == value[-1] == '"':
                 value = value[1:-1]
             groups[stack[-1]][key] = value
-    if stack or not ended:
+    if not stack and not ended and _TOP in groups:
+        warnings.warn(
+            f"{path}: the MTL has no closing END line after END_GROUP = {_TOP}; every group is "
+            "closed, so it was read as complete",
+            MetadataWarning,
+            stacklevel=4,
+        )
+    elif stack or not ended:
         inside = f"inside group {stack[-1]} " if stack else ""
         raise MetadataError(
             f"{path}: the MTL is truncated: it stops {inside}after line "

@@ -1,0 +1,547 @@
+"""Rational polynomial camera models (RPC00B): one type for every file that carries one.
+
+An RPC maps a ground point (longitude, latitude in degrees on WGS84, height in metres above
+the **ellipsoid**) to an image point (line, sample)::
+
+    line   = LINE_NUM(P, L, H) / LINE_DEN(P, L, H) * LINE_SCALE + LINE_OFF
+    sample = SAMP_NUM(P, L, H) / SAMP_DEN(P, L, H) * SAMP_SCALE + SAMP_OFF
+
+with ``L = (lon - LONG_OFF) / LONG_SCALE``, ``P = (lat - LAT_OFF) / LAT_SCALE``,
+``H = (h - HEIGHT_OFF) / HEIGHT_SCALE`` and each polynomial the 20 cubic terms in the NITF
+RPC00B order (:data:`TERMS`). That is the *inverse* localisation (ground -> image);
+:meth:`RPCModel.localize` solves it for the ground point of an image point at a given height
+(the *direct* localisation) by Newton iteration, as GDAL's RPC transformer does.
+
+Pixel convention
+----------------
+:class:`RPCModel` is always **0-based at pixel centres** (NITF RPC00B, GDAL's RPC metadata,
+``_RPC.TXT``, ``.RPB``, GeoTIFF RPC tags, OSSIM ``.geom``): line 0, sample 0 is the centre of
+the first pixel, so array index ``[i, j]`` is line ``i``, sample ``j``. Airbus DIMAP V2
+``RPC_*.XML`` files are **1-based** (the first pixel centre is 1, 1): :func:`read_rpc` takes
+1 off their ``LINE_OFF``/``SAMP_OFF`` (as GDAL's DIMAP driver does).
+
+Readers: :func:`read_rpc` (DIMAP ``RPC_*.XML``, ``*_RPC.TXT``, ``*.RPB``, OSSIM ``*.geom``,
+a GeoTIFF with RPC tags) and :meth:`RPCModel.from_gdal` (GDAL's RPC metadata dictionary,
+``rasterio``'s ``src.rpcs.to_gdal()``).
+
+Examples
+--------
+>>> m = RPCModel.from_gdal(example_rpc())
+>>> row, col = m.project(37.0, 45.0, 100.0)
+>>> lon, lat = m.localize(row, col, 100.0)
+>>> bool(abs(lon - 37.0) < 1e-9 and abs(lat - 45.0) < 1e-9)
+True
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from eo_pipeline.errors import MetadataError
+
+__all__ = ["SCALARS", "TERMS", "RPCModel", "example_rpc", "find_rpc_file", "read_rpc"]
+
+TERMS = (
+    "1", "L", "P", "H", "LP", "LH", "PH", "LL", "PP", "HH",
+    "PLH", "LLL", "LPP", "LHH", "LLP", "PPP", "PHH", "LLH", "PPH", "HHH",
+)  # fmt: skip
+"""The 20 monomials of an RPC00B polynomial, in coefficient order (L lon, P lat, H height)."""
+SCALARS = (
+    "LINE_OFF", "SAMP_OFF", "LAT_OFF", "LONG_OFF", "HEIGHT_OFF",
+    "LINE_SCALE", "SAMP_SCALE", "LAT_SCALE", "LONG_SCALE", "HEIGHT_SCALE",
+)  # fmt: skip
+"""GDAL metadata keys of the ten normalisation numbers."""
+_POLYS = ("LINE_NUM_COEFF", "LINE_DEN_COEFF", "SAMP_NUM_COEFF", "SAMP_DEN_COEFF")
+_FIX = (
+    "ask the provider for the complete RPC file (20 coefficients per polynomial, 10 offsets/scales)"
+)
+
+
+def _monomials(
+    x: NDArray[np.float64], y: NDArray[np.float64], z: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """The 20 RPC00B monomials of (x=L, y=P, z=H), stacked on a new last axis."""
+    one = np.ones_like(x)
+    return np.stack(
+        [
+            one, x, y, z, x * y, x * z, y * z, x * x, y * y, z * z,
+            x * y * z, x**3, x * y * y, x * z * z, x * x * y, y**3, y * z * z, x * x * z,
+            y * y * z, z**3,
+        ],
+        axis=-1,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RPCModel:
+    """An RPC00B camera model, 0-based at pixel centres (see the module docstring).
+
+    Heights are metres above the WGS84 ellipsoid; longitudes and latitudes in degrees.
+    """
+
+    line_off: float
+    """Line offset (0-based pixel centres)."""
+    samp_off: float
+    """Sample offset (0-based pixel centres)."""
+    lat_off: float
+    """Latitude offset (degrees)."""
+    long_off: float
+    """Longitude offset (degrees)."""
+    height_off: float
+    """Height offset (metres above the ellipsoid): the scene's mean height."""
+    line_scale: float
+    """Line scale."""
+    samp_scale: float
+    """Sample scale."""
+    lat_scale: float
+    """Latitude scale (degrees)."""
+    long_scale: float
+    """Longitude scale (degrees)."""
+    height_scale: float
+    """Height scale (metres)."""
+    line_num: tuple[float, ...]
+    """20 coefficients of the line numerator, :data:`TERMS` order."""
+    line_den: tuple[float, ...]
+    """20 coefficients of the line denominator."""
+    samp_num: tuple[float, ...]
+    """20 coefficients of the sample numerator."""
+    samp_den: tuple[float, ...]
+    """20 coefficients of the sample denominator."""
+    err_bias: float | None = None
+    """Bias error (metres, horizontal) when the file states it."""
+    err_rand: float | None = None
+    """Random error (metres) when the file states it."""
+    source: str = ""
+    """Where the model was read from (for messages and lineage)."""
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    """Format-specific facts: ``validity`` (lon/lat box), Airbus ``direct`` coefficients."""
+
+    def __post_init__(self) -> None:
+        for name in ("line_num", "line_den", "samp_num", "samp_den"):
+            if len(getattr(self, name)) != 20:
+                raise MetadataError(
+                    f"{self.source or 'RPC'}: {name.upper()} has {len(getattr(self, name))} "
+                    f"coefficients, RPC00B needs 20; {_FIX}"
+                )
+        for name in ("line_scale", "samp_scale", "lat_scale", "long_scale", "height_scale"):
+            if not getattr(self, name):
+                raise MetadataError(f"{self.source or 'RPC'}: {name.upper()} is 0; {_FIX}")
+
+    # ------------------------------------------------------------------ conversions
+    @classmethod
+    def from_gdal(cls, md: Mapping[str, Any], *, source: str = "") -> RPCModel:
+        """From GDAL's RPC metadata dictionary (``LINE_OFF``..., coefficients as text or lists).
+
+        Accepts what ``rasterio``'s ``RPC.to_gdal()`` and GDAL's ``RPC`` metadata domain give.
+        """
+        up = {str(k).upper(): v for k, v in md.items()}
+        missing = [k for k in (*SCALARS, *_POLYS) if k not in up]
+        if missing:
+            raise MetadataError(f"{source or 'RPC metadata'}: missing {', '.join(missing)}; {_FIX}")
+
+        def num(key: str) -> float:
+            text = str(up[key]).split()[0] if isinstance(up[key], str) else up[key]
+            try:
+                return float(text)
+            except (TypeError, ValueError):
+                raise MetadataError(
+                    f"{source or 'RPC'}: {key} = {up[key]!r} is not a number"
+                ) from None
+
+        def coeffs(key: str) -> tuple[float, ...]:
+            value = up[key]
+            items = value.split() if isinstance(value, str) else list(value)
+            try:
+                out = tuple(float(v) for v in items)
+            except ValueError:
+                raise MetadataError(f"{source or 'RPC'}: {key} holds a non-number") from None
+            if len(out) != 20:
+                raise MetadataError(
+                    f"{source or 'RPC'}: {key} has {len(out)} coefficients, RPC00B needs 20; {_FIX}"
+                )
+            return out
+
+        def opt(key: str) -> float | None:
+            return num(key) if key in up and str(up[key]).strip() not in ("", "-1") else None
+
+        return cls(
+            *(num(k) for k in SCALARS),
+            *(coeffs(k) for k in _POLYS),
+            err_bias=opt("ERR_BIAS"),
+            err_rand=opt("ERR_RAND"),
+            source=source,
+        )
+
+    def to_gdal(self) -> dict[str, str]:
+        """GDAL's RPC metadata dictionary (what ``rasterio.rpc.RPC.from_gdal`` takes)."""
+        out = {k: repr(float(getattr(self, k.lower()))) for k in SCALARS}
+        for key in _POLYS:
+            values = getattr(self, key.lower().replace("_coeff", ""))
+            out[key] = " ".join(repr(float(v)) for v in values)
+        if self.err_bias is not None:
+            out["ERR_BIAS"] = repr(self.err_bias)
+        if self.err_rand is not None:
+            out["ERR_RAND"] = repr(self.err_rand)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (GDAL keys; lists of numbers); :meth:`from_dict` reverses it."""
+        out: dict[str, Any] = {k: float(getattr(self, k.lower())) for k in SCALARS}
+        for key in _POLYS:
+            out[key] = [float(v) for v in getattr(self, key.lower().replace("_coeff", ""))]
+        if self.err_bias is not None:
+            out["ERR_BIAS"] = self.err_bias
+        if self.err_rand is not None:
+            out["ERR_RAND"] = self.err_rand
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, source: str = "") -> RPCModel:
+        """The model of :meth:`as_dict` (or any GDAL-style mapping)."""
+        return cls.from_gdal(d, source=source)
+
+    def shifted(self, line0: float, samp0: float) -> RPCModel:
+        """The model of a window whose first pixel is (``line0``, ``samp0``) of this image."""
+        return replace(self, line_off=self.line_off - line0, samp_off=self.samp_off - samp0)
+
+    # ------------------------------------------------------------------ localisation
+    def project(
+        self, lon: ArrayLike, lat: ArrayLike, height: ArrayLike
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Inverse localisation: (line, sample) of ground points (0-based pixel centres)."""
+        lon_a, lat_a, h_a = np.broadcast_arrays(
+            np.asarray(lon, np.float64), np.asarray(lat, np.float64), np.asarray(height, np.float64)
+        )
+        L = (lon_a - self.long_off) / self.long_scale
+        P = (lat_a - self.lat_off) / self.lat_scale
+        H = (h_a - self.height_off) / self.height_scale
+        m = _monomials(L, P, H)
+        coeff = np.array([self.line_num, self.line_den, self.samp_num, self.samp_den]).T
+        ln, ld, sn, sd = np.moveaxis(m @ coeff, -1, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            line = ln / ld * self.line_scale + self.line_off
+            samp = sn / sd * self.samp_scale + self.samp_off
+        return line, samp
+
+    def localize(
+        self,
+        line: ArrayLike,
+        samp: ArrayLike,
+        height: ArrayLike,
+        *,
+        tol: float = 1e-8,
+        max_iter: int = 30,
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Direct localisation: (lon, lat) seen at image points (line, sample) at ``height``.
+
+        Newton iteration on :meth:`project` (Jacobian by central differences), started from
+        the offsets; converges to ``tol`` pixels (1e-8 by default) in a few steps.
+
+        Raises
+        ------
+        MetadataError
+            When the iteration does not converge (a point far outside the model's domain).
+        """
+        line_a, samp_a, h_a = np.broadcast_arrays(
+            np.asarray(line, np.float64),
+            np.asarray(samp, np.float64),
+            np.asarray(height, np.float64),
+        )
+        lon = np.full(line_a.shape, self.long_off)
+        lat = np.full(line_a.shape, self.lat_off)
+        dlon, dlat = 1e-4 * self.long_scale, 1e-4 * self.lat_scale
+        for _ in range(max_iter):
+            r0, c0 = self.project(lon, lat, h_a)
+            er, ec = line_a - r0, samp_a - c0
+            if np.all(np.hypot(er, ec) < tol):
+                return lon, lat
+            r1, c1 = self.project(lon + dlon, lat, h_a)
+            r2, c2 = self.project(lon - dlon, lat, h_a)
+            r3, c3 = self.project(lon, lat + dlat, h_a)
+            r4, c4 = self.project(lon, lat - dlat, h_a)
+            a, b = (r1 - r2) / (2 * dlon), (r3 - r4) / (2 * dlat)  # dline/dlon, dline/dlat
+            c, d = (c1 - c2) / (2 * dlon), (c3 - c4) / (2 * dlat)  # dsamp/dlon, dsamp/dlat
+            det = a * d - b * c
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lon = lon + (d * er - b * ec) / det
+                lat = lat + (-c * er + a * ec) / det
+        r0, c0 = self.project(lon, lat, h_a)
+        worst = float(np.nanmax(np.hypot(line_a - r0, samp_a - c0)))
+        if not worst < 1e-3:
+            raise MetadataError(
+                f"{self.source or 'RPC'}: direct localisation did not converge (residual "
+                f"{worst:.3g} px); the image points lie outside the model's domain"
+            )
+        return lon, lat
+
+    def direct_polynomial(
+        self, line: ArrayLike, samp: ArrayLike, height: ArrayLike
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(lon, lat) from the Airbus DIMAP *direct* polynomials, when the file had them.
+
+        Raises
+        ------
+        MetadataError
+            When the model has no direct polynomials (only DIMAP ``RPC_*.XML`` carry them).
+        """
+        direct = self.extra.get("direct")
+        if not direct:
+            raise MetadataError(
+                f"{self.source or 'RPC'}: no direct (image -> ground) polynomials; use localize()"
+            )
+        line_a, samp_a, h_a = np.broadcast_arrays(
+            np.asarray(line, np.float64),
+            np.asarray(samp, np.float64),
+            np.asarray(height, np.float64),
+        )
+        x = (samp_a - self.samp_off) / self.samp_scale
+        y = (line_a - self.line_off) / self.line_scale
+        z = (h_a - self.height_off) / self.height_scale
+        m = _monomials(x, y, z)
+        coeff = np.array(
+            [direct["lon_num"], direct["lon_den"], direct["lat_num"], direct["lat_den"]]
+        ).T
+        xn, xd, yn, yd = np.moveaxis(m @ coeff, -1, 0)
+        return xn / xd * self.long_scale + self.long_off, yn / yd * self.lat_scale + self.lat_off
+
+    def footprint(
+        self, rows: int, cols: int, height: float | tuple[float, float] = 0.0, *, n: int = 8
+    ) -> list[tuple[float, float]]:
+        """Ground (lon, lat) ring around an image of ``rows`` x ``cols`` pixels.
+
+        ``n`` points per edge at the outer pixel edges; with a (low, high) height pair the
+        ring encloses the ground seen at both heights (the convex hull of both rings).
+        """
+        heights = (height, height) if isinstance(height, int | float) else height
+        t = np.linspace(0.0, 1.0, n, endpoint=False)
+        top, right = -0.5, cols - 0.5
+        bottom, left = rows - 0.5, -0.5
+        line = np.concatenate(
+            [np.full(n, top), top + t * rows, np.full(n, bottom), bottom - t * rows]
+        )
+        samp = np.concatenate(
+            [left + t * cols, np.full(n, right), right - t * cols, np.full(n, left)]
+        )
+        rings = [np.column_stack(self.localize(line, samp, h)) for h in heights]
+        pts = np.concatenate(rings)
+        if heights[0] == heights[1]:
+            return [(float(a), float(b)) for a, b in rings[0]]
+        import shapely
+
+        hull = shapely.MultiPoint(pts).convex_hull
+        return [(float(a), float(b)) for a, b in list(hull.exterior.coords)[:-1]]
+
+    def view_tan(self, line: float | None = None, samp: float | None = None) -> float:
+        """tan(viewing angle from the vertical) at an image point (the centre by default).
+
+        Measured on the model: how far the ground point moves horizontally per metre of
+        height. A height error ``dh`` moves the orthoimage by ``dh * view_tan()`` metres.
+        """
+        line = self.line_off if line is None else line
+        samp = self.samp_off if samp is None else samp
+        h0, h1 = self.height_off - 50.0, self.height_off + 50.0
+        lon0, lat0 = self.localize(line, samp, h0)
+        lon1, lat1 = self.localize(line, samp, h1)
+        lat_m = 111_132.954 * float(lat1 - lat0)
+        lon_m = 111_319.49 * math.cos(math.radians(float(lat0))) * float(lon1 - lon0)
+        return math.hypot(lat_m, lon_m) / (h1 - h0)
+
+
+def example_rpc() -> dict[str, str]:
+    """A small, well-conditioned RPC (a 10 000 x 10 000 image near 37 E 45 N) for examples."""
+    line_num = [0.0] * 20
+    samp_num = [0.0] * 20
+    den = [1.0] + [0.0] * 19
+    line_num[2], line_num[3], line_num[4] = -1.0, 0.02, 1e-3  # line ~ -lat
+    samp_num[1], samp_num[3], samp_num[7] = 1.0, 0.05, 1e-3  # sample ~ lon
+    md = {
+        "LINE_OFF": "5000", "SAMP_OFF": "5000", "LAT_OFF": "45", "LONG_OFF": "37",
+        "HEIGHT_OFF": "200", "LINE_SCALE": "5000", "SAMP_SCALE": "5000", "LAT_SCALE": "0.05",
+        "LONG_SCALE": "0.07", "HEIGHT_SCALE": "500",
+    }  # fmt: skip
+    for key, values in zip(_POLYS, (line_num, den, samp_num, den), strict=True):
+        md[key] = " ".join(repr(v) for v in values)
+    return md
+
+
+# ---------------------------------------------------------------------- file readers
+def _xml_rpc(path: Path) -> RPCModel:
+    from eo_pipeline.catalogs.readers._common import parse_xml
+
+    root = parse_xml(path)
+    values: dict[str, ET.Element] = {}
+    blocks: dict[str, dict[str, str]] = {"Direct_Model": {}, "Inverse_Model": {}}
+    for elem in root.iter():
+        tag = elem.tag.rsplit("}", 1)[-1]
+        if tag in blocks:
+            for c in elem:
+                blocks[tag][c.tag.rsplit("}", 1)[-1].upper()] = (c.text or "").strip()
+        elif elem.text and elem.text.strip():
+            values.setdefault(tag.upper(), elem)
+    inverse = blocks["Inverse_Model"]
+    if not inverse:
+        raise MetadataError(
+            f"{path}: no Rational_Function_Model/Global_RFM/Inverse_Model (ground -> image "
+            f"coefficients); is this an Airbus RPC_*.XML? {_FIX}"
+        )
+    md: dict[str, Any] = {k: (values[k].text or "").strip() for k in SCALARS if k in values}
+    for key in _POLYS:
+        md[key] = [inverse[f"{key}_{i}"] for i in range(1, 21) if f"{key}_{i}" in inverse]
+        if len(md[key]) != 20:
+            raise MetadataError(
+                f"{path}: Inverse_Model {key}_1..20: {len(md[key])} of 20 present; {_FIX}"
+            )
+    model = RPCModel.from_gdal(md, source=str(path))
+    # Airbus RPC_*.XML count pixels from 1 (first pixel centre = 1, 1)
+    model = model.shifted(1.0, 1.0)
+    extra: dict[str, Any] = {"convention": "DIMAP V2 1-based; LINE_OFF/SAMP_OFF - 1 applied"}
+    direct = blocks["Direct_Model"]
+    if all(f"{k}_{i}" in direct for k in _POLYS for i in range(1, 21)):
+        get = lambda k: tuple(float(direct[f"{k}_{i}"]) for i in range(1, 21))  # noqa: E731
+        extra["direct"] = {
+            "lon_num": get("SAMP_NUM_COEFF"), "lon_den": get("SAMP_DEN_COEFF"),
+            "lat_num": get("LINE_NUM_COEFF"), "lat_den": get("LINE_DEN_COEFF"),
+        }  # fmt: skip
+    box = [values.get(k) for k in ("FIRST_LON", "FIRST_LAT", "LAST_LON", "LAST_LAT")]
+    if all(b is not None for b in box):
+        extra["validity"] = tuple(float((b.text or "").strip()) for b in box)  # type: ignore[union-attr]
+    return replace(model, extra=extra)
+
+
+def _txt_rpc(path: Path, text: str) -> RPCModel:
+    """``*_RPC.TXT`` (``KEY: value`` lines, GDAL/DigitalGlobe) into a model."""
+    md: dict[str, Any] = {}
+    polys: dict[str, dict[int, str]] = {k: {} for k in _POLYS}
+    for raw in text.splitlines():
+        key, sep, value = raw.partition(":")
+        if not sep:
+            continue
+        key, value = key.strip().upper(), value.strip().split()[0] if value.strip() else ""
+        m = re.fullmatch(
+            r"(LINE_NUM_COEFF|LINE_DEN_COEFF|SAMP_NUM_COEFF|SAMP_DEN_COEFF)_(\d+)", key
+        )
+        if m:
+            polys[m.group(1)][int(m.group(2))] = value
+        else:
+            md[key] = value
+    for key in _POLYS:
+        got = polys[key]
+        if sorted(got) != list(range(1, 21)):
+            absent = [str(i) for i in range(1, 21) if i not in got]
+            raise MetadataError(f"{path}: {key}_{{{','.join(absent)}}} missing; {_FIX}")
+        md[key] = [got[i] for i in range(1, 21)]
+    return RPCModel.from_gdal(md, source=str(path))
+
+
+_RPB_KEYS = {
+    "lineOffset": "LINE_OFF", "sampOffset": "SAMP_OFF", "latOffset": "LAT_OFF",
+    "longOffset": "LONG_OFF", "heightOffset": "HEIGHT_OFF", "lineScale": "LINE_SCALE",
+    "sampScale": "SAMP_SCALE", "latScale": "LAT_SCALE", "longScale": "LONG_SCALE",
+    "heightScale": "HEIGHT_SCALE", "lineNumCoef": "LINE_NUM_COEFF",
+    "lineDenCoef": "LINE_DEN_COEFF", "sampNumCoef": "SAMP_NUM_COEFF",
+    "sampDenCoef": "SAMP_DEN_COEFF", "errBias": "ERR_BIAS", "errRand": "ERR_RAND",
+}  # fmt: skip
+
+
+def _rpb_rpc(path: Path, text: str) -> RPCModel:
+    """``*.RPB`` (``key = value;`` and ``key = ( a, b, ... );`` groups) into a model."""
+    md: dict[str, Any] = {}
+    for key, value in re.findall(r"(\w+)\s*=\s*(\([^)]*\)|[^;]*);", text, re.S):
+        if key in _RPB_KEYS:
+            md[_RPB_KEYS[key]] = value.strip("() \n\t").replace(",", " ")
+    return RPCModel.from_gdal(md, source=str(path))
+
+
+_GEOM_KEYS = {
+    "line_off": "LINE_OFF", "samp_off": "SAMP_OFF", "lat_off": "LAT_OFF",
+    "long_off": "LONG_OFF", "height_off": "HEIGHT_OFF", "line_scale": "LINE_SCALE",
+    "samp_scale": "SAMP_SCALE", "lat_scale": "LAT_SCALE", "long_scale": "LONG_SCALE",
+    "height_scale": "HEIGHT_SCALE",
+}  # fmt: skip
+
+
+def _geom_rpc(path: Path, text: str) -> RPCModel:
+    """OSSIM/OTB ``.geom`` keyword lists (``line_num_coeff_00: ...``, 0-based) into a model."""
+    kv = {}
+    for raw in text.splitlines():
+        key, sep, value = raw.partition(":")
+        if sep:
+            kv[key.strip().lower()] = value.strip()
+    md: dict[str, Any] = {gdal: kv[k] for k, gdal in _GEOM_KEYS.items() if k in kv}
+    for key in _POLYS:
+        stem = key.lower()
+        md[key] = [kv[f"{stem}_{i:02d}"] for i in range(20) if f"{stem}_{i:02d}" in kv]
+    return RPCModel.from_gdal(md, source=str(path))
+
+
+def _tiff_rpc(path: Path) -> RPCModel:
+    import rasterio
+
+    try:
+        with rasterio.open(path) as ds:
+            rpcs = ds.rpcs
+    except rasterio.errors.RasterioIOError as err:
+        raise MetadataError(f"{path}: not a readable image ({err})") from None
+    if rpcs is None:
+        raise MetadataError(
+            f"{path}: the image carries no RPC (no GeoTIFF RPC tag, .RPB or _RPC.TXT beside it); "
+            "give the RPC file of the product (RPC_*.XML, *_RPC.TXT, *.RPB)"
+        )
+    return RPCModel.from_gdal(rpcs.to_gdal(), source=str(path))
+
+
+def read_rpc(path: str | Path) -> RPCModel:
+    """Read an RPC from DIMAP ``RPC_*.XML``, ``*_RPC.TXT``, ``*.RPB``, OSSIM ``.geom``
+    or an image with RPC tags (GeoTIFF, or any GDAL image with an RPB/RPC.TXT sidecar).
+
+    Raises
+    ------
+    MetadataError
+        File absent or unreadable, no RPC in it, a coefficient or offset missing.
+
+    Examples
+    --------
+    >>> read_rpc("/no/such/RPC.XML")
+    Traceback (most recent call last):
+    ...
+    eo_pipeline.errors.MetadataError: /no/such/RPC.XML: no such RPC file; give the product's RPC_*.XML, *_RPC.TXT, *.RPB, .geom or an image with RPC tags
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise MetadataError(
+            f"{p}: no such RPC file; give the product's RPC_*.XML, *_RPC.TXT, *.RPB, .geom or "
+            "an image with RPC tags"
+        )
+    suffix = p.suffix.lower()
+    if suffix in (".tif", ".tiff", ".jp2", ".ntf", ".vrt"):
+        return _tiff_rpc(p)
+    head = p.read_bytes()[:4096]
+    if head.lstrip().startswith(b"<"):
+        return _xml_rpc(p)
+    text = p.read_text(encoding="utf-8", errors="replace")
+    if suffix == ".rpb" or "BEGIN_GROUP" in text:
+        return _rpb_rpc(p, text)
+    if suffix == ".geom" or "line_num_coeff_00" in text:
+        return _geom_rpc(p, text)
+    if "LINE_NUM_COEFF_1" in text.upper() or "LINE_OFF" in text.upper():
+        return _txt_rpc(p, text)
+    return _tiff_rpc(p)
+
+
+def find_rpc_file(document: Path) -> Path | None:
+    """The ``RPC_*.XML`` beside a DIMAP ``DIM_*.XML`` document (``None`` when absent)."""
+    stem = document.name[4:] if document.name.upper().startswith("DIM_") else document.name
+    exact = document.parent / f"RPC_{stem}"
+    if exact.is_file():
+        return exact
+    found = sorted(document.parent.glob("RPC_*.XML")) + sorted(document.parent.glob("RPC_*.xml"))
+    return found[0] if found else None

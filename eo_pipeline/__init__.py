@@ -36,6 +36,10 @@ _EXPORTS: dict[str, str] = {
     "available_indices": "eo_pipeline.steps.indices",
     "composite": "eo_pipeline.steps.compositing",
     "pansharpen": "eo_pipeline.steps.pansharpening",
+    "orthorectify": "eo_pipeline.steps.orthorectification",
+    "open_sensor": "eo_pipeline.io.sensor_geometry",
+    "read_rpc": "eo_pipeline.catalogs.rpc",
+    "RPCModel": "eo_pipeline.catalogs.rpc",
     "write": "eo_pipeline.io.writing",
     "publish": "eo_pipeline.export.publishing",
     "PublishConfig": "eo_pipeline.export.publishing",
@@ -48,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "ShadowSearch": "eo_pipeline.steps.masks_spectral",
     "BAPParams": "eo_pipeline.steps.compositing",
     "WriteOptions": "eo_pipeline.io.writing",
+    "DEMSpec": "eo_pipeline.io.dem",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

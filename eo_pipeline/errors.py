@@ -24,12 +24,14 @@ __all__ = [
     "ClusterError",
     "ConfigError",
     "CustomerError",
+    "DEMError",
     "EOPipelineError",
     "EOPipelineWarning",
     "FormulaError",
     "InputDataError",
     "MetadataError",
     "MetadataWarning",
+    "OrthorectificationError",
     "SensorFileError",
     "StacValidationError",
     "UnknownIndexError",
@@ -112,3 +114,13 @@ class EOPipelineWarning(UserWarning):
 
 class MetadataWarning(EOPipelineWarning):
     """Product metadata was read but is irregular (a tolerated deviation from the format)."""
+
+
+class DEMError(EOPipelineError, ValueError):
+    """A DEM that cannot serve an orthorectification: unreadable, unknown vertical datum,
+    no geoid grid, or not covering the scene (the message names the part missing)."""
+
+
+class OrthorectificationError(EOPipelineError, ValueError):
+    """A product that cannot be orthorectified as asked: no RPC, not sensor geometry, or an
+    output CRS that cannot hold the scene."""

@@ -174,12 +174,17 @@ class RPCModel:
             return num(key) if key in up and str(up[key]).strip() not in ("", "-1") else None
 
         return cls(
-            *(num(k) for k in SCALARS),
-            *(coeffs(k) for k in _POLYS),
+            line_off=num("LINE_OFF"), samp_off=num("SAMP_OFF"), lat_off=num("LAT_OFF"),
+            long_off=num("LONG_OFF"), height_off=num("HEIGHT_OFF"),
+            line_scale=num("LINE_SCALE"), samp_scale=num("SAMP_SCALE"),
+            lat_scale=num("LAT_SCALE"), long_scale=num("LONG_SCALE"),
+            height_scale=num("HEIGHT_SCALE"),
+            line_num=coeffs("LINE_NUM_COEFF"), line_den=coeffs("LINE_DEN_COEFF"),
+            samp_num=coeffs("SAMP_NUM_COEFF"), samp_den=coeffs("SAMP_DEN_COEFF"),
             err_bias=opt("ERR_BIAS"),
             err_rand=opt("ERR_RAND"),
             source=source,
-        )
+        )  # fmt: skip
 
     def to_gdal(self) -> dict[str, str]:
         """GDAL's RPC metadata dictionary (what ``rasterio.rpc.RPC.from_gdal`` takes)."""

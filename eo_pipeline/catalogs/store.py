@@ -33,8 +33,9 @@ from urllib.parse import urlparse
 
 import pystac
 
+from eo_pipeline.atomic import write_json
 from eo_pipeline.catalogs.stac import build_collection, merge_collection
-from eo_pipeline.errors import CatalogError, InputDataError
+from eo_pipeline.errors import CatalogError, InputDataError, WriteError
 
 __all__ = ["AssetMode", "add_items", "find_stac_file", "read_items", "write_json_atomic"]
 
@@ -46,24 +47,18 @@ COLLECTION_FILE = "collection.json"
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as JSON to a temporary name beside ``path``, then rename it into place.
 
+    The catalog's use of :func:`eo_pipeline.atomic.write_json` (fsync, ``os.replace``, no
+    temporary left on failure), failing with a :class:`CatalogError`.
+
     >>> import tempfile, pathlib
     >>> p = write_json_atomic(pathlib.Path(tempfile.mkdtemp()) / "x.json", {"a": 1})
     >>> p.read_text()
     '{\\n  "a": 1\\n}\\n'
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise CatalogError(f"{path}: cannot write JSON: {err.strerror}") from None
-    return path
+        return write_json(path, data)
+    except WriteError as err:
+        raise CatalogError(str(err)) from None
 
 
 def _place_file(src: Path, dst: Path, mode: AssetMode) -> None:

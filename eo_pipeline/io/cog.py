@@ -23,8 +23,6 @@ Examples
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +33,11 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
+from eo_pipeline.atomic import atomic_path
 from eo_pipeline.catalogs.checksum import file_checksum
 from eo_pipeline.errors import WriteError
 
-__all__ = ["WrittenFile", "write_cog"]
+__all__ = ["WrittenFile", "cog_options", "write_cog"]
 
 Compression = Literal["DEFLATE", "ZSTD"]
 
@@ -57,6 +56,58 @@ class WrittenFile:
 
 def _predictor(dtype: np.dtype[Any]) -> int:
     return 3 if np.issubdtype(dtype, np.floating) else 2
+
+
+def cog_options(
+    dtype: np.dtype[Any] | str,
+    *,
+    compress: Compression = "DEFLATE",
+    level: int | None = None,
+    blocksize: int = 512,
+    overviews: Literal["AUTO", "NONE", "FORCE_USE_EXISTING"] = "AUTO",
+    overview_resampling: str | None = None,
+    threads: int = 1,
+) -> dict[str, str]:
+    """GDAL COG driver creation options: the one definition of how the package encodes a COG.
+
+    Used by :func:`write_cog` (whole arrays in memory: the simulator) and by
+    :mod:`eo_pipeline.io.writing` (dask-streamed products copied to a COG), so both write the
+    same tiling, compression and predictor.
+
+    Parameters
+    ----------
+    dtype
+        The data type; the predictor follows it (3 = floating point, 2 = horizontal differencing).
+    compress, level
+        ``DEFLATE`` or ``ZSTD`` and its level (GDAL's default when ``None``).
+    blocksize
+        Tile size in pixels.
+    overviews
+        ``AUTO`` (the driver builds them), ``NONE``, or ``FORCE_USE_EXISTING`` (the source's).
+    overview_resampling
+        With ``AUTO``: ``average`` for floating point, ``nearest`` for integers by default.
+    threads
+        Compression threads (``NUM_THREADS``).
+
+    >>> cog_options("uint16")["PREDICTOR"], cog_options("float32")["OVERVIEW_RESAMPLING"]
+    ('2', 'AVERAGE')
+    """
+    dt = np.dtype(dtype)
+    options = {
+        "BLOCKSIZE": str(blocksize),
+        "COMPRESS": compress,
+        "PREDICTOR": str(_predictor(dt)),
+        "OVERVIEWS": overviews,
+        "BIGTIFF": "IF_SAFER",
+        "NUM_THREADS": str(threads),
+    }
+    if overviews == "AUTO":
+        if overview_resampling is None:
+            overview_resampling = "average" if np.issubdtype(dt, np.floating) else "nearest"
+        options["OVERVIEW_RESAMPLING"] = overview_resampling.upper()
+    if level is not None:
+        options["LEVEL"] = str(level)
+    return options
 
 
 def write_cog(
@@ -126,49 +177,40 @@ def write_cog(
         )
     if band_tags is not None and len(band_tags) != count:
         raise WriteError(f"{dest}: {len(band_tags)} band tag sets for {count} bands")
-    if overview_resampling is None:
-        overview_resampling = "average" if np.issubdtype(arr.dtype, np.floating) else "nearest"
-    options: dict[str, Any] = {
-        "BLOCKSIZE": blocksize,
-        "COMPRESS": compress,
-        "PREDICTOR": _predictor(arr.dtype),
-        "OVERVIEWS": "AUTO",
-        "OVERVIEW_RESAMPLING": overview_resampling.upper(),
-        "BIGTIFF": "IF_SAFER",
-        "NUM_THREADS": "1",
-    }
-    if level is not None:
-        options["LEVEL"] = level
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp")
+    options = cog_options(
+        arr.dtype,
+        compress=compress,
+        level=level,
+        blocksize=blocksize,
+        overview_resampling=overview_resampling,
+    )
     try:
-        with rasterio.open(
-            tmp,
-            "w",
-            driver="COG",
-            width=cols,
-            height=rows,
-            count=count,
-            dtype=arr.dtype,
-            crs=crs,
-            transform=transform,
-            nodata=nodata,
-            **options,
-        ) as dst:
-            dst.write(arr)
-            for i in range(count):
-                if descriptions is not None:
-                    dst.set_band_description(i + 1, descriptions[i])
-                if band_tags is not None and band_tags[i]:
-                    dst.update_tags(i + 1, **band_tags[i])
-            if tags:
-                dst.update_tags(**tags)
-        checksum = file_checksum(tmp)
-        size = tmp.stat().st_size
-        os.replace(tmp, dest)
-    except (OSError, rasterio.errors.RasterioError, ValueError, TypeError) as err:
-        tmp.unlink(missing_ok=True)
-        raise WriteError(f"{dest}: cannot write COG: {err}") from err
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        with atomic_path(dest) as tmp:
+            with rasterio.open(
+                tmp,
+                "w",
+                driver="COG",
+                width=cols,
+                height=rows,
+                count=count,
+                dtype=arr.dtype,
+                crs=crs,
+                transform=transform,
+                nodata=nodata,
+                **options,
+            ) as dst:
+                dst.write(arr)
+                for i in range(count):
+                    if descriptions is not None:
+                        dst.set_band_description(i + 1, descriptions[i])
+                    if band_tags is not None and band_tags[i]:
+                        dst.update_tags(i + 1, **band_tags[i])
+                if tags:
+                    dst.update_tags(**tags)
+            checksum = file_checksum(tmp)
+            size = tmp.stat().st_size
+    except WriteError:
         raise
+    except (OSError, rasterio.errors.RasterioError, ValueError, TypeError) as err:
+        raise WriteError(f"{dest}: cannot write COG: {err}") from err
     return WrittenFile(path=dest, size=size, multihash=checksum)

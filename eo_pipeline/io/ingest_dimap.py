@@ -33,6 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from eo_pipeline.atomic import atomic_write
 from eo_pipeline.catalogs import sensors as _sensors
 from eo_pipeline.catalogs.readers.dimap import read_dimap
 from eo_pipeline.catalogs.scene import SceneMetadata
@@ -278,7 +279,8 @@ def _product_assets(
         cal = meta.bands[b]
         band = sensor.band(b)
         vrt = workdir / f"{item_id}_{b}.vrt"
-        vrt.write_text(
+        atomic_write(
+            vrt,
             mosaic_vrt(
                 rows=rows, cols=cols, crs_wkt=crs_wkt, transform=transform,
                 dtype=_GDAL_TYPES.get(band.dtype, band.dtype),

@@ -10,30 +10,16 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import os
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from eo_pipeline.errors import InputDataError, WriteError
+from eo_pipeline.atomic import atomic_path
+from eo_pipeline.errors import InputDataError
 
 __all__ = ["index_map", "quicklook", "thumbnail"]
-
-
-@contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part.png")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except OSError as err:
-        raise WriteError(f"{path}: cannot write image: {err}") from err
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def _read(path: str | os.PathLike[str], bands: Sequence[str | int], max_size: int) -> np.ndarray:
@@ -111,7 +97,7 @@ def quicklook(
         raise InputDataError(f"quicklook: give 3 bands (R, G, B) or 1, got {list(bands)}")
     rgba = _stretch(_read(product, bands, max_size), percentiles)
     path = Path(out)
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         matplotlib.image.imsave(tmp, rgba, format="png")
     return path
 
@@ -169,7 +155,7 @@ def index_map(
             )
         ax.set_facecolor("0.8")
         path = Path(out)
-        with _atomic(path) as tmp:
+        with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", bbox_inches="tight")
     finally:
         plt.close(fig)

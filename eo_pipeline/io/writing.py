@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from eo_pipeline.atomic import atomic_path, scratch_path
 from eo_pipeline.catalogs.checksum import file_checksum
 from eo_pipeline.errors import InputDataError, WriteError
 
@@ -172,15 +172,10 @@ class _WindowWriter:
 
 @contextlib.contextmanager
 def _temporaries(final: Path) -> Iterator[tuple[Path, Path]]:
-    token = uuid.uuid4().hex[:8]
-    tmp1 = final.with_name(f".{final.name}.{token}.part.tif")
-    tmp2 = final.with_name(f".{final.name}.{token}.cog.tif")
-    try:
+    """A scratch name for the tiled intermediate and an atomic one for the COG itself: the
+    COG replaces ``final`` when the block ends without error; both are removed otherwise."""
+    with scratch_path(final, "tiled") as tmp1, atomic_path(final) as tmp2:
         yield tmp1, tmp2
-    finally:
-        for t in (tmp1, tmp2):
-            with contextlib.suppress(FileNotFoundError):
-                t.unlink()
 
 
 def _encode(
@@ -410,20 +405,20 @@ def _to_cog(p: _Pending) -> None:
     import rasterio.shutil
     from rasterio.enums import Resampling
 
+    from eo_pipeline.io.cog import cog_options
     from eo_pipeline.steps.dispatch import task_threads
 
     dtype = np.dtype(p.data.dtype)
     average = dtype.kind == "f" or p.scale is not None
-    creation = {
-        "COMPRESS": "ZSTD" if p.opts.compress == "zstd" else "DEFLATE",
-        "LEVEL": str(p.opts.level),
-        "PREDICTOR": "3" if dtype.kind == "f" else "2",
-        "BLOCKSIZE": str(p.opts.blocksize),
-        "OVERVIEWS": "NONE",
-        "BIGTIFF": "IF_SAFER",
+    creation = cog_options(
+        dtype,
+        compress="ZSTD" if p.opts.compress == "zstd" else "DEFLATE",
+        level=p.opts.level,
+        blocksize=p.opts.blocksize,
+        overviews="NONE",
         # compress with the threads this task may use (1 per dask worker thread)
-        "NUM_THREADS": str(task_threads()),
-    }
+        threads=task_threads(),
+    )
     # a bounded block cache: GDAL's default (5 % of RAM per process) would let the
     # overview pass grow with the scene size
     with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
@@ -530,9 +525,8 @@ def write_many(
             _store(pending)
             for p in pending:
                 _to_cog(p)
-            # renames last: every product of the call appears, or none does
-            for p in pending:
-                os.replace(p.cog, p.final)
+            # the renames happen last, when the stack closes: every product of the call
+            # appears, or none does
     except (OSError, rasterio.errors.RasterioError) as err:
         raise WriteError(
             f"{', '.join(map(str, finals))}: writing the COG failed ({err}); "

@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from eo_pipeline.atomic import atomic_write
 from eo_pipeline.kernels.buffers import pooled_empty
 from eo_pipeline.kernels.formula import (
     _BINOPS,
@@ -328,9 +329,7 @@ def _load_module(source: str) -> Groups:
     modname = f"eo_pipeline_index_kernel_{digest}"
     path = cache_dir() / f"{modname}.py"
     if not path.exists() or path.read_text() != source:
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(source)
-        os.replace(tmp, path)
+        atomic_write(path, source, fsync=False)  # a cache: rebuilt if lost in a crash
     spec = importlib.util.spec_from_file_location(modname, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

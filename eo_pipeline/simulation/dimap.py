@@ -44,6 +44,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
+from eo_pipeline.atomic import atomic_write
 from eo_pipeline.catalogs.scene import BandCalibration
 from eo_pipeline.catalogs.sensors import Band, Sensor
 from eo_pipeline.catalogs.stac import AssetSpec
@@ -339,7 +340,8 @@ def write_dimap(folder: Path, scene: DimapScene, groups: Sequence[DimapGroup]) -
         doc = _document(scene, group, tiles)
         ET.indent(doc)
         path = folder / f"DIM_{stem}.XML"
-        path.write_text(
+        atomic_write(
+            path,
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             + ET.tostring(doc, encoding="unicode")
             + "\n",
@@ -348,7 +350,7 @@ def write_dimap(folder: Path, scene: DimapScene, groups: Sequence[DimapGroup]) -
         out.documents[group.name] = path
         for i, b in enumerate(group.bands):
             vrt = folder / f"{dataset}_{b.id}.vrt"
-            vrt.write_text(_vrt(b, i, group, tiles, tile, epsg, left, top), encoding="utf-8")
+            atomic_write(vrt, _vrt(b, i, group, tiles, tile, epsg, left, top), encoding="utf-8")
             out.vrts[b.id] = vrt
     return out
 

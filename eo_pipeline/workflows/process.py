@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from eo_pipeline.atomic import write_json
 from eo_pipeline.errors import WorkflowError
 from eo_pipeline.workflows.plan import Unit
 from eo_pipeline.workflows.spec import Workflow
@@ -303,9 +302,7 @@ def process_unit(
 
     item = product_item(item_id, unit, wf, items, files, ds)
     item_path = folder / f"{item_id}.json"
-    tmp = item_path.with_name(f".{item_path.name}.{uuid.uuid4().hex[:8]}.part")
-    tmp.write_text(json.dumps(item, indent=1))
-    os.replace(tmp, item_path)
+    write_json(item_path, item, indent=1)
     return UnitResult(
         key=unit.key,
         item_path=str(item_path.relative_to(out_root)),

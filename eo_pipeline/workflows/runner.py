@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eo_pipeline.atomic import PARTIAL_GLOB, write_json
 from eo_pipeline.errors import ClusterError, WorkflowError, WriteError
 from eo_pipeline.workflows.plan import Unit, plan
 from eo_pipeline.workflows.products import software_versions
@@ -126,12 +127,6 @@ def _read_manifest(root: Path) -> dict[str, Any]:
         return {"units": {}, "runs": []}
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
-
-
 def _intact(root: Path, entry: Mapping[str, Any]) -> bool:
     """Every output of a manifest entry is still the file that was written.
 
@@ -156,7 +151,7 @@ def _intact(root: Path, entry: Mapping[str, Any]) -> bool:
 
 def _clean_partials(root: Path) -> int:
     n = 0
-    for p in root.rglob(".*.part*"):
+    for p in root.rglob(PARTIAL_GLOB):
         with contextlib.suppress(OSError):
             p.unlink()
             n += 1
@@ -336,7 +331,7 @@ def run(
             done.append(u.key)
             written += len(res.files)
             nbytes += sum(f.size for f in res.files)
-            _write_json_atomic(root / MANIFEST, manifest)
+            write_json(root / MANIFEST, manifest, indent=1, default=str)
             if progress:
                 progress.update(u.key, len(res.files), "ok")
         if progress:
@@ -363,7 +358,7 @@ def run(
             "workflow": asdict(wf) | {"steps": [[s.name, dict(s.params)] for s in wf.steps]},
         }
     )
-    _write_json_atomic(root / MANIFEST, manifest)
+    write_json(root / MANIFEST, manifest, indent=1, default=str)
     return RunReport(
         wf.name,
         root,

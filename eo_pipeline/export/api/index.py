@@ -48,7 +48,6 @@ import json
 import os
 import re
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +57,7 @@ from urllib.parse import unquote, urlparse
 import shapely
 import shapely.geometry
 
+from eo_pipeline.atomic import atomic_path
 from eo_pipeline.errors import CatalogError
 from eo_pipeline.export.api.customers import Entitlement
 from eo_pipeline.export.api.signing import STATE_DIRNAME, state_dir
@@ -218,9 +218,7 @@ class SQLiteIndex:
     # -- building ---------------------------------------------------------------------------
     @staticmethod
     def _write_db(path: Path, collections: list, items: list, assets: list) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".sqlite", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             con = sqlite3.connect(tmp)
             with con:
                 con.executescript(_SCHEMA)
@@ -238,11 +236,6 @@ class SQLiteIndex:
                 con.executemany("INSERT OR IGNORE INTO assets VALUES (?, ?, ?)", assets)
             con.close()
             os.chmod(tmp, 0o600)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
 
     def rebuild(self, catalog_dir: str | os.PathLike[str]) -> int:
         """Index ``catalog.json -> collections -> items`` of a static catalog (atomically).

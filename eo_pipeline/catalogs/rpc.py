@@ -48,7 +48,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from eo_pipeline.errors import MetadataError
 
-__all__ = ["SCALARS", "TERMS", "RPCModel", "example_rpc", "find_rpc_file", "read_rpc"]
+__all__ = ["SCALARS", "TERMS", "RPCModel", "example_rpc", "find_rpc_file", "fit_rpc", "read_rpc"]
 
 TERMS = (
     "1", "L", "P", "H", "LP", "LH", "PH", "LL", "PP", "HH",
@@ -197,6 +197,32 @@ class RPCModel:
         if self.err_rand is not None:
             out["ERR_RAND"] = repr(self.err_rand)
         return out
+
+    def to_dimap_xml(self) -> str:
+        """An Airbus DIMAP V2 ``RPC_*.XML`` document of this model (1-based pixels, inverse
+        model only), which :func:`read_rpc` and GDAL's DIMAP driver read back."""
+        inv = []
+        for key in _POLYS:
+            values = getattr(self, key.lower().replace("_coeff", ""))
+            inv += [f"        <{key}_{i}>{float(v)!r}</{key}_{i}>" for i, v in enumerate(values, 1)]
+        scal = dict(self.to_gdal())
+        scal["LINE_OFF"] = repr(self.line_off + 1.0)
+        scal["SAMP_OFF"] = repr(self.samp_off + 1.0)
+        order = ("LONG_SCALE", "LONG_OFF", "LAT_SCALE", "LAT_OFF", "HEIGHT_SCALE", "HEIGHT_OFF",
+                 "SAMP_SCALE", "SAMP_OFF", "LINE_SCALE", "LINE_OFF")  # fmt: skip
+        validity = "\n".join(f"        <{k}>{scal[k]}</{k}>" for k in order)
+        body = "\n".join(inv)
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<Dimap_Document>\n'
+            "  <Metadata_Identification>\n"
+            '    <METADATA_FORMAT version="2.0">DIMAP</METADATA_FORMAT>\n'
+            "    <METADATA_PROFILE>KZ1_SENSOR</METADATA_PROFILE>\n"
+            "    <METADATA_SUBPROFILE>RPC</METADATA_SUBPROFILE>\n"
+            "  </Metadata_Identification>\n  <Rational_Function_Model>\n    <Global_RFM>\n"
+            f"      <Inverse_Model>\n{body}\n      </Inverse_Model>\n"
+            f"      <RFM_Validity>\n{validity}\n      </RFM_Validity>\n"
+            "    </Global_RFM>\n  </Rational_Function_Model>\n</Dimap_Document>\n"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (GDAL keys; lists of numbers); :meth:`from_dict` reverses it."""
@@ -359,6 +385,61 @@ class RPCModel:
         lat_m = 111_132.954 * float(lat1 - lat0)
         lon_m = 111_319.49 * math.cos(math.radians(float(lat0))) * float(lon1 - lon0)
         return math.hypot(lat_m, lon_m) / (h1 - h0)
+
+
+def _fit_one(
+    m: NDArray[np.float64], target: NDArray[np.float64], ridge: float
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Numerator and denominator of ``target = num(m) / den(m)`` (den[0] = 1), linearised
+    least squares re-weighted by 1/den (Tao & Hu 2001), with a small ridge."""
+    den: NDArray[Any] = np.ones(len(target))
+    coef: NDArray[Any] = np.zeros(39)
+    for _ in range(4):
+        a = np.hstack([m, -target[:, None] * m[:, 1:]]) / den[:, None]
+        b = target / den
+        lhs = a.T @ a + ridge * np.eye(39)
+        coef = np.linalg.solve(lhs, a.T @ b)
+        den = m @ np.concatenate([[1.0], coef[20:]])
+    return tuple(float(v) for v in coef[:20]), (1.0, *(float(v) for v in coef[20:]))
+
+
+def fit_rpc(
+    lon: ArrayLike, lat: ArrayLike, height: ArrayLike, line: ArrayLike, samp: ArrayLike,
+    *, ridge: float = 1e-12, source: str = "fitted",
+) -> RPCModel:  # fmt: skip
+    """Fit an RPC00B model to ground control points (e.g. from a physical sensor model).
+
+    Normalisation from the points' ranges; each of line and sample is fitted by linearised
+    least squares with denominator re-weighting. Check the fit with :meth:`RPCModel.project`
+    on independent points.
+
+    Examples
+    --------
+    >>> g = np.meshgrid(np.linspace(0, 1, 6), np.linspace(0, 1, 6), np.linspace(0, 1000, 4))
+    >>> lon, lat, h = 37 + 0.1 * g[0].ravel(), 45 + 0.1 * g[1].ravel(), g[2].ravel()
+    >>> m = fit_rpc(lon, lat, h, (45.1 - lat) * 1e4 + 0.01 * h, (lon - 37) * 1e4)
+    >>> r, c = m.project(37.05, 45.05, 500.0)
+    >>> round(float(r), 3), round(float(c), 3)
+    (505.0, 500.0)
+    """
+    lo, la, h = (np.asarray(v, np.float64).ravel() for v in (lon, lat, height))
+    ln, sp = (np.asarray(v, np.float64).ravel() for v in (line, samp))
+
+    def norm(v: NDArray[np.float64]) -> tuple[float, float]:
+        off = float((v.max() + v.min()) / 2)
+        return off, float(max((v.max() - v.min()) / 2, 1e-9))
+
+    (lon_o, lon_s), (lat_o, lat_s), (h_o, h_s) = norm(lo), norm(la), norm(h)
+    (ln_o, ln_s), (sp_o, sp_s) = norm(ln), norm(sp)
+    m = _monomials((lo - lon_o) / lon_s, (la - lat_o) / lat_s, (h - h_o) / h_s)
+    line_num, line_den = _fit_one(m, (ln - ln_o) / ln_s, ridge)
+    samp_num, samp_den = _fit_one(m, (sp - sp_o) / sp_s, ridge)
+    return RPCModel(
+        line_off=ln_o, samp_off=sp_o, lat_off=lat_o, long_off=lon_o, height_off=h_o,
+        line_scale=ln_s, samp_scale=sp_s, lat_scale=lat_s, long_scale=lon_s, height_scale=h_s,
+        line_num=line_num, line_den=line_den, samp_num=samp_num, samp_den=samp_den,
+        source=source,
+    )  # fmt: skip
 
 
 def example_rpc() -> dict[str, str]:

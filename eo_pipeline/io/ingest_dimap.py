@@ -162,6 +162,11 @@ def _merge(docs: Sequence[Path], metas: list[SceneMetadata]) -> SceneMetadata:
             "profile": base.extra.get("profile"),
             "products": {g: dict(m.extra) for g, m in zip(groups, metas, strict=True)},
             "documents": {g: str(d) for g, d in zip(groups, docs, strict=True)},
+            **(
+                {"footprint_source": base.extra["footprint_source"]}
+                if "footprint_source" in base.extra
+                else {}
+            ),
         },
     )
 
@@ -201,10 +206,7 @@ def _product_assets(
     sensor = _sensors.get(meta.sensor)
     ex = meta.extra
     if meta.epsg is None or not ex.get("geoposition"):
-        raise InputDataError(
-            f"{doc}: a {ex.get('profile')} product in sensor geometry (no Geoposition_Insert "
-            "map grid); orthorectify it with its RPC model first, or order an ORTHO product"
-        )
+        return _sensor_assets(doc, meta, group, item_id, workdir)
     rows, cols = int(ex["rows"]), int(ex["cols"])
     tr, tc = (int(v) for v in ex["tile_size"])
     if any(ex.get("tile_overlap", (0, 0))):
@@ -311,7 +313,133 @@ def _product_assets(
     return specs
 
 
-def dimap_scene(docs: Sequence[Path], workdir: Path) -> tuple[SceneMetadata, list[AssetSpec]]:
+def _sensor_assets(
+    doc: Path, meta: SceneMetadata, group: str, item_id: str, workdir: Path
+) -> list[AssetSpec]:
+    """Assets of a sensor-geometry (Primary) product: RPC, document, band VRTs in pixel space.
+
+    A metadata-only delivery (no listed tile present) gives the RPC and the document alone
+    (with a :class:`~eo_pipeline.errors.MetadataWarning`); some tiles present and others not
+    is an incomplete delivery (:class:`InputDataError`).
+    """
+    import warnings
+
+    from eo_pipeline.catalogs.rpc import find_rpc_file, read_rpc
+    from eo_pipeline.errors import MetadataWarning, OrthorectificationError
+
+    ex = meta.extra
+    rpc_file = find_rpc_file(doc)
+    if rpc_file is None:
+        raise OrthorectificationError(
+            f"{doc}: a {ex.get('profile')} product in sensor geometry but no RPC_*.XML beside "
+            "it; the RPC model is needed to place it on the ground: copy the delivery's "
+            "RPC_*.XML next to the DIM_*.XML"
+        )
+    read_rpc(rpc_file)  # missing coefficients fail here, before anything is written
+    rpc_key = f"RPC_{group}"
+    specs = [
+        AssetSpec(
+            rpc_key, rpc_file, roles=("metadata", "rpc"), media_type="application/xml",
+            title=f"RPC model (DIMAP V2, 1-based pixels) of the {group} product",
+        ),
+        AssetSpec(
+            f"DIM_{group}", doc, roles=("metadata",), media_type="application/xml",
+            title=f"DIMAP V2 document of the {group} product (sensor geometry)",
+        ),
+    ]  # fmt: skip
+    present = [t for t in ex["tiles"] if (doc.parent / t["file"]).is_file()]
+    if not present:
+        warnings.warn(
+            f"{doc}: none of the {len(ex['tiles'])} image tiles it lists is present; the "
+            "item holds the metadata (document, RPC) only",
+            MetadataWarning,
+            stacklevel=3,
+        )
+        return specs
+    rows, cols = int(ex["rows"]), int(ex["cols"])
+    tr, tc = (int(v) for v in ex["tile_size"])
+    sensor = _sensors.get(meta.sensor)
+    sources: dict[str, list[TileSource]] = {b: [] for b in ex["band_order"]}
+    for tile in ex["tiles"]:
+        path = doc.parent / tile["file"]
+        info = _open_tile(path, doc, tile)
+        y0, x0 = (tile["row"] - 1) * tr, (tile["col"] - 1) * tc
+        want = (min(tr, rows - y0), min(tc, cols - x0))
+        if info["shape"] != want or info["count"] != len(tile["bands"]):
+            raise InputDataError(
+                f"{info['where']}: {path.name} is {info['shape']} with {info['count']} band(s), "
+                f"expected {want} with {len(tile['bands'])}; the tile does not belong"
+            )
+        for i, b in enumerate(tile["bands"]):
+            sources[b].append(TileSource(path.name, i + 1, x0, y0, want[1], want[0]))
+        specs.append(
+            AssetSpec(
+                f"IMG_{group}_R{tile['row']}C{tile['col']}", path, roles=("tile",), raster=False
+            )
+        )
+    for b, srcs in sources.items():
+        cal, band = meta.bands[b], sensor.band(b)
+        vrt = workdir / f"{item_id}_{b}.vrt"
+        vrt.write_text(
+            mosaic_vrt(
+                rows=rows, cols=cols, crs_wkt="", transform=(0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
+                dtype=_GDAL_TYPES.get(band.dtype, band.dtype),
+                nodata=cal.nodata if cal.nodata is not None else band.nodata,
+                description=b, sources=srcs,
+            ),
+            encoding="utf-8",
+        )  # fmt: skip
+        for src in srcs:
+            link = workdir / src.file
+            if not link.exists():
+                link.symlink_to((doc.parent / src.file).resolve())
+        specs.append(
+            AssetSpec(
+                b, vrt, bands=(b,), raster=False, media_type="application/xml",
+                description=f"VRT mosaic of band {b} in sensor geometry (pixel space; "
+                f"placed on the ground by {rpc_key})",
+                extra_fields={"eo_pipeline:rpc": rpc_key, "eo_pipeline:geometry": "sensor"},
+            )
+        )  # fmt: skip
+    return specs
+
+
+def _rpc_footprint(doc: Path, meta: SceneMetadata, dem: Any) -> SceneMetadata:
+    """A sensor-geometry product's footprint from its RPC over the DEM's (or RPC's) heights."""
+    if meta.epsg is not None:
+        return meta
+    from eo_pipeline.catalogs.geometry import footprint_from_corners
+    from eo_pipeline.catalogs.rpc import find_rpc_file, read_rpc
+
+    rpc_file = find_rpc_file(doc)
+    if rpc_file is None:
+        return meta  # refused with the reason by _sensor_assets
+    rpc = read_rpc(rpc_file)
+    rows, cols = int(meta.extra["rows"]), int(meta.extra["cols"])
+    heights = (rpc.height_off - rpc.height_scale, rpc.height_off + rpc.height_scale)
+    source = f"the RPC's height range {heights[0]:.0f}..{heights[1]:.0f} m"
+    if dem is not None:
+        import tempfile
+
+        from eo_pipeline.io.dem import DEMSpec, prepare_dem
+
+        ring = rpc.footprint(rows, cols, heights)
+        lons, lats = [p[0] for p in ring], [p[1] for p in ring]
+        with tempfile.TemporaryDirectory(prefix="eo-pipeline-dem-") as tmp:
+            spec = dem if isinstance(dem, DEMSpec) else DEMSpec(dem)
+            prepared = prepare_dem(
+                spec, (min(lons), min(lats), max(lons), max(lats)), Path(tmp) / "dem.tif"
+            )
+        heights = (prepared.min_height, prepared.max_height)
+        source = f"the DEM's heights {heights[0]:.0f}..{heights[1]:.0f} m ({prepared.lineage})"
+    fp = footprint_from_corners(rpc.footprint(rows, cols, heights), where=str(rpc_file))
+    extra = dict(meta.extra) | {"footprint_source": f"{rpc_file.name} over {source}"}
+    return replace(meta, footprint=fp.geometry, bbox=fp.bbox, extra=extra)
+
+
+def dimap_scene(
+    docs: Sequence[Path], workdir: Path, *, dem: Any = None
+) -> tuple[SceneMetadata, list[AssetSpec]]:
     """Read a DIMAP delivery, check its tiles and write one VRT per band into ``workdir``.
 
     Returns the scene's metadata (one :class:`SceneMetadata` for the bundle) and the asset
@@ -330,7 +458,7 @@ def dimap_scene(docs: Sequence[Path], workdir: Path) -> tuple[SceneMetadata, lis
     --------
     >>> meta, specs = dimap_scene(dimap_documents("delivery/"), Path("tmp"))  # doctest: +SKIP
     """
-    metas = [read_dimap(d) for d in docs]
+    metas = [_rpc_footprint(d, read_dimap(d), dem) for d in docs]
     scene = _merge(docs, metas) if len(metas) > 1 else replace(
         metas[0], product_id=_common_id(metas, docs[0].parent)
     )  # fmt: skip

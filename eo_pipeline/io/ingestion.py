@@ -365,6 +365,7 @@ def ingest(
     *,
     overwrite: bool = False,
     asset_mode: AssetMode = "link",
+    dem: Any = None,
 ) -> pystac.Item:
     """Ingest one scene folder (or its metadata file) into a self-contained STAC catalog.
 
@@ -383,6 +384,10 @@ def ingest(
     asset_mode
         ``"link"`` (default): hard-link the files into the catalog, copying when that is
         impossible; ``"copy"``: always copy.
+    dem
+        For a sensor-geometry (Primary) DIMAP product: the DEM (:class:`~eo_pipeline.io.dem.DEMSpec`
+        or a path) whose heights the footprint is computed at from the RPC; default the RPC's
+        height range (a footprint wide enough for any terrain the model covers).
 
     Returns
     -------
@@ -415,7 +420,7 @@ def ingest(
     docs = _dimap_ingest.dimap_documents(path)
     with tempfile.TemporaryDirectory(prefix="eo-pipeline-ingest-") as workdir:
         if docs:  # DIMAP V2 product or bundle: band VRTs are written into workdir
-            meta, specs = _dimap_ingest.dimap_scene(docs, Path(workdir))
+            meta, specs = _dimap_ingest.dimap_scene(docs, Path(workdir), dem=dem)
             lineage = _dimap_ingest.lineage(docs)
         else:
             meta = read_metadata(path)
@@ -432,13 +437,20 @@ def ingest(
                     f"deliveries; sensor {sensor.name!r} products in this format are not "
                     "supported yet"
                 )
-        if not any(s.bands for s in specs):
+        sensor_geometry = bool(docs) and meta.epsg is None
+        if not any(s.bands for s in specs) and not sensor_geometry:
             raise InputDataError(f"{meta.source}: no band of sensor {sensor.name} found to ingest")
-        qa = _check_rasters(meta, [s for s in specs if "tile" not in s.roles])
+        rasters = [s for s in specs if "tile" not in s.roles and s.is_raster()]
+        qa = _check_rasters(meta, rasters) if rasters else None
         cover = qa_cover(qa) if qa is not None else None
         props: dict[str, Any] = {"processing:lineage": lineage}
         if docs:
             props["eo_pipeline:format"] = "dimap"
+        if sensor_geometry:
+            props["eo_pipeline:geometry"] = "sensor"
+            props["processing:lineage"] += "; sensor geometry: " + str(
+                meta.extra.get("footprint_source") or "footprint from the RPC"
+            )
         item = build_item(meta, specs, cover_stats=cover, cover_source="QA_PIXEL", properties=props)
         (written,) = add_items(catalog_dir, [item], asset_mode=asset_mode, overwrite=overwrite)
     return written

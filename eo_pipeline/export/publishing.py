@@ -218,7 +218,7 @@ def _finish_item(
     if new:
         props["processing:level"] = _level(source, cid)
         software = dict(props.get("processing:software") or {})
-        from eo_pipeline import __version__
+        from eo_pipeline._version import __version__
 
         software.setdefault("eo-pipeline", __version__)
         props["processing:software"] = software

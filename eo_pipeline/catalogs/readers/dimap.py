@@ -32,7 +32,7 @@ What is read
   ``RADIOMETRIC_PROCESSING`` ``REFLECTANCE`` products use ``Band_Reflectance``
   (``rho = DN / GAIN + BIAS``) instead; ``LINEAR``/``DISPLAY``/``SEAMLESS`` products are
   stretched for display and refused. The Earth-Sun distance is not printed: it is computed
-  from ``datetime`` (:func:`eo_pipeline.kernels.solar.earth_sun_distance`).
+  from ``datetime`` (:func:`eo_pipeline.kernels.ephemeris.earth_sun_distance_at`, no numba).
 - ``Raster_Data``: ``NROWS``/``NCOLS``/``NBANDS``, ``Raster_Encoding/NBITS`` (-> ``bit_depth``),
   ``Raster_Display/Special_Value`` ``NODATA`` and ``SATURATED`` (``SPECIAL_VALUE_COUNT`` is
   the DN; -> every band's ``nodata``/``saturation``), ``Tile_Set/Regular_Tiling`` and
@@ -82,6 +82,7 @@ from eo_pipeline.catalogs.readers._common import (
 )
 from eo_pipeline.catalogs.scene import BandCalibration, SceneMetadata
 from eo_pipeline.errors import MetadataError, UnknownSensorError
+from eo_pipeline.kernels.ephemeris import earth_sun_distance_at
 
 __all__ = ["FORMAT", "PROFILE_FAMILIES", "read_dimap"]
 
@@ -426,8 +427,6 @@ def read_dimap(path: str | Path) -> SceneMetadata:
     >>> meta.bands["B2"].radiance_mult == 1 / meta.bands["B2"].gain  # doctest: +SKIP
     True
     """
-    from eo_pipeline.kernels.solar import earth_sun_distance
-
     p = Path(path)
     root = parse_xml(p)
     profile, family, level = _check_identity(p, root)
@@ -518,7 +517,7 @@ def read_dimap(path: str | Path) -> SceneMetadata:
         datetime=when,
         sun_elevation=sun["SUN_ELEVATION"],
         sun_azimuth=sun["SUN_AZIMUTH"],
-        earth_sun_distance=float(earth_sun_distance(when)),
+        earth_sun_distance=earth_sun_distance_at(when),
         footprint=footprint.geometry,
         bbox=footprint.bbox,
         bands=bands,

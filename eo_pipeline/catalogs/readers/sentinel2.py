@@ -46,6 +46,7 @@ from eo_pipeline.catalogs.readers._common import (
 )
 from eo_pipeline.catalogs.scene import BandCalibration, SceneMetadata
 from eo_pipeline.errors import MetadataError, UnknownSensorError
+from eo_pipeline.kernels.ephemeris import sun_position_at
 
 __all__ = ["FORMAT", "read_mtd_msil1c"]
 
@@ -167,11 +168,9 @@ def _sensor(path: Path, name: str) -> sensors.Sensor:
 
 
 def _sun_from_solar(when: Any, bbox: tuple[float, float, float, float]) -> tuple[float, float]:
-    from eo_pipeline.kernels.solar import solar_position
-
     west, south, east, north = bbox
     lon = (west + ((east - west) % 360.0) / 2.0 + 180.0) % 360.0 - 180.0
-    zenith, azimuth = solar_position(when, (south + north) / 2.0, lon)
+    zenith, azimuth = sun_position_at(when, (south + north) / 2.0, lon)
     return 90.0 - float(zenith), float(azimuth)
 
 

@@ -15,36 +15,19 @@ import datetime as dt
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
 from eo_pipeline.atomic import write_json
-from eo_pipeline.errors import WorkflowError
 from eo_pipeline.workflows.plan import Unit
+from eo_pipeline.workflows.products import ProductFile, product_item, product_name
+from eo_pipeline.workflows.registry import Product, UnitState, run_steps
 from eo_pipeline.workflows.spec import Workflow
 
 __all__ = ["ProductFile", "UnitResult", "process_unit"]
-
-
-@dataclass(frozen=True)
-class ProductFile:
-    """One file a unit wrote."""
-
-    key: str
-    """Asset key in the product item (``reflectance``, ``NDVI``, ``mask``, ``quicklook``...)."""
-    path: str
-    """Path relative to the output catalog folder."""
-    size: int
-    checksum: str
-    """sha2-256 multihash hex."""
-    media_type: str
-    roles: tuple[str, ...]
-    raster: dict[str, Any] = field(default_factory=dict)
-    """dtype, nodata, scale, offset, unit, bands, proj fields (for STAC)."""
 
 
 @dataclass(frozen=True)
@@ -86,15 +69,6 @@ def _load_items(unit: Unit) -> list[Any]:
     return [pystac.Item.from_file(h) for h in unit.item_hrefs]
 
 
-def _product_name(wf: Workflow, unit: Unit, product: str) -> str:
-    # a composite's unit key already names its collection; a place suffix keeps the
-    # composites of several places in one period apart
-    label = unit.key if unit.period is None else unit.period
-    if unit.site:
-        label = f"{label}_{unit.site}"
-    return wf.output.naming.format(collection=unit.collection, unit=label, product=product)
-
-
 def _write_options(obj: Any, key: str, wf: Workflow) -> Any:
     from eo_pipeline.io.writing import WriteOptions
 
@@ -108,7 +82,7 @@ def _write_options(obj: Any, key: str, wf: Workflow) -> Any:
 
 
 def _write_products(
-    products: list[tuple[Any, str, str, tuple[str, ...]]], folder: Path, wf: Workflow, root: Path
+    products: list[Product], folder: Path, wf: Workflow, root: Path
 ) -> list[ProductFile]:
     """Write ``(obj, stem, key, roles)`` products as COGs in one dask computation.
 
@@ -172,135 +146,98 @@ def _rgb_bands(names: list[str], common: dict[str, str]) -> list[str]:
     return names[:3] if len(names) >= 3 else names[:1]
 
 
+def _start(unit: Unit, wf: Workflow) -> UnitState:
+    """Load the unit's items on the multispectral grid (PAN has its own, finer grid: the
+    step that needs it loads it apart)."""
+    from eo_pipeline.catalogs import sensors
+    from eo_pipeline.io.loading import load
+
+    items = _load_items(unit)
+    chunks = {"x": wf.resources.chunk_size, "y": wf.resources.chunk_size}
+    sensor = sensors.get(str(items[0].properties.get("eo_pipeline:sensor", "")))
+    present = set(items[0].assets)
+    pan_ids = [b.id for b in sensor.bands if b.common_name == "pan" and b.id in present]
+    ms_ids = [b.id for b in sensor.bands if b.common_name != "pan" and b.id in present]
+    extra = [k for k in ("QA_PIXEL",) if k in present]
+    ds = load(items, bands=ms_ids + extra, chunks=chunks)
+    return UnitState(unit, wf, items, sensor, chunks, present, ms_ids, pan_ids, dn=ds, data=ds)
+
+
+def _unit_products(state: UnitState) -> list[Product]:
+    """The reflectance first, then the steps' products (indices), then the mask (unless a
+    composite used it up)."""
+    refl = state.single_scene()
+    products: list[Product] = [
+        (
+            refl[state.band_vars],
+            state.product_name("reflectance"),
+            "reflectance",
+            ("data", "reflectance"),
+        ),
+        *state.products,
+    ]
+    if state.mask is not None:
+        m = state.mask.isel(time=0, drop=True) if "time" in state.mask.dims else state.mask
+        products.append(
+            (m.to_dataset(name="mask"), state.product_name("mask"), "mask", ("cloud", "mask"))
+        )
+    return products
+
+
+def _quicklooks(state: UnitState, files: list[ProductFile], folder: Path, root: Path) -> None:
+    """PNG quicklook and thumbnail of the reflectance, a map per index (appended to files)."""
+    from eo_pipeline.io.quicklook import index_map, quicklook, thumbnail
+
+    wf, unit = state.wf, state.unit
+    band_vars = state.band_vars
+    common = {v: str(state.data[v].attrs.get("common_name", "")) for v in band_vars}
+    refl_path = root / files[0].path
+    rgb = _rgb_bands(band_vars, common)
+    ql = quicklook(refl_path, folder / f"{product_name(wf, unit, 'quicklook')}.png", bands=rgb)
+    files.append(_image_file(ql, "quicklook", ("overview", "visual"), root))
+    th = thumbnail(refl_path, folder / f"{product_name(wf, unit, 'thumbnail')}.png", bands=rgb)
+    files.append(_image_file(th, "thumbnail", ("thumbnail",), root))
+    for name in state.index_names:
+        src = next(f for f in files if f.key == name)
+        im = index_map(
+            root / src.path,
+            folder / f"{product_name(wf, unit, name + '_map')}.png",
+            band=1,
+            title=name,
+        )
+        files.append(_image_file(im, f"{name}_map", ("overview",), root))
+
+
 def process_unit(
     unit: Unit, wf: Workflow, root: str, threads: int = 1, scheduler: str = "threads"
 ) -> UnitResult:
     """Process one unit and write its products under ``root`` (the output catalog folder).
 
-    ``threads`` caps dask's local worker threads and numba's threads; ``scheduler`` is the
-    local dask scheduler the unit's chunk graph runs on (``"threads"``; ``"sync"`` runs every
-    task in the calling thread: the end-to-end benchmark's no-scheduler reference).
+    The workflow's steps run through the step registry (:mod:`.registry`, built-in kinds
+    in :mod:`.step_kinds`) in their kinds' order. ``threads`` caps dask's local worker
+    threads and numba's threads; ``scheduler`` is the local dask scheduler the unit's chunk
+    graph runs on (``"threads"``; ``"sync"`` runs every task in the calling thread: the
+    end-to-end benchmark's no-scheduler reference).
     """
-    import eo_pipeline as eo
-
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     out_root = Path(root)
-    item_id = _product_name(wf, unit, wf.name).replace("/", "_")
+    item_id = product_name(wf, unit, wf.name).replace("/", "_")
     folder = out_root / "items" / item_id
     folder.mkdir(parents=True, exist_ok=True)
     files: list[ProductFile] = []
     with _threads_cap(threads, scheduler):
-        items = _load_items(unit)
-        chunks = {"x": wf.resources.chunk_size, "y": wf.resources.chunk_size}
-        sensor = eo.sensors.get(str(items[0].properties.get("eo_pipeline:sensor", "")))
-        present = set(items[0].assets)
-        pan_ids = [b.id for b in sensor.bands if b.common_name == "pan" and b.id in present]
-        ms_ids = [b.id for b in sensor.bands if b.common_name != "pan" and b.id in present]
-        extra = [k for k in ("QA_PIXEL",) if k in present]
-        # PAN has its own, finer grid: the MS product is made on the MS grid, PAN loaded apart
-        ds = eo.load(items, bands=ms_ids + extra, chunks=chunks)
+        state = _start(unit, wf)
         timings["load"] = time.perf_counter() - t0
-        data = ds
-        mask = None
-        cal = wf.step("calibrate")
-        if cal is not None:
-            data = eo.calibrate(ds, **dict(cal.params))
-        mstep = wf.step("mask")
-        if mstep is not None:
-            mask = eo.masks(ds if "QA_PIXEL" in ds else data, **dict(mstep.params))
-        comp = wf.step("composite")
-        band_vars = [v for v in ms_ids if v in data.data_vars]
-        common = {v: str(data[v].attrs.get("common_name", "")) for v in band_vars}
-        refl = data[band_vars]
-        if comp is not None:
-            refl = eo.composite(refl, **dict(comp.params, period=None), mask=mask)
-        ps = wf.step("pansharpen")
-        if ps is not None:
-            if not pan_ids:
-                raise WorkflowError(
-                    f"unit {unit.key}: pansharpen needs a pan band; sensor {sensor.name} "
-                    f"items have {sorted(present)}"
-                )
-            pan_gsd = sensor.band(pan_ids[0]).gsd
-            pan_ds = eo.load(items, bands=pan_ids, chunks=chunks, resolution=pan_gsd)
-            pan = eo.calibrate(pan_ds, **dict(cal.params)) if cal is not None else pan_ds
-            refl = eo.pansharpen(refl, pan[pan_ids[0]], **dict(ps.params))
-        refl = (
-            refl.isel(time=0, drop=True)
-            if "time" in refl.dims and refl.sizes["time"] == 1
-            else refl
-        )
-        if "time" in refl.dims:
-            raise WorkflowError(
-                f"unit {unit.key}: {refl.sizes['time']} scenes in one unit without a composite step"
-            )
-        products: list[tuple[Any, str, str, tuple[str, ...]]] = [
-            (
-                refl[band_vars],
-                _product_name(wf, unit, "reflectance"),
-                "reflectance",
-                ("data", "reflectance"),
-            )
-        ]
-        istep = wf.step("indices")
-        index_names: list[str] = []
-        if istep is not None:
-            # named (ASI) indices and custom formulas: one fused kernel each, merged
-            constants = dict(istep.params.get("constants", {}))
-            requests: list[Any] = [
-                r
-                for r in (
-                    list(istep.params.get("names", [])),
-                    dict(istep.params.get("formulas", {})),
-                )
-                if r
-            ]
-            idx = xr.merge([eo.compute_indices(refl, r, **constants) for r in requests])
-            for name in idx.data_vars:
-                products.append(
-                    (idx[[name]], _product_name(wf, unit, str(name)), str(name), ("data", "index"))
-                )
-                index_names.append(str(name))
-        if mask is not None and comp is None:
-            m = mask.isel(time=0, drop=True) if "time" in mask.dims else mask
-            products.append(
-                (
-                    m.to_dataset(name="mask"),
-                    _product_name(wf, unit, "mask"),
-                    "mask",
-                    ("cloud", "mask"),
-                )
-            )
+        run_steps(state)
+        products = _unit_products(state)
         timings["graph"] = time.perf_counter() - t0
         files.extend(_write_products(products, folder, wf, out_root))
         timings["write"] = time.perf_counter() - t0
         if wf.output.quicklook:
-            from eo_pipeline.io.quicklook import index_map, quicklook, thumbnail
-
-            refl_path = out_root / files[0].path
-            rgb = _rgb_bands(band_vars, common)
-            ql = quicklook(
-                refl_path, folder / f"{_product_name(wf, unit, 'quicklook')}.png", bands=rgb
-            )
-            files.append(_image_file(ql, "quicklook", ("overview", "visual"), out_root))
-            th = thumbnail(
-                refl_path, folder / f"{_product_name(wf, unit, 'thumbnail')}.png", bands=rgb
-            )
-            files.append(_image_file(th, "thumbnail", ("thumbnail",), out_root))
-            for name in index_names:
-                src = next(f for f in files if f.key == name)
-                im = index_map(
-                    out_root / src.path,
-                    folder / f"{_product_name(wf, unit, name + '_map')}.png",
-                    band=1,
-                    title=name,
-                )
-                files.append(_image_file(im, f"{name}_map", ("overview",), out_root))
+            _quicklooks(state, files, folder, out_root)
         timings["total"] = time.perf_counter() - t0
-    from eo_pipeline.workflows.products import product_item
-
-    item = product_item(item_id, unit, wf, items, files, ds)
+    item = product_item(item_id, unit, wf, state.items, files, state.dn)
     item_path = folder / f"{item_id}.json"
     write_json(item_path, item, indent=1)
     return UnitResult(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,12 +15,45 @@ from eo_pipeline.catalogs.stac import EXTENSION_URIS
 
 if TYPE_CHECKING:
     from eo_pipeline.workflows.plan import Unit
-    from eo_pipeline.workflows.process import ProductFile
     from eo_pipeline.workflows.spec import Workflow
 
-__all__ = ["build_product_catalog", "product_collection_id", "product_item", "software_versions"]
+__all__ = [
+    "ProductFile",
+    "build_product_catalog",
+    "product_collection_id",
+    "product_item",
+    "product_name",
+    "software_versions",
+]
 
 _SHARED_PROPS = ("platform", "instruments", "constellation", "gsd", "eo_pipeline:sensor")
+
+
+@dataclass(frozen=True)
+class ProductFile:
+    """One file a unit wrote."""
+
+    key: str
+    """Asset key in the product item (``reflectance``, ``NDVI``, ``mask``, ``quicklook``...)."""
+    path: str
+    """Path relative to the output catalog folder."""
+    size: int
+    checksum: str
+    """sha2-256 multihash hex."""
+    media_type: str
+    roles: tuple[str, ...]
+    raster: dict[str, Any] = field(default_factory=dict)
+    """dtype, nodata, scale, offset, unit, bands, proj fields (for STAC)."""
+
+
+def product_name(wf: Workflow, unit: Unit, product: str) -> str:
+    """The file stem of a unit's ``product`` (the workflow's ``output.naming`` pattern)."""
+    # a composite's unit key already names its collection; a place suffix keeps the
+    # composites of several places in one period apart
+    label = unit.key if unit.period is None else unit.period
+    if unit.site:
+        label = f"{label}_{unit.site}"
+    return wf.output.naming.format(collection=unit.collection, unit=label, product=product)
 
 
 def product_collection_id(unit_collection: str, wf: Workflow) -> str:

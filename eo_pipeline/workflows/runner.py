@@ -187,6 +187,210 @@ class _Progress:
             self.bar.close()
 
 
+@dataclass
+class _Tally:
+    """What the units of one run did, filled as their results arrive."""
+
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    written: int = 0
+    nbytes: int = 0
+
+
+# -- planning and resume bookkeeping ---------------------------------------------------------
+def _print_plan(wf: Workflow, units: list[Unit], excluded: Mapping[str, str], root: Path,
+                dry_run: bool) -> None:  # fmt: skip
+    for n, (item_id, why) in enumerate(excluded.items()):
+        if n == 10:
+            print(f"left out {len(excluded) - 10} more item(s) (listed in the manifest)")
+            break
+        print(f"left out {item_id}: {why}")
+    if dry_run:
+        print(f"workflow {wf.name}: {len(units)} unit(s) -> {root}")
+        for u in units:
+            print(f"  {u.key}: {len(u.item_ids)} item(s) from {u.collection}")
+        print("steps: " + " -> ".join(s.name for s in wf.steps))
+
+
+def _prepare_output(root: Path) -> None:
+    """Create the output folder, check it is writable, remove a killed run's temporaries."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-probe-{uuid.uuid4().hex[:6]}.part"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise WriteError(
+            f"{root}: output folder is not writable ({err.strerror}); choose another output.catalog"
+        ) from None
+    _clean_partials(root)
+
+
+def _split_todo(
+    units: list[Unit], manifest: Mapping[str, Any], root: Path, params: str
+) -> tuple[list[Unit], list[str]]:
+    """Units to run, and keys of those whose manifest entry matches inputs and parameters and
+    whose outputs are intact (skipped)."""
+    todo: list[Unit] = []
+    skipped: list[str] = []
+    for u in units:
+        previous = manifest["units"].get(u.key)
+        if (
+            previous
+            and previous.get("status") == "done"
+            and previous.get("inputs_signature") == u.inputs_signature
+            and previous.get("params_hash") == params
+            and _intact(root, previous)
+        ):
+            skipped.append(u.key)
+        else:
+            todo.append(u)
+    return todo, skipped
+
+
+def _record(
+    manifest: dict[str, Any], u: Unit, params: str, root: Path, res: Any, error: str | None
+) -> None:
+    """The manifest entry of one finished (or failed) unit."""
+    entry: dict[str, Any] = {
+        "status": "failed",
+        "inputs_signature": u.inputs_signature,
+        "params_hash": params,
+        "inputs": [{"id": i, "href": h} for i, h in zip(u.item_ids, u.item_hrefs, strict=True)],
+        "period": u.period,
+    }
+    if error is not None:
+        entry["error"] = error
+    else:
+        entry.update(
+            status="done",
+            item=res.item_path,
+            outputs=[
+                {
+                    "key": f.key,
+                    "path": f.path,
+                    "size": f.size,
+                    "checksum": f.checksum,
+                    "mtime_ns": (root / f.path).stat().st_mtime_ns,
+                }
+                for f in res.files
+            ],
+            timings=res.timings,
+            worker=res.worker,
+            finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        )
+    manifest["units"][u.key] = entry
+
+
+# -- dispatch to the cluster -----------------------------------------------------------------
+def _unit_threads(cl: Any, todo: list[Unit]) -> tuple[int, int]:
+    """(workers, threads per unit): on this machine's LocalCluster the cores are shared by
+    the units running at once (fewer units than workers: each gets more threads); on a
+    remote cluster, 1 per task."""
+    from distributed import LocalCluster
+
+    nworkers = max(1, len(cl.scheduler_info().get("workers", {})))
+    local = isinstance(getattr(cl, "cluster", None), LocalCluster)
+    busy = max(1, min(nworkers, len(todo)))
+    return nworkers, (max(1, (os.cpu_count() or 1) // busy) if local else 1)
+
+
+def _dispatch(
+    cl: Any, todo: list[Unit], wf: Workflow, root: Path, threads: int
+) -> Iterator[tuple[Unit, Any, str | None]]:
+    """Submit one task per unit; yield ``(unit, result, None)`` or ``(unit, None, cause)``
+    as units finish (a unit's failure is reported, never fatal to the run)."""
+    from distributed import as_completed
+
+    from eo_pipeline.workflows.process import process_unit
+
+    futures = {
+        cl.submit(
+            process_unit,
+            u,
+            wf,
+            str(root),
+            threads,
+            key=f"unit-{wf.name}-{u.key}-{uuid.uuid4().hex[:6]}",
+            retries=wf.resources.retries,
+            pure=False,
+        ): u
+        for u in todo
+    }
+    for fut in as_completed(futures):
+        try:
+            res = fut.result()
+        except Exception as err:
+            yield futures[fut], None, f"{type(err).__name__}: {err}"
+            continue
+        yield futures[fut], res, None
+
+
+def _execute(
+    cl: Any, todo: list[Unit], wf: Workflow, root: Path, manifest: dict[str, Any], params: str,
+    tally: _Tally, verbose: bool, skipped: int,
+) -> None:  # fmt: skip
+    """Run the units on ``cl``, recording each in the manifest (rewritten after each one)."""
+    nworkers, threads = _unit_threads(cl, todo)
+    if verbose:
+        print(
+            f"workflow {wf.name}: {len(todo)} unit(s) to run, {skipped} up to date; "
+            f"{nworkers} worker(s); dashboard: {getattr(cl, 'dashboard_link', None)}",
+            flush=True,
+        )
+    progress = _Progress(len(todo), wf.name) if verbose else None
+    for u, res, error in _dispatch(cl, todo, wf, root, threads):
+        _record(manifest, u, params, root, res, error)
+        if error is not None:
+            tally.failed[u.key] = error
+            if progress:
+                progress.update(u.key, 0, "FAILED")
+            continue
+        tally.done.append(u.key)
+        tally.written += len(res.files)
+        tally.nbytes += sum(f.size for f in res.files)
+        write_json(root / MANIFEST, manifest, indent=1, default=str)
+        if progress:
+            progress.update(u.key, len(res.files), "ok")
+    if progress:
+        progress.close()
+
+
+# -- reporting -------------------------------------------------------------------------------
+def _finish(
+    wf: Workflow, root: Path, manifest: dict[str, Any], tally: _Tally, skipped: list[str],
+    excluded: Mapping[str, str], t0: float, scheduler: str | None,
+) -> float:  # fmt: skip
+    """The product catalog over every done unit, and this run's entry in the manifest;
+    returns the run's seconds since ``t0``."""
+    items = [e["item"] for e in manifest["units"].values() if e.get("status") == "done"]
+    if items:
+        from eo_pipeline.workflows.products import build_product_catalog
+
+        build_product_catalog(root, items, wf)
+    seconds = time.perf_counter() - t0
+    manifest.update(
+        workflow=wf.name,
+        source=wf.source,
+        params_hash=wf.params_hash(),
+        software=software_versions(),
+    )
+    manifest.setdefault("runs", []).append(
+        {
+            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "done": tally.done,
+            "skipped": skipped,
+            "failed": tally.failed,
+            "excluded": dict(excluded),
+            "seconds": round(seconds, 2),
+            "scheduler": scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or "LocalCluster",
+            "workflow": asdict(wf) | {"steps": [[s.name, dict(s.params)] for s in wf.steps]},
+        }
+    )
+    write_json(root / MANIFEST, manifest, indent=1, default=str)
+    return seconds
+
+
 def run(
     workflow: str | Path | Workflow,
     *,
@@ -207,166 +411,33 @@ def run(
     excluded = dict(planned.excluded)
     root = wf.resolve(wf.output.catalog)
     if verbose:
-        for n, (item_id, why) in enumerate(excluded.items()):
-            if n == 10:
-                print(f"left out {len(excluded) - 10} more item(s) (listed in the manifest)")
-                break
-            print(f"left out {item_id}: {why}")
+        _print_plan(wf, units, excluded, root, dry_run)
     if dry_run:
-        if verbose:
-            print(f"workflow {wf.name}: {len(units)} unit(s) -> {root}")
-            for u in units:
-                print(f"  {u.key}: {len(u.item_ids)} item(s) from {u.collection}")
-            print("steps: " + " -> ".join(s.name for s in wf.steps))
         return RunReport(wf.name, root, (), tuple(u.key for u in units), excluded=excluded)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".write-probe-{uuid.uuid4().hex[:6]}.part"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise WriteError(
-            f"{root}: output folder is not writable ({err.strerror}); choose another output.catalog"
-        ) from None
-    _clean_partials(root)
+    _prepare_output(root)
     manifest = _read_manifest(root)
     params = wf.params_hash()
-    todo: list[Unit] = []
-    skipped: list[str] = []
-    for u in units:
-        previous = manifest["units"].get(u.key)
-        if (
-            previous
-            and previous.get("status") == "done"
-            and previous.get("inputs_signature") == u.inputs_signature
-            and previous.get("params_hash") == params
-            and _intact(root, previous)
-        ):
-            skipped.append(u.key)
-        else:
-            todo.append(u)
+    todo, skipped = _split_todo(units, manifest, root, params)
     t0 = time.perf_counter()
-    failed: dict[str, str] = {}
-    done: list[str] = []
-    written = nbytes = 0
-    dashboard = None
+    tally = _Tally()
     ctx = (
         contextlib.nullcontext(client)
         if client is not None
         else connect(scheduler, wf.resources.workers)
     )
     with ctx as cl:
-        from distributed import as_completed
-
         dashboard = getattr(cl, "dashboard_link", None)
-        info = cl.scheduler_info()
-        nworkers = max(1, len(info.get("workers", {})))
-        # on this machine's LocalCluster the cores are shared by the units running at once
-        # (fewer units than workers: each gets more threads); on a remote cluster, 1 per task
-        from distributed import LocalCluster
-
-        local = isinstance(getattr(cl, "cluster", None), LocalCluster)
-        busy = max(1, min(nworkers, len(todo)))
-        threads = max(1, (os.cpu_count() or 1) // busy) if local else 1
-        if verbose:
-            print(
-                f"workflow {wf.name}: {len(todo)} unit(s) to run, {len(skipped)} up to date; "
-                f"{nworkers} worker(s); dashboard: {dashboard}",
-                flush=True,
-            )
-        from eo_pipeline.workflows.process import process_unit
-
-        futures = {
-            cl.submit(
-                process_unit,
-                u,
-                wf,
-                str(root),
-                threads,
-                key=f"unit-{wf.name}-{u.key}-{uuid.uuid4().hex[:6]}",
-                retries=wf.resources.retries,
-                pure=False,
-            ): u
-            for u in todo
-        }
-        progress = _Progress(len(todo), wf.name) if verbose else None
-        for fut in as_completed(futures):
-            u = futures[fut]
-            entry: dict[str, Any] = {
-                "status": "failed",
-                "inputs_signature": u.inputs_signature,
-                "params_hash": params,
-                "inputs": [
-                    {"id": i, "href": h} for i, h in zip(u.item_ids, u.item_hrefs, strict=True)
-                ],
-                "period": u.period,
-            }
-            try:
-                res = fut.result()
-            except Exception as err:  # a unit's failure is reported, never fatal to the run
-                failed[u.key] = f"{type(err).__name__}: {err}"
-                entry["error"] = failed[u.key]
-                manifest["units"][u.key] = entry
-                if progress:
-                    progress.update(u.key, 0, "FAILED")
-                continue
-            entry.update(
-                status="done",
-                item=res.item_path,
-                outputs=[
-                    {
-                        "key": f.key,
-                        "path": f.path,
-                        "size": f.size,
-                        "checksum": f.checksum,
-                        "mtime_ns": (root / f.path).stat().st_mtime_ns,
-                    }
-                    for f in res.files
-                ],
-                timings=res.timings,
-                worker=res.worker,
-                finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            )
-            manifest["units"][u.key] = entry
-            done.append(u.key)
-            written += len(res.files)
-            nbytes += sum(f.size for f in res.files)
-            write_json(root / MANIFEST, manifest, indent=1, default=str)
-            if progress:
-                progress.update(u.key, len(res.files), "ok")
-        if progress:
-            progress.close()
+        _execute(cl, todo, wf, root, manifest, params, tally, verbose, len(skipped))
     _clean_partials(root)
-    items = [e["item"] for e in manifest["units"].values() if e.get("status") == "done"]
-    if items:
-        from eo_pipeline.workflows.products import build_product_catalog
-
-        build_product_catalog(root, items, wf)
-    seconds = time.perf_counter() - t0
-    manifest.update(
-        workflow=wf.name, source=wf.source, params_hash=params, software=software_versions()
-    )
-    manifest.setdefault("runs", []).append(
-        {
-            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "done": done,
-            "skipped": skipped,
-            "failed": failed,
-            "excluded": excluded,
-            "seconds": round(seconds, 2),
-            "scheduler": scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or "LocalCluster",
-            "workflow": asdict(wf) | {"steps": [[s.name, dict(s.params)] for s in wf.steps]},
-        }
-    )
-    write_json(root / MANIFEST, manifest, indent=1, default=str)
+    seconds = _finish(wf, root, manifest, tally, skipped, excluded, t0, scheduler)
     return RunReport(
         wf.name,
         root,
-        tuple(done),
+        tuple(tally.done),
         tuple(skipped),
-        failed,
-        written,
-        nbytes,
+        tally.failed,
+        tally.written,
+        tally.nbytes,
         seconds,
         dashboard,
         excluded,

@@ -52,6 +52,8 @@ from typing import Any
 import yaml
 
 from eo_pipeline.errors import WorkflowError
+from eo_pipeline.workflows import step_kinds  # noqa: F401  (registers the built-in step kinds)
+from eo_pipeline.workflows.registry import STEP_KINDS, STEPS
 
 __all__ = [
     "STEPS",
@@ -64,19 +66,6 @@ __all__ = [
     "load_workflow",
     "parse_workflow",
 ]
-
-#: step name -> allowed parameters and their types
-STEPS: dict[str, dict[str, tuple[type, ...]]] = {
-    "calibrate": {"to": (str,), "per_pixel_sun": (bool,)},
-    "mask": {"method": (str,), "dilate": (int,)},
-    "indices": {"names": (list,), "formulas": (dict,), "constants": (dict,)},
-    "composite": {"method": (str,), "period": (str,)},
-    "pansharpen": {"method": (str,), "injection": (str,)},
-}
-_CALIBRATE_TO = ("toa_reflectance", "radiance", "surface_reflectance")
-_COMPOSITE_METHODS = ("median", "max_ndvi", "bap")
-_PANSHARPEN_METHODS = ("brovey", "ihs")
-_MASK_METHODS = ("auto", "qa", "spectral")
 
 
 @dataclass(frozen=True)
@@ -239,15 +228,8 @@ def _step(ctx: _Ctx, raw: Any, i: int) -> Step:
             raise ctx.fail(
                 (*path, name, key), f"expected {STEPS[name][key][0].__name__}, got {value!r}"
             )
-    choices = {
-        ("calibrate", "to"): _CALIBRATE_TO,
-        ("composite", "method"): _COMPOSITE_METHODS,
-        ("pansharpen", "method"): _PANSHARPEN_METHODS,
-        ("mask", "method"): _MASK_METHODS,
-        ("pansharpen", "injection"): ("unit", "adaptive"),
-    }
-    for (step_name, key), allowed in choices.items():
-        if name == step_name and key in params and params[key] not in allowed:
+    for key, allowed in STEP_KINDS[name].choices.items():
+        if key in params and params[key] not in allowed:
             raise ctx.fail(
                 (*path, name, key), f"{params[key]!r} is not one of {', '.join(allowed)}"
             )

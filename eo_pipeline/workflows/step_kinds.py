@@ -1,0 +1,113 @@
+"""The built-in workflow step kinds, one small function each (see :mod:`.registry`).
+
+Each takes the unit's :class:`~eo_pipeline.workflows.registry.UnitState` and the step's
+validated parameters. The science lives in :mod:`eo_pipeline.steps`; these functions only
+say which data each step reads and what it leaves for the next one. Imports of the steps
+are deferred to the call, so parsing a workflow file stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from eo_pipeline.errors import WorkflowError
+from eo_pipeline.workflows.registry import UnitState, step
+
+__all__ = ["calibrate", "composite", "indices", "mask", "pansharpen"]
+
+CALIBRATE_TO = ("toa_reflectance", "radiance", "surface_reflectance")
+COMPOSITE_METHODS = ("median", "max_ndvi", "bap")
+PANSHARPEN_METHODS = ("brovey", "ihs")
+MASK_METHODS = ("auto", "qa", "spectral")
+
+
+@step(
+    "calibrate",
+    order=20,
+    params={"to": (str,), "per_pixel_sun": (bool,)},
+    choices={"to": CALIBRATE_TO},
+)
+def calibrate(state: UnitState, params: Mapping[str, Any]) -> None:
+    """DN -> radiance / TOA / surface reflectance (:func:`eo_pipeline.calibrate`)."""
+    from eo_pipeline.steps.calibration import calibrate as run
+
+    state.data = run(state.dn, **dict(params))
+
+
+@step(
+    "mask",
+    order=30,
+    params={"method": (str,), "dilate": (int,)},
+    choices={"method": MASK_METHODS},
+)
+def mask(state: UnitState, params: Mapping[str, Any]) -> None:
+    """The unit's mask, from the QA band when loaded, else from the (calibrated) data."""
+    from eo_pipeline.steps.masking import masks
+
+    state.mask = masks(state.dn if "QA_PIXEL" in state.dn else state.data, **dict(params))
+
+
+@step(
+    "composite",
+    order=40,
+    params={"method": (str,), "period": (str,)},
+    choices={"method": COMPOSITE_METHODS},
+)
+def composite(state: UnitState, params: Mapping[str, Any]) -> None:
+    """One composite of the unit's dates (the planner made one unit per period and place);
+    the mask is used up by it (no mask product)."""
+    from eo_pipeline.steps.compositing import composite as run
+
+    state.refl = run(state.bands(), **dict(params, period=None), mask=state.mask)
+    state.mask = None
+
+
+@step(
+    "pansharpen",
+    order=50,
+    params={"method": (str,), "injection": (str,)},
+    choices={"method": PANSHARPEN_METHODS, "injection": ("unit", "adaptive")},
+)
+def pansharpen(state: UnitState, params: Mapping[str, Any]) -> None:
+    """The reflectance sharpened with the pan band (loaded on its own grid, calibrated the
+    same way as the multispectral bands)."""
+    from eo_pipeline.io.loading import load
+    from eo_pipeline.steps.calibration import calibrate as run_calibrate
+    from eo_pipeline.steps.pansharpening import pansharpen as run
+
+    if not state.pan_ids:
+        raise WorkflowError(
+            f"unit {state.unit.key}: pansharpen needs a pan band; sensor {state.sensor.name} "
+            f"items have {sorted(state.present)}"
+        )
+    pan_id = state.pan_ids[0]
+    pan = load(state.items, bands=state.pan_ids, chunks=state.chunks,
+               resolution=state.sensor.band(pan_id).gsd)  # fmt: skip
+    cal = state.wf.step("calibrate")
+    if cal is not None:
+        pan = run_calibrate(pan, **dict(cal.params))
+    state.refl = run(state.bands(), pan[pan_id], **dict(params))
+
+
+@step(
+    "indices",
+    order=70,
+    params={"names": (list,), "formulas": (dict,), "constants": (dict,)},
+)
+def indices(state: UnitState, params: Mapping[str, Any]) -> None:
+    """Spectral indices of the (single-date) reflectance: named (ASI) indices and custom
+    formulas, one fused kernel each, merged; one product per index."""
+    import xarray as xr
+
+    from eo_pipeline.steps.indices import compute_indices
+
+    refl = state.single_scene()
+    constants = dict(params.get("constants", {}))
+    requests: list[Any] = [
+        r for r in (list(params.get("names", [])), dict(params.get("formulas", {}))) if r
+    ]
+    idx = xr.merge([compute_indices(refl, r, **constants) for r in requests])
+    for name in map(str, idx.data_vars):
+        state.products.append((idx[[name]], state.product_name(name), name, ("data", "index")))
+        state.index_names.append(name)

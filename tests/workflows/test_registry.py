@@ -66,7 +66,7 @@ def test_registered_kind_is_validated_and_run(
         rasterio.open(tmp_path / "b" / plain.files[0].path) as b,
     ):
         np.testing.assert_allclose(a.read(), 2 * b.read(), rtol=1e-6, equal_nan=True)
-    with pytest.raises(WorkflowError, match="factor.*expected float"):
+    with pytest.raises(WorkflowError, match=r"factor.*expected float"):
         parse_workflow(WF.format(catalog=l1_catalog, out=tmp_path).replace("2.0", "'x'"), "w")
 
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from eo_pipeline.errors import EOPipelineError
+from eo_pipeline.errors import CatalogError, EOPipelineError
 
 __all__ = ["build_parser", "main"]
 
@@ -38,6 +38,27 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     report = validate(args.path, check_assets=args.check_assets)
     print(report)
+    return 0
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from eo_pipeline.catalogs.index import CatalogIndex
+
+    if args.action == "check":
+        index = CatalogIndex.open(args.catalog, build=False)
+        changed = index.sweep()
+        print(f"{index.path}: {index.count()} item(s) indexed; {changed} (re-)indexed now")
+        return 0
+    path = Path(args.catalog)
+    root = path.parent if path.is_file() else path
+    if not (root / "catalog.json").is_file():
+        raise CatalogError(f"{path}: no catalog.json; give a static catalog or its folder")
+    report = CatalogIndex(root.resolve()).rebuild()
+    print(f"{root}: {report}")
+    for line in report.skipped[:20]:
+        print(f"  skipped {line}", file=sys.stderr)
     return 0
 
 
@@ -107,6 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace the item if already catalogued"
     )
     p.set_defaults(handler=_cmd_ingest)
+
+    p = sub.add_parser(
+        "index", help="the catalog index that planning and eo.load query (rebuild, check)"
+    )
+    p.add_argument(
+        "action",
+        choices=["rebuild", "check"],
+        help="rebuild: read every item into a new index; check: re-index what changed",
+    )
+    p.add_argument("catalog", help="a static catalog (catalog.json or its folder)")
+    p.set_defaults(handler=_cmd_index)
 
     p = sub.add_parser("validate", help="validate a STAC catalog, collection or item offline")
     p.add_argument(

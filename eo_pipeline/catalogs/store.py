@@ -293,7 +293,11 @@ def add_items(
     for cid, group in by_coll.items():
         _write_collection(root / cid, cid, group)
     _write_catalog(root, by_coll, catalog_id)
-    return [pystac.Item.from_file(str(final / f"{final.name}.json")) for _, final in staged]
+    files = [final / f"{final.name}.json" for _, final in staged]
+    from eo_pipeline.catalogs.index import update_index
+
+    update_index(root, files)
+    return [pystac.Item.from_file(str(f)) for f in files]
 
 
 def find_stac_file(path: str | os.PathLike[str]) -> Path:

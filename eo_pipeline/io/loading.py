@@ -76,6 +76,41 @@ def _items(source: Source) -> list[pystac.Item]:
     return items
 
 
+def _selected(
+    source: Source,
+    bbox: Sequence[float] | None,
+    datetime: str | None,
+    collections: Sequence[str] | None,
+    ids: Sequence[str] | None,
+    query: Mapping[str, Mapping[str, Any]] | None,
+) -> list[pystac.Item]:
+    """Items of a static catalog matching the selection, through the catalog index."""
+    from eo_pipeline.catalogs.index import CatalogIndex, IndexQuery
+    from eo_pipeline.catalogs.store import find_stac_file
+
+    if not isinstance(source, str | os.PathLike):
+        raise CatalogError(
+            "load: bbox/datetime/collections/ids/query select items of a catalog path; "
+            "filter pystac items yourself (or search a STAC API with pystac-client)"
+        )
+    stac_file = find_stac_file(source)
+    if stac_file.name != "catalog.json":
+        raise CatalogError(f"{stac_file}: selection needs the catalog.json of a static catalog")
+    if bbox is not None and len(bbox) != 4:
+        raise CatalogError(f"load: bbox must be (west, south, east, north), got {bbox!r}")
+    q = IndexQuery(
+        collections=tuple(collections or ()),
+        ids=tuple(ids or ()),
+        bbox=tuple(float(v) for v in bbox) if bbox is not None else None,  # type: ignore[arg-type]
+        datetime=datetime,
+        query=query,
+    )
+    files = CatalogIndex.open(stac_file).search(q)
+    if not files:
+        raise CatalogError(f"{stac_file}: no item matches {q}")
+    return [pystac.Item.from_file(str(f)) for f in files]
+
+
 def _sensor_of(items: Sequence[pystac.Item]) -> _sensors.Sensor:
     names = set()
     for it in items:
@@ -300,6 +335,12 @@ def load(
     groupby: str | None = None,
     crs: Any = None,
     resolution: float | None = None,
+    *,
+    bbox: Sequence[float] | None = None,
+    datetime: str | None = None,
+    collections: Sequence[str] | None = None,
+    ids: Sequence[str] | None = None,
+    query: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> xr.Dataset:
     """Catalogued scenes -> lazy :class:`xarray.Dataset` (odc-stac), native dtype, dask chunks.
 
@@ -321,6 +362,12 @@ def load(
         ``"id"`` or a property name).
     crs, resolution
         Output grid; default: the items' native grid (no resampling when they share it).
+    bbox, datetime, collections, ids, query
+        Select items of a static catalog through its index
+        (:mod:`eo_pipeline.catalogs.index`, built on first use), reading only the matching
+        items' JSON: a ``(west, south, east, north)`` box, an RFC 3339 instant or
+        ``start/end`` interval, collection ids, item ids, and STAC query-extension filters
+        (``{"eo:cloud_cover": {"lt": 20}}``). Only for catalog paths.
 
     Returns
     -------
@@ -350,7 +397,8 @@ def load(
     """
     import odc.stac
 
-    items = _items(source)
+    selection = (bbox, datetime, collections, ids, query)
+    items = _items(source) if all(v is None for v in selection) else _selected(source, *selection)
     sensor = _sensor_of(items)
     keys = _resolve_bands(bands, sensor, items[0])
     block = _check_assets(items, keys)

@@ -144,6 +144,8 @@ def find_items(wf: Workflow) -> list[pystac.Item]:
             raise WorkflowError(
                 f"{wf.source}: inputs.catalog: {path} does not exist; simulate or ingest scenes first"
             )
+        if path.name == "catalog.json":  # a static catalog: its index reads only the matches
+            return _indexed_items(path, inp)
         try:
             root = pystac.read_file(str(path))
         except Exception as err:
@@ -170,6 +172,28 @@ def find_items(wf: Workflow) -> list[pystac.Item]:
     return sorted(
         chosen, key=lambda it: (it.collection_id or "", it.datetime or dt.datetime.min, it.id)
     )
+
+
+def _indexed_items(path: Any, inp: Any) -> list[pystac.Item]:
+    """Planning through the catalog index: only the matching items' JSON is read."""
+    from eo_pipeline.catalogs.index import CatalogIndex, IndexQuery
+
+    query = IndexQuery(
+        collections=tuple(inp.collections),
+        ids=tuple(inp.ids),
+        bbox=tuple(inp.bbox) if inp.bbox else None,
+        datetime=inp.datetime,
+        max_cloud_cover=inp.max_cloud_cover,
+    )
+    files = CatalogIndex.open(path).search(query)
+    items = []
+    for f in files:
+        try:
+            items.append(pystac.Item.from_file(str(f)))
+        except Exception as err:
+            raise CatalogError(f"{f}: cannot read STAC item: {err}") from err
+    # the index matches on bboxes and intervals; the exact tests below are the same as a walk's
+    return [it for it in items if _intersects(it, inp.bbox) and _in_range(it, inp.datetime)]
 
 
 def _period_label(when: dt.datetime, period: str) -> str:

@@ -1,0 +1,531 @@
+"""A spatial-temporal index beside a static STAC catalog, so that a query reads only its matches.
+
+Walking a static catalog means opening every item JSON: 47 s and 1.1 GB for 20,000 items
+with pystac. The index keeps what a search needs in one embedded SQLite file,
+``<catalog root>/.eo-pipeline/catalog-index.sqlite``:
+
+- ``items(pk, collection, id, href, start_ts, end_ts, cloud, props, mtime_ns, size)``: the
+  item's file (relative to the root), its time interval (POSIX seconds), ``eo:cloud_cover``,
+  the queryable properties as JSON (``platform``, ``constellation``, ``gsd``, ``view:*``,
+  ``processing:level``, ``proj:code``, ``eo_pipeline:*``...) and the file's ``mtime_ns``/size
+  when indexed;
+- ``boxes``: an R*Tree over the item bboxes (WGS84; an item across the antimeridian has two
+  boxes), so a bbox query touches only candidate rows;
+- ``collections(id, href, mtime_ns, size)``: each collection file as last indexed.
+
+Every query first compares each collection file's ``mtime_ns``/size with the recorded ones
+(one ``stat`` per collection): a collection changed behind the index's back (items added or
+removed by a tool that did not update it) is re-read, its new item links indexed and its
+removed ones dropped, before the query runs. Matched item files whose ``mtime_ns``/size
+changed since indexing are re-indexed and the query repeated. So the cost of a query grows
+with the collections and the matches, never with the archive. An in-place edit that makes
+an item match a query it did not match before is found by :meth:`CatalogIndex.sweep`
+(``eo-pipeline index check``: one ``stat`` per item).
+
+Writers that go through :func:`eo_pipeline.catalogs.store.add_items` (ingest, simulate,
+publish) update the index in the same call; one that fails drops the index file, which the
+next query rebuilds. ``eo-pipeline index rebuild CATALOG`` rebuilds it on demand.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> root = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (root / "catalog.json").write_text('{"type": "Catalog", "id": "c", "links": []}')
+>>> index = CatalogIndex.open(root)
+>>> index.search(IndexQuery(bbox=(50, 40, 90, 56)))
+[]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eo_pipeline.atomic import atomic_path
+from eo_pipeline.errors import CatalogError
+
+__all__ = ["INDEX_FILE", "CatalogIndex", "IndexQuery", "RebuildReport"]
+
+INDEX_FILE = Path(".eo-pipeline") / "catalog-index.sqlite"
+"""Where the index lives, relative to the catalog root (the folder of ``catalog.json``)."""
+_VERSION = "1"
+_QUERYABLE_PREFIXES = ("view:", "sat:", "eo_pipeline:", "processing:", "proj:code", "sar:")
+_QUERYABLE = frozenset({"platform", "constellation", "gsd", "instruments", "eo:cloud_cover"})
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE collections (id TEXT PRIMARY KEY, href TEXT NOT NULL, mtime_ns INTEGER, size INTEGER);
+CREATE TABLE items (
+    pk INTEGER PRIMARY KEY, collection TEXT NOT NULL, id TEXT NOT NULL, href TEXT NOT NULL,
+    start_ts REAL, end_ts REAL, cloud REAL, props TEXT NOT NULL,
+    mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL, UNIQUE (collection, id)
+);
+CREATE INDEX items_time ON items (start_ts, end_ts);
+CREATE INDEX items_href ON items (href);
+CREATE VIRTUAL TABLE boxes USING rtree (bid, minx, maxx, miny, maxy, +pk INTEGER);
+"""
+
+
+@dataclass(frozen=True)
+class IndexQuery:
+    """What to find; every field left at its default matches everything."""
+
+    collections: tuple[str, ...] = ()
+    """Collection ids (any of)."""
+    ids: tuple[str, ...] = ()
+    """Item ids (any of)."""
+    bbox: tuple[float, float, float, float] | None = None
+    """West, south, east, north (degrees; west > east crosses the antimeridian)."""
+    datetime: str | None = None
+    """An RFC 3339 instant or ``start/end`` interval (``..`` or empty for an open end)."""
+    max_cloud_cover: float | None = None
+    """Items whose ``eo:cloud_cover`` is larger are left out (items without one are kept)."""
+    query: Mapping[str, Mapping[str, Any]] | None = None
+    """STAC query-extension filters on queryable properties, e.g.
+    ``{"platform": {"eq": "kazeosat-2"}, "view:sun_elevation": {"gt": 30}}``."""
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    """What a rebuild read."""
+
+    items: int
+    collections: int
+    skipped: tuple[str, ...]
+    """Item files that could not be read (path: reason); they are not in the index."""
+    seconds: float
+
+    def __str__(self) -> str:
+        rate = self.items / max(self.seconds, 1e-9)
+        skipped = f", {len(self.skipped)} unreadable item file(s) skipped" if self.skipped else ""
+        return (
+            f"indexed {self.items} item(s) of {self.collections} collection(s) in "
+            f"{self.seconds:.1f} s ({rate:,.0f} items/s){skipped}"
+        )
+
+
+# ----------------------------------------------------------------------------- reading STAC
+
+
+def _timestamp(text: Any, where: str) -> float | None:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise CatalogError(f"{where}: a datetime must be an RFC 3339 string, got {text!r}")
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CatalogError(f"{where}: {text!r} is not an RFC 3339 datetime") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp()
+
+
+def _interval(text: str | None) -> tuple[float | None, float | None]:
+    if not text:
+        return None, None
+    parts = text.split("/")
+    if len(parts) == 1:
+        if len(parts[0]) == 10:  # a date: the whole day
+            parts = [parts[0], parts[0]]
+        else:
+            t = _timestamp(parts[0], "datetime")
+            return t, t
+    if len(parts) != 2:
+        raise CatalogError(f"datetime {text!r}: give one instant or start/end")
+    lo, hi = (None if p in ("", "..") else p for p in parts)
+    if lo and len(lo) == 10:
+        lo += "T00:00:00Z"
+    if hi and len(hi) == 10:
+        hi += "T23:59:59.999999Z"
+    return _timestamp(lo, "datetime start"), _timestamp(hi, "datetime end")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise CatalogError(f"{path}: no such file") from None
+    except (OSError, ValueError) as err:
+        raise CatalogError(f"{path}: not readable JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise CatalogError(f"{path}: a STAC document must be a JSON object")
+    return data
+
+
+def _links(doc: Mapping[str, Any], rel: str, base: Path) -> Iterator[Path]:
+    for link in doc.get("links") or ():
+        if isinstance(link, dict) and link.get("rel") == rel and isinstance(link.get("href"), str):
+            href = link["href"]
+            if "://" not in href:
+                yield Path(os.path.normpath(base / href))
+
+
+def _row(
+    path: Path, root: Path, collection: str
+) -> tuple[tuple[Any, ...], list[tuple[float, ...]]]:
+    """The items-table values and the bboxes of one item file."""
+    st = path.stat()
+    doc = _read_json(path)
+    if doc.get("type") != "Feature" or not isinstance(doc.get("id"), str):
+        raise CatalogError(f"{path}: not a STAC item (type Feature with a string id)")
+    props = doc.get("properties")
+    if not isinstance(props, dict):
+        raise CatalogError(f"{path}: item {doc['id']!r} has no properties object")
+    start = _timestamp(props.get("start_datetime") or props.get("datetime"), f"{path}: datetime")
+    end = _timestamp(props.get("end_datetime") or props.get("datetime"), f"{path}: datetime")
+    cloud = props.get("eo:cloud_cover")
+    queryable = {
+        k: v for k, v in props.items() if k in _QUERYABLE or k.startswith(_QUERYABLE_PREFIXES)
+    }
+    boxes: list[tuple[float, ...]] = []
+    bbox = doc.get("bbox")
+    if (
+        isinstance(bbox, list)
+        and len(bbox) in (4, 6)
+        and all(isinstance(v, int | float) for v in bbox)
+    ):
+        w, s, e, n = (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6 else bbox
+        boxes = [(w, e, s, n)] if w <= e else [(w, 180.0, s, n), (-180.0, e, s, n)]
+    rel = path.relative_to(root).as_posix()
+    values = (
+        str(doc.get("collection") or collection),
+        doc["id"],
+        rel,
+        start,
+        end,
+        float(cloud) if isinstance(cloud, int | float) else None,
+        json.dumps(queryable, separators=(",", ":")),
+        st.st_mtime_ns,
+        st.st_size,
+    )
+    return values, boxes
+
+
+# ----------------------------------------------------------------------------- the index
+
+
+class CatalogIndex:
+    """The index of one static catalog (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / INDEX_FILE
+
+    # -- opening and building
+
+    @classmethod
+    def open(cls, catalog: str | os.PathLike[str], *, build: bool = True) -> CatalogIndex:
+        """The index of the catalog at ``catalog`` (``catalog.json`` or its folder).
+
+        Built on first use when missing (``build=True``); a corrupt file raises a
+        :class:`CatalogError` that names the rebuild command.
+        """
+        p = Path(catalog)
+        root = p.parent if p.is_file() else p
+        if not (root / "catalog.json").is_file():
+            raise CatalogError(f"{p}: no catalog.json; the index serves static STAC catalogs")
+        index = cls(root.resolve())
+        if not index.path.exists():
+            if not build:
+                raise CatalogError(
+                    f"{root}: no catalog index; run: eo-pipeline index rebuild {root}"
+                )
+            index.rebuild()
+        index._check_version()
+        return index
+
+    def _check_version(self) -> None:
+        try:
+            with self._connect() as con:
+                row = con.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        except sqlite3.DatabaseError as err:
+            raise CatalogError(
+                f"{self.path}: the catalog index is corrupt ({err}); rebuild it: "
+                f"eo-pipeline index rebuild {self.root}"
+            ) from None
+        if not row or row[0] != _VERSION:
+            raise CatalogError(
+                f"{self.path}: catalog index of another version; rebuild it: "
+                f"eo-pipeline index rebuild {self.root}"
+            )
+
+    @contextlib.contextmanager
+    def _connect(self, path: Path | None = None) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(path or self.path, timeout=30.0)
+        try:
+            with con:
+                yield con
+        finally:
+            con.close()
+
+    def rebuild(self) -> RebuildReport:
+        """Read every collection and item of the catalog into a new index file (atomically)."""
+        import time
+
+        t = time.perf_counter()
+        catalog = _read_json(self.root / "catalog.json")
+        skipped: list[str] = []
+        n_items = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path) as tmp:
+            with self._connect(tmp) as con:
+                con.executescript(_SCHEMA)
+                con.execute("INSERT INTO meta VALUES ('version', ?)", (_VERSION,))
+                colls = list(_links(catalog, "child", self.root))
+                for coll_path in colls:
+                    n_items += self._index_collection(con, coll_path, skipped)
+        return RebuildReport(n_items, len(colls), tuple(skipped), time.perf_counter() - t)
+
+    def _index_collection(
+        self,
+        con: sqlite3.Connection,
+        coll_path: Path,
+        skipped: list[str],
+        known: set[str] | None = None,
+    ) -> int:
+        doc = _read_json(coll_path)
+        cid = str(doc.get("id") or coll_path.parent.name)
+        st = coll_path.stat()
+        con.execute(
+            "INSERT OR REPLACE INTO collections VALUES (?, ?, ?, ?)",
+            (cid, coll_path.relative_to(self.root).as_posix(), st.st_mtime_ns, st.st_size),
+        )
+        paths = list(_links(doc, "item", coll_path.parent))
+        if known is not None:
+            hrefs = {p.relative_to(self.root).as_posix() for p in paths}
+            gone = known - hrefs
+            for href in gone:
+                self._delete(con, "href = ?", href)
+            paths = [p for p in paths if p.relative_to(self.root).as_posix() not in known]
+        return self._insert(con, paths, cid, skipped)
+
+    def _insert(
+        self, con: sqlite3.Connection, paths: Iterable[Path], cid: str, skipped: list[str]
+    ) -> int:
+        n = 0
+        for path in paths:
+            try:
+                values, boxes = _row(path, self.root, cid)
+            except (CatalogError, OSError) as err:
+                skipped.append(f"{path}: {err}")
+                continue
+            self._delete(con, "href = ?", values[2])
+            self._delete(con, "collection = ? AND id = ?", values[0], values[1])
+            pk = con.execute(
+                "INSERT INTO items (collection, id, href, start_ts, end_ts, cloud, props, "
+                "mtime_ns, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            ).lastrowid
+            for w, e, s, nn in boxes:
+                con.execute(
+                    "INSERT INTO boxes (minx, maxx, miny, maxy, pk) VALUES (?, ?, ?, ?, ?)",
+                    (w, e, s, nn, pk),
+                )
+            n += 1
+        return n
+
+    @staticmethod
+    def _delete(con: sqlite3.Connection, where: str, *params: Any) -> None:
+        for (pk,) in con.execute(f"SELECT pk FROM items WHERE {where}", params).fetchall():
+            con.execute("DELETE FROM boxes WHERE pk = ?", (pk,))
+            con.execute("DELETE FROM items WHERE pk = ?", (pk,))
+
+    # -- keeping it current
+
+    def add(self, item_files: Iterable[str | os.PathLike[str]]) -> None:
+        """Index (or re-index) these item files and their collections' current state."""
+        files = [Path(f).resolve() for f in item_files]
+        skipped: list[str] = []
+        with self._connect() as con:
+            for f in files:
+                cid = f.parent.parent.name
+                self._insert(con, [f], cid, skipped)
+                coll = f.parent.parent / "collection.json"
+                if coll.is_file():
+                    st = coll.stat()
+                    con.execute(
+                        "INSERT OR REPLACE INTO collections VALUES (?, ?, ?, ?)",
+                        (cid, coll.relative_to(self.root).as_posix(), st.st_mtime_ns, st.st_size),
+                    )
+        if skipped:
+            raise CatalogError("; ".join(skipped))
+
+    def sweep(self) -> int:
+        """Stat every indexed item file and re-index those changed in place (O(items) stats).
+
+        Queries notice in-place edits of the items they match; an edit that makes an item
+        match a query it did not match before is found by this sweep
+        (``eo-pipeline index check``). Returns the number of items re-indexed.
+        """
+        with self._connect() as con:
+            rows = con.execute("SELECT href, mtime_ns, size FROM items").fetchall()
+        changed = []
+        for href, mtime, size in rows:
+            try:
+                st = (self.root / href).stat()
+            except FileNotFoundError:
+                with self._connect() as con:
+                    self._delete(con, "href = ?", href)
+                continue
+            if (st.st_mtime_ns, st.st_size) != (mtime, size):
+                changed.append(self.root / href)
+        if changed:
+            self.add(changed)
+        return len(changed) + self.refresh()
+
+    def refresh(self) -> int:
+        """Bring changed or new collections up to date; the number of item rows changed."""
+        catalog = _read_json(self.root / "catalog.json")
+        changed = 0
+        skipped: list[str] = []
+        with self._connect() as con:
+            recorded = {
+                href: (m, s)
+                for href, m, s in con.execute("SELECT href, mtime_ns, size FROM collections")
+            }
+            for coll_path in _links(catalog, "child", self.root):
+                href = coll_path.relative_to(self.root).as_posix()
+                try:
+                    st = coll_path.stat()
+                except FileNotFoundError:
+                    raise CatalogError(
+                        f"{coll_path}: the catalog links a collection that does not exist"
+                    ) from None
+                if recorded.get(href) == (st.st_mtime_ns, st.st_size):
+                    continue
+                prefix = href.rsplit("/", 1)[0] + "/" if "/" in href else ""
+                known = {
+                    h
+                    for (h,) in con.execute(
+                        "SELECT href FROM items WHERE href LIKE ? ESCAPE '\\'",
+                        (prefix.replace("%", "\\%").replace("_", "\\_") + "%",),
+                    )
+                }
+                changed += self._index_collection(con, coll_path, skipped, known)
+        return changed
+
+    # -- searching
+
+    def _where(self, q: IndexQuery) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if q.collections:
+            clauses.append(f"items.collection IN ({','.join('?' * len(q.collections))})")
+            params += list(q.collections)
+        if q.ids:
+            clauses.append(f"items.id IN ({','.join('?' * len(q.ids))})")
+            params += list(q.ids)
+        lo, hi = _interval(q.datetime)
+        if lo is not None:
+            clauses.append("items.end_ts >= ?")
+            params.append(lo)
+        if hi is not None:
+            clauses.append("items.start_ts <= ?")
+            params.append(hi)
+        if q.max_cloud_cover is not None:
+            clauses.append("(items.cloud IS NULL OR items.cloud <= ?)")
+            params.append(float(q.max_cloud_cover))
+        for name, ops in (q.query or {}).items():
+            sql, values = _query_clause(name, ops)
+            clauses.append(sql)
+            params += values
+        if q.bbox is not None:
+            w, s, e, n = q.bbox
+            boxes = [(w, e)] if w <= e else [(w, 180.0), (-180.0, e)]
+            ors = []
+            for bw, be in boxes:
+                ors.append(
+                    "(boxes.maxx >= ? AND boxes.minx <= ? AND boxes.maxy >= ? AND boxes.miny <= ?)"
+                )
+                params += [bw, be, s, n]
+            clauses.append(
+                "items.pk IN (SELECT boxes.pk FROM boxes WHERE " + " OR ".join(ors) + ")"
+            )
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def search(self, query: IndexQuery = IndexQuery(), *, refresh: bool = True) -> list[Path]:
+        """Item files matching ``query``, sorted by collection, start time and id."""
+        if refresh:
+            self.refresh()
+        where, params = self._where(query)
+        sql = (
+            "SELECT href, mtime_ns, size FROM items"
+            + where
+            + " ORDER BY items.collection, items.start_ts, items.id"
+        )
+        with self._connect() as con:
+            rows = con.execute(sql, params).fetchall()
+        stale = []
+        for href, mtime, size in rows:
+            path = self.root / href
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                raise CatalogError(
+                    f"{path}: indexed item file is gone; rebuild the index: "
+                    f"eo-pipeline index rebuild {self.root}"
+                ) from None
+            if (st.st_mtime_ns, st.st_size) != (mtime, size):
+                stale.append(path)
+        if stale:  # changed in place since indexing: re-index them and ask again
+            self.add(stale)
+            return self.search(query, refresh=False)
+        return [self.root / href for href, _, _ in rows]
+
+    def count(self) -> int:
+        """Items in the index."""
+        with self._connect() as con:
+            return int(con.execute("SELECT count(*) FROM items").fetchone()[0])
+
+
+_OPS = {"eq": "=", "neq": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+
+
+def _query_clause(name: str, ops: Any) -> tuple[str, list[Any]]:
+    """One STAC query-extension property filter as SQL on the stored queryables (parameters)."""
+    if not isinstance(name, str) or not isinstance(ops, Mapping) or not ops:
+        raise CatalogError(f"query: {name!r} must map to operators such as {{'lt': 10}}")
+    if not (name in _QUERYABLE or name.startswith(_QUERYABLE_PREFIXES)):
+        raise CatalogError(
+            f"query: {name!r} is not a queryable property; queryable: "
+            f"{', '.join(sorted(_QUERYABLE))} and {', '.join(p + '*' for p in _QUERYABLE_PREFIXES)}"
+        )
+    column = "json_extract(items.props, ?)"
+    path = '$."' + name.replace('"', "") + '"'
+    sql: list[str] = []
+    params: list[Any] = []
+    for op, value in ops.items():
+        if op in _OPS:
+            sql.append(f"{column} {_OPS[op]} ?")
+            params += [path, value]
+        elif op == "in" and isinstance(value, list | tuple) and value:
+            sql.append(f"{column} IN ({','.join('?' * len(value))})")
+            params += [path, *value]
+        else:
+            raise CatalogError(
+                f"query: {name}: operator {op!r} is not supported; use {', '.join([*_OPS, 'in'])}"
+            )
+    return "(" + " AND ".join(sql) + ")", params
+
+
+def update_index(
+    catalog_root: str | os.PathLike[str], item_files: Sequence[str | os.PathLike[str]]
+) -> None:
+    """After a writer added items: update the index when it exists; drop it when that fails."""
+    index = CatalogIndex(Path(catalog_root).resolve())
+    if not index.path.exists():
+        return
+    try:
+        index._check_version()
+        index.add(item_files)
+        index.refresh()
+    except (CatalogError, sqlite3.Error, OSError):
+        with contextlib.suppress(OSError):
+            index.path.unlink()  # the next query rebuilds it: never a wrong index

@@ -1,0 +1,151 @@
+"""The catalog index: planning and eo.load read only the matching items."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import eo_pipeline as eo
+from eo_pipeline.catalogs.index import INDEX_FILE, CatalogIndex, IndexQuery
+from eo_pipeline.cli import main
+from eo_pipeline.errors import CatalogError
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("idx") / "cat"
+    eo.simulate("kazeosat2", root, scenes=3, size=48, seed=2, revisit=True, date="2026-05-02")
+    eo.simulate("kazeosat1", root, scenes=1, size=32, seed=3, date="2026-06-15")
+    return root
+
+
+def _ids(files: list[Path]) -> list[str]:
+    return [f.stem for f in files]
+
+
+def test_simulate_keeps_the_index_current_and_queries_select(catalog: Path) -> None:
+    index = CatalogIndex.open(catalog)
+    all_items = index.search()
+    assert len(all_items) == 4 and index.count() == 4
+    k2 = index.search(IndexQuery(collections=("kazeosat2-l1",)))
+    assert len(k2) == 3
+    first = json.loads(k2[0].read_text())
+    day = first["properties"]["datetime"][:10]
+    assert _ids(index.search(IndexQuery(datetime=day))) == [first["id"]]
+    assert index.search(IndexQuery(datetime="2030-01-01/..")) == []
+    w, s, e, n = first["bbox"]
+    assert first["id"] in _ids(index.search(IndexQuery(bbox=(w, s, e, n))))
+    assert index.search(IndexQuery(bbox=(-10.0, -10.0, -9.0, -9.0))) == []
+    k1 = index.search(IndexQuery(query={"platform": {"eq": "kazeosat-1"}}))
+    assert [json.loads(f.read_text())["collection"] for f in k1] == ["kazeosat1-l1"]
+    with pytest.raises(CatalogError, match="not a queryable property"):
+        index.search(IndexQuery(query={"secret": {"eq": 1}}))
+    with pytest.raises(CatalogError, match="operator 'like'"):
+        index.search(IndexQuery(query={"platform": {"like": "x"}}))
+
+
+def test_load_selects_through_the_index(catalog: Path) -> None:
+    ds = eo.load(
+        catalog / "catalog.json", collections=["kazeosat2-l1"], datetime="2026-05-01/2026-05-06"
+    )
+    assert ds.sizes["time"] == 2 and ds.attrs["sensor"] == "kazeosat2"
+    with pytest.raises(CatalogError, match="no item matches"):
+        eo.load(catalog, collections=["kazeosat2-l1"], datetime="2031-01-01")
+
+
+def test_changes_behind_its_back_are_noticed(catalog: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(catalog, root)
+    index = CatalogIndex.open(root)
+    before = index.count()
+    # an item edited in place: re-indexed when matched
+    f = index.search(IndexQuery(collections=("kazeosat1-l1",)))[0]
+    doc = json.loads(f.read_text())
+    doc["properties"]["platform"] = "kazeosat-1b"
+    f.write_text(json.dumps(doc))
+    os.utime(f, ns=(1, 1))
+    assert index.search(IndexQuery(query={"platform": {"eq": "kazeosat-1b"}})) == []
+    assert main(["index", "check", str(root)]) == 0  # the sweep finds edits queries cannot
+    assert index.search(IndexQuery(query={"platform": {"eq": "kazeosat-1b"}})) == [f]
+    doc["properties"]["platform"] = "kazeosat-1c"
+    f.write_text(json.dumps(doc))
+    os.utime(f, ns=(2, 2))
+    # a matched item changed in place: re-indexed and the query asked again
+    assert index.search(IndexQuery(collections=("kazeosat1-l1",))) == [f]
+    assert index.search(IndexQuery(query={"platform": {"eq": "kazeosat-1c"}})) == [f]
+    # an item unlinked from its collection by another tool: dropped at the next query
+    coll = f.parent.parent / "collection.json"
+    cdoc = json.loads(coll.read_text())
+    cdoc["links"] = [ln for ln in cdoc["links"] if ln.get("rel") != "item"]
+    coll.write_text(json.dumps(cdoc))
+    assert index.search(IndexQuery(collections=("kazeosat1-l1",))) == []
+    assert index.count() == before - 1
+
+
+def test_corrupt_index_names_the_rebuild_command_and_rebuild_fixes_it(
+    catalog: Path, tmp_path: Path, capsys
+) -> None:
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(catalog, root)
+    (root / INDEX_FILE).write_bytes(b"not a database at all" * 10)
+    with pytest.raises(CatalogError, match=r"corrupt.*eo-pipeline index rebuild"):
+        CatalogIndex.open(root)
+    # an item file that does not parse: named, skipped, counted
+    bad = next(root.glob("kazeosat1-l1/*/*.json"))
+    bad.write_text("{broken")
+    assert main(["index", "rebuild", str(root)]) == 0
+    out = capsys.readouterr()
+    assert "indexed 3 item(s)" in out.out and "1 unreadable item file(s) skipped" in out.out
+    assert str(bad) in out.err
+    assert CatalogIndex.open(root).count() == 3
+    con = sqlite3.connect(root / INDEX_FILE)
+    assert con.execute("SELECT count(*) FROM boxes").fetchone()[0] >= 3
+
+
+def test_failed_update_drops_the_index_so_the_next_query_rebuilds(
+    catalog: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from eo_pipeline.catalogs.index import update_index
+
+    root = tmp_path / "copy"
+    shutil.copytree(catalog, root)
+    CatalogIndex.open(root)
+    update_index(root, [root / "nope" / "nope.json"])  # cannot be indexed
+    assert not (root / INDEX_FILE).exists()
+    assert CatalogIndex.open(root).count() == 4
+
+
+def test_planning_reads_only_matches(catalog: Path, tmp_path: Path, monkeypatch) -> None:
+    """Planning one period opens only the matching item files (counted at pystac's door)."""
+    import pystac
+
+    from eo_pipeline.workflows.plan import find_items
+    from eo_pipeline.workflows.spec import load_workflow
+
+    wf_file = tmp_path / "wf.yaml"
+    wf_file.write_text(
+        f"name: one-day\ninputs:\n  catalog: {catalog}/catalog.json\n"
+        "  datetime: 2026-06-15\nsteps:\n  - calibrate: {to: toa_reflectance}\n"
+        f"output:\n  catalog: {tmp_path}/out\n"
+    )
+    opened: list[str] = []
+    real = pystac.Item.from_file.__func__  # type: ignore[attr-defined]
+
+    def counting(cls, href, *a, **k):  # type: ignore[no-untyped-def]
+        opened.append(str(href))
+        return real(cls, href, *a, **k)
+
+    monkeypatch.setattr(pystac.Item, "from_file", classmethod(counting))
+    items = find_items(load_workflow(wf_file))
+    assert [it.collection_id for it in items] == ["kazeosat1-l1"]
+    assert len(opened) == 1

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,45 @@ class WriteOptions:
     """Nodata value; default: NaN for floats, -32768 for packed int16, the input's ``nodata`` attr."""
     tags: dict[str, str] = field(default_factory=dict)
     """Dataset-level GDAL metadata tags."""
+
+    def __post_init__(self) -> None:
+        levels = _LEVELS.get(self.compress)
+        if levels is None:
+            raise InputDataError(
+                f"write: compress must be 'deflate' or 'zstd', got {self.compress!r}"
+            )
+        if not _is_int(self.level) or not levels[0] <= self.level <= levels[1]:
+            raise InputDataError(
+                f"write: level {self.level!r} is outside {self.compress}'s {levels[0]}..{levels[1]}"
+            )
+        if not _is_int(self.blocksize) or self.blocksize < 16 or self.blocksize % 16:
+            raise InputDataError(
+                f"write: blocksize {self.blocksize!r} must be a multiple of 16 (e.g. 256, 512)"
+            )
+        for name in ("scale", "offset"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not np.isfinite(value):
+                raise InputDataError(f"write: {name} must be a finite number, got {value!r}")
+        if self.scale <= 0:
+            raise InputDataError(f"write: scale must be positive, got {self.scale!r}")
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> WriteOptions:
+        """``WriteOptions(**kwargs)`` with an unknown keyword as a project error naming the known."""
+        unknown = sorted(set(kwargs) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InputDataError(
+                f"write: unknown option(s) {unknown}; known: {[f.name for f in fields(cls)]}"
+            )
+        return cls(**kwargs)
+
+
+_LEVELS = {"deflate": (1, 9), "zstd": (1, 22)}
+"""Compression levels GDAL accepts per codec."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -183,7 +222,16 @@ def _encode(
 ) -> tuple[xr.DataArray, float | None, float | None, float | None]:
     """Cast/pack to the output dtype; returns (data, nodata, scale, offset)."""
     src = np.dtype(da.dtype)
-    target = np.dtype(opts.dtype) if opts.dtype else src
+    if src == np.bool_:  # GeoTIFF has no boolean type: 0/1 bytes
+        da, src = da.astype(np.uint8), np.dtype(np.uint8)
+    elif src == np.float16:  # nor half floats
+        da, src = da.astype(np.float32), np.dtype(np.float32)
+    elif src.kind not in "fiuc":
+        raise InputDataError(f"write: {da.name!r} has dtype {src}, which a GeoTIFF cannot hold")
+    try:
+        target = np.dtype(opts.dtype) if opts.dtype else src
+    except TypeError:
+        raise InputDataError(f"write: dtype {opts.dtype!r} is not a numpy dtype") from None
     nodata = opts.nodata
     if target == np.int16 and src.kind == "f":
         from eo_pipeline.kernels.quantize import quantize_int16
@@ -245,8 +293,6 @@ def _check_folder(final: Path) -> None:
 
 def _prepare(obj: xr.Dataset | xr.DataArray, final: Path, opts: WriteOptions) -> _Pending:
     """Validate and encode ``obj`` (lazily); no file is touched yet."""
-    if opts.compress not in ("deflate", "zstd"):
-        raise InputDataError(f"write: compress must be 'deflate' or 'zstd', got {opts.compress!r}")
     _check_folder(final)
     da, names = _as_bands(obj)
     crs, affine = _geo(da)
@@ -472,7 +518,7 @@ def write(
     WrittenProduct
         Path, size, sha2-256 multihash and encoding of the file.
     """
-    return write_many([(obj, path, options or WriteOptions(**kwargs))])[0]
+    return write_many([(obj, path, options or WriteOptions.from_kwargs(**kwargs))])[0]
 
 
 def write_many(

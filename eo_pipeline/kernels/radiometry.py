@@ -50,6 +50,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from eo_pipeline.kernels.arrays import leading, native
 from eo_pipeline.kernels.buffers import pooled_empty
 
 __all__ = [
@@ -377,12 +378,12 @@ def calibrate_block(
     >>> calibrate_block(dn, 2.0, 1.0, saturation=9, mask=True)
     (array([[[15., nan, nan]]], dtype=float32), array([[[0, 0, 1]]], dtype=uint8))
     """
-    dn = np.asarray(dn)
+    dn = native(dn)
     if dn.ndim < 2:
         raise ValueError(f"DN array must have at least 2 dims (y, x), got shape {dn.shape}")
     shape = dn.shape
     ny, nx = shape[-2:]
-    dn3 = np.ascontiguousarray(dn).reshape(-1, ny, nx)
+    dn3 = np.ascontiguousarray(dn).reshape(leading(shape), ny, nx)
     a = _leading(mult, dn, "mult")
     b = _leading(add, dn, "add")
     c = _leading(factor, dn, "factor")
@@ -409,13 +410,13 @@ def calibrate_block(
     out3 = out.reshape(dn3.shape)
     mask3 = None if mask_arr is None else mask_arr.reshape(dn3.shape)
     if per_pixel:
-        zen = np.asarray(sun_zenith)
+        zen = native(sun_zenith)
         if zen.dtype not in (np.float32, np.float64):
             zen = zen.astype(np.float64)
         lead = int(np.prod(zen.shape[:-2], dtype=np.int64))
         if lead not in (1, dn3.shape[0]):
             zen = np.broadcast_to(zen, shape)
-        zen3 = np.ascontiguousarray(zen).reshape(-1, ny, nx)
+        zen3 = np.ascontiguousarray(zen).reshape(leading(zen.shape), ny, nx)
         mu3 = np.empty(zen3.shape, dtype=zen3.dtype)
         _cos_degrees(zen3, mu3)
         min_cos = float(zen3.dtype.type(math.cos(math.radians(max_zenith))))
@@ -484,7 +485,7 @@ def toa_ndvi_fused(
     >>> toa_ndvi_fused(red, nir, cal, cal)
     array([[0.5, nan]], dtype=float32)
     """
-    red_dn, nir_dn = np.asarray(red_dn), np.asarray(nir_dn)
+    red_dn, nir_dn = native(red_dn), native(nir_dn)
     if red_dn.shape != nir_dn.shape or red_dn.ndim < 2:
         raise ValueError(
             f"red and NIR DN must share one (..., y, x) shape: {red_dn.shape} vs {nir_dn.shape}"
@@ -509,11 +510,12 @@ def toa_ndvi_fused(
     r_sat, r_has_sat = _limit(red.saturation, red_dn.dtype)
     n_nd, n_has_nd = _limit(nir.nodata, nir_dn.dtype)
     n_sat, n_has_sat = _limit(nir.saturation, nir_dn.dtype)
+    lead = leading(shape)
     _ndvi(
-        np.ascontiguousarray(red_dn).reshape(-1, ny, nx),
-        np.ascontiguousarray(nir_dn).reshape(-1, ny, nx),
+        np.ascontiguousarray(red_dn).reshape(lead, ny, nx),
+        np.ascontiguousarray(nir_dn).reshape(lead, ny, nx),
         *coef[0], *coef[1],
         r_nd, r_has_nd, r_sat, r_has_sat, n_nd, n_has_nd, n_sat, n_has_sat,
-        out.reshape(-1, ny, nx),
+        out.reshape(lead, ny, nx),
     )  # fmt: skip
     return out

@@ -19,6 +19,9 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from eo_pipeline.errors import InputDataError
+from eo_pipeline.kernels.arrays import native
+
 __all__ = ["apply_kernel", "compile_notice", "numba_threads", "task_threads"]
 
 _lock = threading.Lock()
@@ -121,6 +124,9 @@ def numba_threads(n: int | None = None) -> Iterator[None]:
 
 def _capped(func: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
+        # numba compiles for native byte order only: a big-endian block is converted here,
+        # once for every kernel, instead of failing as a TypingError inside the compiler
+        args = tuple(native(a) if isinstance(a, np.ndarray) else a for a in args)
         with numba_threads():
             return func(*args, **kwargs)
 
@@ -170,6 +176,11 @@ def apply_kernel(
     -------
     xarray.DataArray or tuple of DataArray
 
+    Raises
+    ------
+    InputDataError
+        An input has no elements (a zero-size region): refused here, for every kernel.
+
     Examples
     --------
     >>> import numpy as np, xarray as xr
@@ -177,6 +188,12 @@ def apply_kernel(
     >>> apply_kernel(lambda v: v * np.float32(2), a, output_dtypes=[np.float32]).values
     array([0., 2., 4., 6.], dtype=float32)
     """
+    for obj in objs:
+        if getattr(obj, "size", 1) == 0:  # numpy, dask and numba each fail differently on it
+            raise InputDataError(
+                f"{name or getattr(func, '__name__', 'kernel')}: {getattr(obj, 'name', None)!r} "
+                f"has no pixels (sizes {dict(obj.sizes)}); select a non-empty region or dates"
+            )
     compile_notice()
     n_out = len(output_dtypes)
     core_in = input_core_dims or [[] for _ in objs]

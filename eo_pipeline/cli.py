@@ -62,6 +62,27 @@ def _cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_catalog(args: argparse.Namespace) -> int:
+    from eo_pipeline.catalogs.geoparquet import export_geoparquet
+    from eo_pipeline.catalogs.index import IndexQuery
+
+    bbox = None
+    if args.bbox:
+        try:
+            w, s, e, n = (float(v) for v in args.bbox.split(","))
+        except ValueError:
+            raise CatalogError(f"--bbox {args.bbox!r}: give west,south,east,north") from None
+        bbox = (w, s, e, n)
+    query = IndexQuery(
+        collections=tuple(c for c in args.collections.split(",") if c),
+        bbox=bbox,
+        datetime=args.datetime,
+    )
+    n = export_geoparquet(args.catalog, args.out, query)
+    print(f"{n} item(s) -> {args.out} (stac-geoparquet)")
+    return 0
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from eo_pipeline.simulation.simulator import simulate
 
@@ -139,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("catalog", help="a static catalog (catalog.json or its folder)")
     p.set_defaults(handler=_cmd_index)
+
+    p = sub.add_parser("catalog", help="export a catalog's items as stac-geoparquet")
+    p.add_argument("action", choices=["export"], help="export: write the selected items")
+    p.add_argument("catalog", help="a static catalog (catalog.json or its folder)")
+    p.add_argument("--format", choices=["geoparquet"], default="geoparquet", help="output format")
+    p.add_argument("--out", required=True, help="output file (items.parquet)")
+    p.add_argument("--collections", default="", help="comma-separated collection ids (all)")
+    p.add_argument("--bbox", default=None, help="west,south,east,north (degrees)")
+    p.add_argument("--datetime", default=None, help="RFC 3339 instant or start/end interval")
+    p.set_defaults(handler=_cmd_catalog)
 
     p = sub.add_parser("validate", help="validate a STAC catalog, collection or item offline")
     p.add_argument(

@@ -43,7 +43,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,9 +147,25 @@ def _interval(text: str | None) -> tuple[float | None, float | None]:
     return _timestamp(lo, "datetime start"), _timestamp(hi, "datetime end")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+try:  # orjson parses item JSON 3-5x faster (index builds are parse-bound)
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+
+    def _dumps(obj: Any) -> str:
+        return orjson.dumps(obj).decode()
+
+except ImportError:  # pragma: no cover - orjson comes with the dependencies
+    _loads = json.loads
+
+    def _dumps(obj: Any) -> str:
+        return json.dumps(obj, separators=(",", ":"))
+
+
+def _read_json(path: Path | str) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_bytes())
+        with open(path, "rb") as f:
+            data = _loads(f.read())
     except FileNotFoundError:
         raise CatalogError(f"{path}: no such file") from None
     except (OSError, ValueError) as err:
@@ -159,19 +175,17 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _links(doc: Mapping[str, Any], rel: str, base: Path) -> Iterator[Path]:
+def _links(doc: Mapping[str, Any], rel: str, base: Path | str) -> Iterator[str]:
     for link in doc.get("links") or ():
         if isinstance(link, dict) and link.get("rel") == rel and isinstance(link.get("href"), str):
             href = link["href"]
             if "://" not in href:
-                yield Path(os.path.normpath(base / href))
+                yield os.path.normpath(os.path.join(base, href))
 
 
-def _row(
-    path: Path, root: Path, collection: str
-) -> tuple[tuple[Any, ...], list[tuple[float, ...]]]:
-    """The items-table values and the bboxes of one item file."""
-    st = path.stat()
+def _row(path: str, root: str, collection: str) -> tuple[tuple[Any, ...], list[tuple[float, ...]]]:
+    """The items-table values and the bboxes of one item file (``root`` ends with a separator)."""
+    st = os.stat(path)
     doc = _read_json(path)
     if doc.get("type") != "Feature" or not isinstance(doc.get("id"), str):
         raise CatalogError(f"{path}: not a STAC item (type Feature with a string id)")
@@ -193,7 +207,9 @@ def _row(
     ):
         w, s, e, n = (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6 else bbox
         boxes = [(w, e, s, n)] if w <= e else [(w, 180.0, s, n), (-180.0, e, s, n)]
-    rel = path.relative_to(root).as_posix()
+    if not path.startswith(root):
+        raise CatalogError(f"{path}: item file outside the catalog root {root}")
+    rel = path[len(root) :].replace(os.sep, "/")
     values = (
         str(doc.get("collection") or collection),
         doc["id"],
@@ -201,7 +217,7 @@ def _row(
         start,
         end,
         float(cloud) if isinstance(cloud, int | float) else None,
-        json.dumps(queryable, separators=(",", ":")),
+        _dumps(queryable),
         st.st_mtime_ns,
         st.st_size,
     )
@@ -217,6 +233,10 @@ class CatalogIndex:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.path = root / INDEX_FILE
+        self._prefix = str(root).rstrip(os.sep) + os.sep
+
+    def _rel(self, path: str | Path) -> str:
+        return str(path)[len(self._prefix) :].replace(os.sep, "/")
 
     # -- opening and building
 
@@ -280,7 +300,7 @@ class CatalogIndex:
                 con.execute("INSERT INTO meta VALUES ('version', ?)", (_VERSION,))
                 colls = list(_links(catalog, "child", self.root))
                 for coll_path in colls:
-                    n_items += self._index_collection(con, coll_path, skipped)
+                    n_items += self._index_collection(con, Path(coll_path), skipped, fresh=True)
         return RebuildReport(n_items, len(colls), tuple(skipped), time.perf_counter() - t)
 
     def _index_collection(
@@ -289,45 +309,52 @@ class CatalogIndex:
         coll_path: Path,
         skipped: list[str],
         known: set[str] | None = None,
+        *,
+        fresh: bool = False,
     ) -> int:
         doc = _read_json(coll_path)
         cid = str(doc.get("id") or coll_path.parent.name)
         st = coll_path.stat()
         con.execute(
             "INSERT OR REPLACE INTO collections VALUES (?, ?, ?, ?)",
-            (cid, coll_path.relative_to(self.root).as_posix(), st.st_mtime_ns, st.st_size),
+            (cid, self._rel(coll_path), st.st_mtime_ns, st.st_size),
         )
         paths = list(_links(doc, "item", coll_path.parent))
         if known is not None:
-            hrefs = {p.relative_to(self.root).as_posix() for p in paths}
-            gone = known - hrefs
-            for href in gone:
+            hrefs = {self._rel(p) for p in paths}
+            for href in known - hrefs:
                 self._delete(con, "href = ?", href)
-            paths = [p for p in paths if p.relative_to(self.root).as_posix() not in known]
-        return self._insert(con, paths, cid, skipped)
+            paths = [p for p in paths if self._rel(p) not in known]
+        return self._insert(con, paths, cid, skipped, fresh=fresh)
 
     def _insert(
-        self, con: sqlite3.Connection, paths: Iterable[Path], cid: str, skipped: list[str]
+        self,
+        con: sqlite3.Connection,
+        paths: Iterable[str],
+        cid: str,
+        skipped: list[str],
+        *,
+        fresh: bool = False,
     ) -> int:
         n = 0
         for path in paths:
             try:
-                values, boxes = _row(path, self.root, cid)
+                values, boxes = _row(path, self._prefix, cid)
             except (CatalogError, OSError) as err:
                 skipped.append(f"{path}: {err}")
                 continue
-            self._delete(con, "href = ?", values[2])
-            self._delete(con, "collection = ? AND id = ?", values[0], values[1])
+            if not fresh:
+                self._delete(con, "href = ?", values[2])
+                self._delete(con, "collection = ? AND id = ?", values[0], values[1])
             pk = con.execute(
                 "INSERT INTO items (collection, id, href, start_ts, end_ts, cloud, props, "
                 "mtime_ns, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 values,
             ).lastrowid
-            for w, e, s, nn in boxes:
-                con.execute(
-                    "INSERT INTO boxes (minx, maxx, miny, maxy, pk) VALUES (?, ?, ?, ?, ?)",
-                    (w, e, s, nn, pk),
-                )
+            con.executemany(
+                "INSERT INTO boxes (minx, maxx, miny, maxy, pk) VALUES (?, ?, ?, ?, ?)",
+                [(*box, pk) for box in boxes],
+            )
             n += 1
         return n
 
@@ -346,13 +373,13 @@ class CatalogIndex:
         with self._connect() as con:
             for f in files:
                 cid = f.parent.parent.name
-                self._insert(con, [f], cid, skipped)
+                self._insert(con, [str(f)], cid, skipped)
                 coll = f.parent.parent / "collection.json"
                 if coll.is_file():
                     st = coll.stat()
                     con.execute(
                         "INSERT OR REPLACE INTO collections VALUES (?, ?, ?, ?)",
-                        (cid, coll.relative_to(self.root).as_posix(), st.st_mtime_ns, st.st_size),
+                        (cid, self._rel(coll), st.st_mtime_ns, st.st_size),
                     )
         if skipped:
             raise CatalogError("; ".join(skipped))
@@ -390,8 +417,9 @@ class CatalogIndex:
                 href: (m, s)
                 for href, m, s in con.execute("SELECT href, mtime_ns, size FROM collections")
             }
-            for coll_path in _links(catalog, "child", self.root):
-                href = coll_path.relative_to(self.root).as_posix()
+            for coll_file in _links(catalog, "child", self.root):
+                coll_path = Path(coll_file)
+                href = self._rel(coll_path)
                 try:
                     st = coll_path.stat()
                 except FileNotFoundError:

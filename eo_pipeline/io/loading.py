@@ -57,9 +57,12 @@ Source = str | os.PathLike[str] | pystac.ItemCollection | pystac.Item | Iterable
 
 
 def _items(source: Source) -> list[pystac.Item]:
+    from eo_pipeline.catalogs.geoparquet import is_geoparquet, read_geoparquet
     from eo_pipeline.catalogs.store import read_items
 
-    if isinstance(source, str | os.PathLike):
+    if isinstance(source, str | os.PathLike) and is_geoparquet(source):
+        items, where = list(read_geoparquet(source)), str(source)
+    elif isinstance(source, str | os.PathLike):
         items = list(read_items(source))
         where = str(source)
     elif isinstance(source, pystac.Item):

@@ -146,6 +146,14 @@ def find_items(wf: Workflow) -> list[pystac.Item]:
             )
         if path.name == "catalog.json":  # a static catalog: its index reads only the matches
             return _indexed_items(path, inp)
+        from eo_pipeline.catalogs.geoparquet import is_geoparquet, read_geoparquet
+
+        if is_geoparquet(path):
+            items = read_geoparquet(path)
+            return sorted(
+                (it for it in items if _selected(it, inp)),
+                key=lambda it: (it.collection_id or "", it.datetime or dt.datetime.min, it.id),
+            )
         try:
             root = pystac.read_file(str(path))
         except Exception as err:
@@ -156,10 +164,16 @@ def find_items(wf: Workflow) -> list[pystac.Item]:
             items = root.get_items(recursive=True)
         else:
             raise CatalogError(f"{path}: not a STAC catalog, collection or item")
-    chosen = [
-        it
-        for it in items
-        if (not inp.collections or it.collection_id in inp.collections)
+    chosen = [it for it in items if _selected(it, inp)]
+    return sorted(
+        chosen, key=lambda it: (it.collection_id or "", it.datetime or dt.datetime.min, it.id)
+    )
+
+
+def _selected(it: pystac.Item, inp: Any) -> bool:
+    """Whether an item passes a workflow's ``inputs`` selection."""
+    return (
+        (not inp.collections or it.collection_id in inp.collections)
         and (not inp.ids or it.id in inp.ids)
         and _intersects(it, inp.bbox)
         and _in_range(it, inp.datetime)
@@ -168,9 +182,6 @@ def find_items(wf: Workflow) -> list[pystac.Item]:
             or it.properties.get("eo:cloud_cover") is None
             or it.properties["eo:cloud_cover"] <= inp.max_cloud_cover
         )
-    ]
-    return sorted(
-        chosen, key=lambda it: (it.collection_id or "", it.datetime or dt.datetime.min, it.id)
     )
 
 
@@ -192,8 +203,8 @@ def _indexed_items(path: Any, inp: Any) -> list[pystac.Item]:
             items.append(pystac.Item.from_file(str(f)))
         except Exception as err:
             raise CatalogError(f"{f}: cannot read STAC item: {err}") from err
-    # the index matches on bboxes and intervals; the exact tests below are the same as a walk's
-    return [it for it in items if _intersects(it, inp.bbox) and _in_range(it, inp.datetime)]
+    # the index matches on bboxes and intervals; the exact tests are the same as a walk's
+    return [it for it in items if _selected(it, inp)]
 
 
 def _period_label(when: dt.datetime, period: str) -> str:

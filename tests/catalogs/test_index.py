@@ -149,3 +149,35 @@ def test_planning_reads_only_matches(catalog: Path, tmp_path: Path, monkeypatch)
     items = find_items(load_workflow(wf_file))
     assert [it.collection_id for it in items] == ["kazeosat1-l1"]
     assert len(opened) == 1
+
+
+def test_geoparquet_round_trip_loads_like_the_catalog(catalog: Path, tmp_path: Path) -> None:
+    pytest.importorskip("stac_geoparquet")
+    from eo_pipeline.catalogs.geoparquet import read_geoparquet
+
+    out = tmp_path / "k2.parquet"
+    argv = ["catalog", "export", str(catalog), "--out", str(out), "--collections", "kazeosat2-l1"]
+    assert main(argv) == 0
+    items = list(read_geoparquet(out))
+    assert len(items) == 3 and {it.collection_id for it in items} == {"kazeosat2-l1"}
+    assert all(Path(a.href).is_absolute() for it in items for a in it.assets.values())
+    a = eo.load(out, bands=["B2"]).B2.values
+    b = eo.load(catalog, collections=["kazeosat2-l1"], bands=["B2"]).B2.values
+    assert a.dtype == b.dtype and (a == b).all()
+
+
+def test_a_parquet_of_another_schema_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("stac_geoparquet")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from eo_pipeline.catalogs.geoparquet import read_geoparquet
+
+    pq.write_table(pa.table({"name": ["a"], "value": [1]}), tmp_path / "x.parquet")
+    with pytest.raises(
+        CatalogError, match=r"not stac-geoparquet: no column\(s\) id, geometry, assets"
+    ):
+        list(read_geoparquet(tmp_path / "x.parquet"))
+    (tmp_path / "y.parquet").write_text("not parquet")
+    with pytest.raises(CatalogError, match="not a readable Parquet file"):
+        eo.load(tmp_path / "y.parquet")

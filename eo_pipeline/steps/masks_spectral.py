@@ -20,6 +20,8 @@ import xarray as xr
 from eo_pipeline.errors import BandError, InputDataError
 from eo_pipeline.kernels import masks as k
 from eo_pipeline.steps.dispatch import apply_kernel
+from eo_pipeline.steps.scene_geometry import crs as scene_crs
+from eo_pipeline.steps.scene_geometry import scene_sun
 
 _SPATIAL = ("y", "x")
 _EMPTY32 = np.empty((0, 0), np.float32)
@@ -285,8 +287,8 @@ def _calibrated(ds: xr.Dataset, names: Sequence[Hashable]) -> xr.Dataset:
 def _pixel_size(ds: xr.Dataset, search: ShadowSearch) -> tuple[float, float]:
     """Signed ``(dx, dy)`` in metres from the x/y coordinates, else from ``ds.odc``."""
     if search.enabled:
-        crs = _crs(ds)
-        if crs is not None and crs.geographic:
+        crs = scene_crs(ds)
+        if crs is not None and crs.is_geographic:
             raise InputDataError(
                 f"shadow projection needs a projected CRS in metres, the Dataset is in {crs}; "
                 "load it with crs='utm' (or pass shadow=ShadowSearch(enabled=False))"
@@ -307,28 +309,6 @@ def _pixel_size(ds: xr.Dataset, search: ShadowSearch) -> tuple[float, float]:
         ) from err
 
 
-def _crs(ds: xr.Dataset) -> Any:
-    try:
-        import odc.geo.xr  # noqa: F401 - registers the .odc accessor
-
-        return ds.odc.crs
-    except Exception:
-        return None
-
-
-def _sun(ds: xr.Dataset, key: str) -> float:
-    if key in ds.coords:
-        value = ds.coords[key].values
-    elif key in ds.attrs:
-        value = ds.attrs[key]
-    else:
-        raise InputDataError(
-            f"shadow projection needs the coord {key!r} (degrees) per time step; load through "
-            "eo_pipeline.io.loading or pass shadow=ShadowSearch(enabled=False)"
-        )
-    return float(np.asarray(value, dtype=np.float64).reshape(()))
-
-
 def _spectral_scene(
     ds: xr.Dataset,
     names: Sequence[Hashable],
@@ -342,7 +322,7 @@ def _spectral_scene(
     """One scene (no time dim): spectral flags, dilation, shadows, clear bit."""
     rows = cols = np.empty(0, np.int64)
     if search.enabled:
-        elevation, azimuth = _sun(ds, "sun_elevation"), _sun(ds, "sun_azimuth")
+        elevation, azimuth = scene_sun(ds, "sun_elevation"), scene_sun(ds, "sun_azimuth")
         if not math.isfinite(elevation) or elevation <= 0.0:
             warnings.warn(
                 f"sun elevation {elevation} deg: the sun is down, no cloud shadows searched",

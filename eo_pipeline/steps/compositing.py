@@ -445,34 +445,9 @@ def composite(
         if "source_time" in result:
             da = da.assign_coords(source_time=result["source_time"])
         return da.rename(ds.name)
-    if not isinstance(ds, xr.Dataset):
-        raise InputDataError(f"composite: expected an xarray Dataset or DataArray, got {type(ds)}")
-    if "time" not in ds.dims:
-        raise InputDataError(f"composite: the input has no 'time' dim (dims: {dict(ds.sizes)})")
-    if ds.sizes["time"] < 2:
-        raise InputDataError(
-            f"composite: the time series has {ds.sizes['time']} date(s) "
-            f"({[str(t)[:19] for t in ds['time'].values]}); a composite needs at least two - "
-            "load more dates (a wider datetime range) or skip compositing"
-        )
-    if not np.issubdtype(ds["time"].dtype, np.datetime64):
-        raise InputDataError(
-            f"composite: the 'time' coordinate must be datetime64, got {ds['time'].dtype}"
-        )
+    _check_series(ds)
     mask_da, bits, cbits = _resolve_mask(ds, mask)
-    explicit_mask = mask
-    variables = [
-        k
-        for k, v in ds.data_vars.items()
-        if "time" in v.dims
-        and k not in _MASK_VARS
-        and (explicit_mask is None or v.variable is not explicit_mask.variable)
-        and (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer))
-    ]
-    if not variables:
-        raise InputDataError(
-            f"composite: no numeric variable with a 'time' dim in {list(ds.data_vars)}"
-        )
+    variables = _series_variables(ds, mask)
     static = {k: v for k, v in ds.data_vars.items() if "time" not in v.dims}
     order = np.argsort(ds.indexes["time"].to_numpy(), kind="stable")
     reordered = bool(np.any(order != np.arange(order.size)))
@@ -481,46 +456,12 @@ def composite(
         mask_da = mask_da.isel(time=order) if mask_da is not None else None
     work, mask_da = _common_chunks(ds[variables], mask_da)
     times = pd.DatetimeIndex(ds.indexes["time"])
-
     if period is None:
         target = params.target_doy or _period_target_doy(times[0], times[-1])
         out = _composite_once(work, method, mask_da, bits, cbits, params, target, variables, 0)
     else:
-        try:
-            offset = pd.tseries.frequencies.to_offset(period)
-            grouper = pd.Series(np.arange(times.size), index=times).resample(period)
-            groups = [(label, g.to_numpy()) for label, g in grouper if len(g)]
-        except (ValueError, TypeError) as err:
-            raise InputDataError(
-                f"composite: period {period!r} is not a pandas frequency: {err}"
-            ) from err
-        parts, labels = [], []
-        for label, idx in groups:
-            sl = slice(int(idx[0]), int(idx[-1]) + 1)
-            sub_mask = mask_da.isel(time=sl) if mask_da is not None else None
-            target = params.target_doy or _period_target_doy(label, label + offset)
-            parts.append(
-                _composite_once(
-                    work.isel(time=sl),
-                    method,
-                    sub_mask,
-                    bits,
-                    cbits,
-                    params,
-                    target,
-                    variables,
-                    int(idx[0]),
-                )
-            )
-            labels.append(label)
-        out = xr.concat(
-            parts,
-            dim=pd.Index(labels, name="time"),
-            coords="minimal",
-            compat="override",
-            join="override",
-            combine_attrs="override",
-        )
+        out = _composite_periods(work, times, period, method, mask_da, bits, cbits, params,
+                                 variables)  # fmt: skip
     if reordered and "source_time" in out:  # sorted position -> position in the input
         lut = np.append(order, kc.NO_DATE).astype(np.uint16)
         out["source_time"] = apply_kernel(
@@ -536,3 +477,81 @@ def composite(
     out.attrs.update(ds.attrs)
     out.attrs["composite"] = method if period is None else f"{method} per {period}"
     return out
+
+
+def _check_series(ds: Any) -> None:
+    """A Dataset with a datetime64 ``time`` dim of at least two dates."""
+    if not isinstance(ds, xr.Dataset):
+        raise InputDataError(f"composite: expected an xarray Dataset or DataArray, got {type(ds)}")
+    if "time" not in ds.dims:
+        raise InputDataError(f"composite: the input has no 'time' dim (dims: {dict(ds.sizes)})")
+    if ds.sizes["time"] < 2:
+        raise InputDataError(
+            f"composite: the time series has {ds.sizes['time']} date(s) "
+            f"({[str(t)[:19] for t in ds['time'].values]}); a composite needs at least two - "
+            "load more dates (a wider datetime range) or skip compositing"
+        )
+    if not np.issubdtype(ds["time"].dtype, np.datetime64):
+        raise InputDataError(
+            f"composite: the 'time' coordinate must be datetime64, got {ds['time'].dtype}"
+        )
+
+
+def _series_variables(ds: xr.Dataset, explicit_mask: xr.DataArray | None) -> list[Hashable]:
+    """The numeric variables along ``time`` that are composited (not the mask)."""
+    variables = [
+        k
+        for k, v in ds.data_vars.items()
+        if "time" in v.dims
+        and k not in _MASK_VARS
+        and (explicit_mask is None or v.variable is not explicit_mask.variable)
+        and (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer))
+    ]
+    if not variables:
+        raise InputDataError(
+            f"composite: no numeric variable with a 'time' dim in {list(ds.data_vars)}"
+        )
+    return variables
+
+
+def _composite_periods(
+    work: xr.Dataset, times: pd.DatetimeIndex, period: str, method: str,
+    mask_da: xr.DataArray | None, bits: int, cbits: int, params: BAPParams,
+    variables: list[Hashable],
+) -> xr.Dataset:  # fmt: skip
+    """One composite per non-empty ``period`` stacked along a new ``time`` (period start)."""
+    try:
+        offset = pd.tseries.frequencies.to_offset(period)
+        grouper = pd.Series(np.arange(times.size), index=times).resample(period)
+        groups = [(label, g.to_numpy()) for label, g in grouper if len(g)]
+    except (ValueError, TypeError) as err:
+        raise InputDataError(
+            f"composite: period {period!r} is not a pandas frequency: {err}"
+        ) from err
+    parts, labels = [], []
+    for label, idx in groups:
+        sl = slice(int(idx[0]), int(idx[-1]) + 1)
+        sub_mask = mask_da.isel(time=sl) if mask_da is not None else None
+        target = params.target_doy or _period_target_doy(label, label + offset)
+        parts.append(
+            _composite_once(
+                work.isel(time=sl),
+                method,
+                sub_mask,
+                bits,
+                cbits,
+                params,
+                target,
+                variables,
+                int(idx[0]),
+            )
+        )
+        labels.append(label)
+    return xr.concat(
+        parts,
+        dim=pd.Index(labels, name="time"),
+        coords="minimal",
+        compat="override",
+        join="override",
+        combine_attrs="override",
+    )

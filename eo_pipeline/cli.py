@@ -240,6 +240,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--catalog", required=True, help="export catalog folder (from publish)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="TCP port (default: 8080)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="server processes sharing the port and the index"
+    )
+    p.add_argument(
+        "--public-url",
+        default=None,
+        help="base URL every link is built on (e.g. https://data.example.com/stac/)",
+    )
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        help="proxy address or network whose Forwarded/X-Forwarded-* headers count (repeatable)",
+    )
     p.set_defaults(handler=_cmd_serve)
 
     p = sub.add_parser("customers", help="manage export customers, API keys and entitlements")

@@ -27,6 +27,7 @@ __all__ = [
     "DEMError",
     "EOPipelineError",
     "EOPipelineWarning",
+    "FilterError",
     "FormulaError",
     "InputDataError",
     "MetadataError",
@@ -124,3 +125,7 @@ class DEMError(EOPipelineError, ValueError):
 class OrthorectificationError(EOPipelineError, ValueError):
     """A product that cannot be orthorectified as asked: no RPC, not sensor geometry, or an
     output CRS that cannot hold the scene."""
+
+
+class FilterError(EOPipelineError, ValueError):
+    """A search filter (CQL2, query, free text) that is malformed or asks for what is unsupported."""

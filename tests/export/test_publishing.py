@@ -12,6 +12,7 @@ from eo_pipeline.catalogs.checksum import file_checksum
 from eo_pipeline.catalogs.validation import validate
 from eo_pipeline.cli import main
 from eo_pipeline.errors import CatalogError, StacValidationError
+from eo_pipeline.export.api.signing import state_dir
 from eo_pipeline.export.publishing import (
     ITEM_ASSETS_URI,
     ORDER_URI,
@@ -112,7 +113,7 @@ def test_invalid_catalog_refused_and_export_untouched(source: Path, tmp_path: Pa
 def test_republish_keeps_other_collections_and_private_state(source: Path, tmp_path: Path) -> None:
     export = tmp_path / "export"
     publish(source, export, PublishConfig(only=("kazeosat2-l2", "landsat8-ndvi")))
-    (export / ".eo-pipeline" / "marker").write_text("private")
+    (state_dir(export) / "marker").write_text("private")
     report = publish(source, export, PublishConfig(only=("kazeosat1-l2",)))
     assert report.carried_over == ("kazeosat2-l2", "landsat8-ndvi")
     ids = {
@@ -121,7 +122,8 @@ def test_republish_keeps_other_collections_and_private_state(source: Path, tmp_p
         if link["rel"] == "child"
     }
     assert ids == {"kazeosat1-l2", "kazeosat2-l2", "landsat8-ndvi"}
-    assert (export / ".eo-pipeline" / "marker").read_text() == "private"
+    assert (state_dir(export) / "marker").read_text() == "private"
+    assert not list(export.rglob(".eo-pipeline")), "private state inside the published tree"
     kept = next((export / "kazeosat2-l2").glob("*/*.json"))
     assert any(link["rel"] == "derived_from" for link in _json(kept)["links"])
     validate(export, check_assets=True)

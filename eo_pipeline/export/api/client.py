@@ -18,11 +18,8 @@ read-only SQLite connection per call, so concurrent requests never share a conne
 
 from __future__ import annotations
 
-import base64
-import copy
 import json
 import time
-from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any, cast
 from urllib.parse import quote, urlencode
@@ -35,17 +32,32 @@ from stac_fastapi.types import stac
 from stac_fastapi.types.core import BaseCoreClient
 from stac_fastapi.types.errors import InvalidQueryParameter, NotFoundError
 from stac_fastapi.types.requests import get_base_url
-from stac_fastapi.types.rfc3339 import str_to_interval
 from stac_fastapi.types.search import BaseSearchPostRequest
 
-from eo_pipeline.errors import CatalogError
+from eo_pipeline.catalogs.cql2_sql import parse_cql2
+from eo_pipeline.errors import CatalogError, FilterError
 from eo_pipeline.export.api.customers import Customer
+from eo_pipeline.export.api.discovery import entitled_extent, search_collections
+from eo_pipeline.export.api.fields import (
+    FieldSelection,
+    apply_fields,
+    fields_of_get,
+    fields_of_post,
+)
 from eo_pipeline.export.api.index import CatalogIndex, SearchQuery
+from eo_pipeline.export.api.params import (
+    check_bbox,
+    decode_token,
+    encode_token,
+    interval,
+    next_get_link,
+    reject_unknown,
+    sort_get,
+)
+from eo_pipeline.export.api.queryables import parse_free_text, query_to_cql2
 from eo_pipeline.export.api.signing import LinkSigner
 
-__all__ = ["EntitledClient", "apply_fields"]
-
-_ALWAYS = ("type", "stac_version", "id", "collection", "links")
+__all__ = ["EntitledClient"]
 
 
 def _principal(request: Request) -> Customer:
@@ -53,117 +65,6 @@ def _principal(request: Request) -> Customer:
     if not isinstance(principal, Customer):  # pragma: no cover - the middleware always sets it
         raise NotFoundError("no principal on the request")
     return principal
-
-
-def _encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        kind, value = text.split(":")
-        offset = int(value)
-        if kind != "offset" or offset < 0:
-            raise ValueError
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidQueryParameter(f"token {token!r} is not a paging token of this API") from None
-    return offset
-
-
-def _check_bbox(bbox: Any) -> tuple[float, float, float, float] | None:
-    if bbox is None:
-        return None
-    values = [float(v) for v in bbox]
-    if len(values) == 6:
-        values = [values[0], values[1], values[3], values[4]]
-    if len(values) != 4:
-        raise InvalidQueryParameter(f"bbox {bbox}: give 4 (or 6) numbers west,south,east,north")
-    w, s, e, n = values
-    if not (-180 <= w <= 180 and -180 <= e <= 180):
-        raise InvalidQueryParameter(f"bbox {bbox}: longitudes must lie in [-180, 180]")
-    if not (-90 <= s <= n <= 90):
-        raise InvalidQueryParameter(
-            f"bbox {bbox}: need -90 <= south <= north <= 90 (order is west,south,east,north)"
-        )
-    return (w, s, e, n)
-
-
-def _interval(datetime: str | None) -> tuple[float | None, float | None]:
-    parsed = str_to_interval(datetime)  # raises a 400 for malformed or inverted intervals
-    if parsed is None:
-        return (None, None)
-    if isinstance(parsed, tuple):
-        start, end = parsed
-        return (start.timestamp() if start else None, end.timestamp() if end else None)
-    return (parsed.timestamp(), parsed.timestamp())
-
-
-def _sort_get(sortby: list[str] | None) -> tuple[tuple[str, bool], ...]:
-    out = []
-    for term in sortby or []:
-        term = term.strip()
-        if not term:
-            continue
-        out.append((term.lstrip("+-"), not term.startswith("-")))
-    return tuple(out)
-
-
-def _set_path(target: dict[str, Any], source: dict[str, Any], path: str) -> None:
-    head, _, rest = path.partition(".")
-    if head not in source:
-        return
-    if rest and isinstance(source[head], dict):
-        sub = target.setdefault(head, {})
-        if isinstance(sub, dict):
-            _set_path(sub, source[head], rest)
-    else:
-        target[head] = copy.deepcopy(source[head])
-
-
-def _del_path(target: dict[str, Any], path: str) -> None:
-    head, _, rest = path.partition(".")
-    if rest:
-        if isinstance(target.get(head), dict):
-            _del_path(target[head], rest)
-    elif head not in _ALWAYS:
-        target.pop(head, None)
-
-
-def apply_fields(
-    doc: dict[str, Any], include: Collection[str], exclude: Collection[str]
-) -> dict[str, Any]:
-    """The fields extension on one item: keep ``include`` paths, then drop ``exclude`` paths.
-
-    ``type``, ``stac_version``, ``id``, ``collection`` and ``links`` are always kept.
-
-    Examples
-    --------
-    >>> apply_fields({"id": "a", "properties": {"x": 1, "y": 2}}, {"properties.x"}, set())
-    {'id': 'a', 'properties': {'x': 1}}
-    """
-    if include:
-        out: dict[str, Any] = {k: doc[k] for k in _ALWAYS if k in doc}
-        for path in sorted(include):
-            _set_path(out, doc, path)
-    else:
-        out = copy.deepcopy(doc)
-    for path in exclude:
-        _del_path(out, path)
-    return out
-
-
-def _fields_get(fields: list[str] | None) -> tuple[set[str], set[str]]:
-    include, exclude = set(), set()
-    for term in fields or []:
-        term = term.strip()
-        if term.startswith("-"):
-            exclude.add(term[1:])
-        elif term:
-            include.add(term.lstrip("+"))
-    return include, exclude
 
 
 @dataclass(frozen=True)
@@ -178,8 +79,61 @@ class _Params:
     limit: int | None = 10
     token: str | None = None
     sortby: tuple[tuple[str, bool], ...] = ()
-    include: frozenset[str] = frozenset()
-    exclude: frozenset[str] = frozenset()
+    fields: FieldSelection | None = None
+    filter: Any = None
+    filter_lang: str | None = None
+    query: Any = None
+    q: Any = None
+
+
+def _filter_of(params: _Params) -> dict[str, Any] | None:
+    """The CQL2 filter and the query extension as one CQL2-JSON expression."""
+    terms = []
+    try:
+        if params.filter is not None and params.filter != "":
+            terms.append(parse_cql2(params.filter, params.filter_lang))
+        if params.query is not None:
+            query = params.query
+            if isinstance(query, str):
+                try:
+                    query = json.loads(query)
+                except (ValueError, RecursionError):
+                    raise FilterError("query is not valid JSON") from None
+            terms.append(query_to_cql2(query))
+    except FilterError as err:
+        raise InvalidQueryParameter(str(err)) from None
+    if not terms:
+        return None
+    return terms[0] if len(terms) == 1 else {"op": "and", "args": terms}
+
+
+def _geometry(intersects: Any) -> shapely.Geometry | None:
+    if intersects is None:
+        return None
+    if isinstance(intersects, str):
+        if len(intersects) > _MAX_GEOJSON:
+            raise InvalidQueryParameter(f"intersects is longer than {_MAX_GEOJSON} characters")
+        try:
+            intersects = json.loads(intersects)
+        except (ValueError, RecursionError):
+            raise InvalidQueryParameter("intersects is not a GeoJSON geometry (bad JSON)") from None
+    if not isinstance(intersects, dict):
+        raise InvalidQueryParameter("intersects must be a GeoJSON geometry object")
+    try:
+        geometry = shapely.geometry.shape(intersects)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError,
+            shapely.errors.ShapelyError):  # fmt: skip
+        raise InvalidQueryParameter("intersects is not a valid GeoJSON geometry") from None
+    if geometry.is_empty or not geometry.is_valid:
+        reason = "empty" if geometry.is_empty else shapely.is_valid_reason(geometry)
+        raise InvalidQueryParameter(f"intersects geometry is invalid ({reason})")
+    return geometry
+
+
+_MAX_GEOJSON = 1_000_000
+
+
+_QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 
 
 @attr.s
@@ -193,18 +147,20 @@ class EntitledClient(BaseCoreClient):
 
     # -- rendering --------------------------------------------------------------------------
     def _visible(self, principal: Customer) -> list[dict[str, Any]]:
-        allowed = principal.entitlement.collections
+        allowed = principal.entitlement.visible
         return [c for c in self.index.collections() if c["id"] in allowed]
 
     def _collection_doc(self, principal: Customer, collection_id: str) -> dict[str, Any]:
         doc = None
-        if collection_id in principal.entitlement.collections:
+        if collection_id in principal.entitlement.visible:
             doc = self.index.collection(collection_id)
         if doc is None:
             raise NotFoundError(f"collection {collection_id!r} not found")
         return doc
 
-    def _render_collection(self, doc: dict[str, Any], base: str) -> dict[str, Any]:
+    def _render_collection(
+        self, doc: dict[str, Any], base: str, principal: Customer
+    ) -> dict[str, Any]:
         cid = quote(doc["id"], safe="")
         own = [
             {"rel": "self", "type": "application/json", "href": f"{base}collections/{cid}"},
@@ -215,8 +171,17 @@ class EntitledClient(BaseCoreClient):
                 "type": "application/geo+json",
                 "href": f"{base}collections/{cid}/items",
             },
+            {
+                "rel": _QUERYABLES_REL,
+                "type": "application/schema+json",
+                "href": f"{base}collections/{cid}/queryables",
+            },
         ]
-        return {**doc, "links": own + self._absolute(doc.get("links", []), base)}
+        return {
+            **doc,
+            "extent": entitled_extent(doc, principal.entitlement),
+            "links": own + self._absolute(doc.get("links", []), base),
+        }
 
     @staticmethod
     def _absolute(links: list[dict[str, Any]], base: str) -> list[dict[str, Any]]:
@@ -231,11 +196,12 @@ class EntitledClient(BaseCoreClient):
     def _render_item(self, doc: dict[str, Any], base: str, principal: Customer) -> dict[str, Any]:
         cid, iid = quote(doc["collection"], safe=""), quote(doc["id"], safe="")
         expires = int(time.time()) + self.link_ttl
+        key_id = principal.key_id or "-"
         assets = {}
         for key, asset in doc.get("assets", {}).items():
             href = asset["href"]
             if "://" not in href:
-                params = self.signer.sign(href, principal.name, expires)
+                params = self.signer.sign(href, principal.name, key_id, expires)
                 href = f"{base}download/{quote(href)}?{urlencode(params)}"
             assets[key] = {**asset, "href": href}
         own = [
@@ -252,36 +218,47 @@ class EntitledClient(BaseCoreClient):
 
     # -- the core endpoints -----------------------------------------------------------------
     # stac-fastapi passes the request as the keyword ``request``, the query parameters of its
-    # request models (with the fields, sort and token extensions) as keywords.
+    # request models (with the fields, sort, filter, query, free-text and token extensions)
+    # as keywords.
     def all_collections(self, **kwargs: Any) -> stac.Collections:
+        """``GET /collections``: the caller's collections, searchable by bbox/datetime/q."""
         request: Request = kwargs["request"]
+        reject_unknown(request, "collections")
         base = get_base_url(request)
         principal = _principal(request)
-        collections = [self._render_collection(c, base) for c in self._visible(principal)]
+        docs = [self._render_collection(c, base, principal) for c in self._visible(principal)]
+        docs = search_collections(docs, kwargs.get("bbox"), kwargs.get("datetime"), kwargs.get("q"))
+        size = max(1, min(int(kwargs.get("limit") or 10), self.max_limit))
+        offset = decode_token(kwargs.get("token"))
+        page = docs[offset : offset + size]
+        links: list[dict[str, Any]] = [
+            {"rel": "root", "type": "application/json", "href": base},
+            {"rel": "parent", "type": "application/json", "href": base},
+            {"rel": "self", "type": "application/json", "href": str(request.url)},
+        ]
+        if offset + size < len(docs):
+            links.append(next_get_link(request, encode_token(offset + size), "application/json"))
         return cast(
             stac.Collections,
             {
-                "collections": collections,
-                "links": [
-                    {"rel": "root", "type": "application/json", "href": base},
-                    {"rel": "parent", "type": "application/json", "href": base},
-                    {"rel": "self", "type": "application/json", "href": f"{base}collections"},
-                ],
-                "numberMatched": len(collections),
-                "numberReturned": len(collections),
+                "collections": page,
+                "links": links,
+                "numberMatched": len(docs),
+                "numberReturned": len(page),
             },
         )
 
     def get_collection(self, collection_id: str, **kwargs: Any) -> stac.Collection:
         request: Request = kwargs["request"]
-        doc = self._collection_doc(_principal(request), collection_id)
-        return cast(stac.Collection, self._render_collection(doc, get_base_url(request)))
+        principal = _principal(request)
+        doc = self._collection_doc(principal, collection_id)
+        return cast(stac.Collection, self._render_collection(doc, get_base_url(request), principal))
 
     def get_item(self, item_id: str, collection_id: str, **kwargs: Any) -> stac.Item:
         request: Request = kwargs["request"]
         principal = _principal(request)
         doc = None
-        if collection_id in principal.entitlement.collections:
+        if collection_id in principal.entitlement.visible:
             doc = self.index.item(collection_id, item_id, principal.entitlement)
         if doc is None:
             raise NotFoundError(f"item {item_id!r} not found in collection {collection_id!r}")
@@ -297,6 +274,7 @@ class EntitledClient(BaseCoreClient):
         **kwargs: Any,
     ) -> stac.ItemCollection:
         request: Request = kwargs["request"]
+        reject_unknown(request, "items")
         self._collection_doc(_principal(request), collection_id)  # 404 when not visible
         params = _Params(collections=(collection_id,), bbox=bbox, datetime=datetime)
         return self._get(request, params, limit, token, kwargs)
@@ -311,22 +289,16 @@ class EntitledClient(BaseCoreClient):
         limit: int | None = 10,
         **kwargs: Any,
     ) -> stac.ItemCollection:
-        geometry = None
-        if intersects:
-            try:
-                geometry = json.loads(intersects)
-            except ValueError:
-                raise InvalidQueryParameter(
-                    "intersects is not a GeoJSON geometry (bad JSON)"
-                ) from None
+        request: Request = kwargs["request"]
+        reject_unknown(request, "search")
         params = _Params(
             collections=tuple(collections) if collections else None,
             ids=tuple(ids) if ids else None,
             bbox=bbox,
-            intersects=geometry,
+            intersects=intersects if intersects else None,
             datetime=datetime,
         )
-        return self._get(kwargs["request"], params, limit, kwargs.get("token"), kwargs)
+        return self._get(request, params, limit, kwargs.get("token"), kwargs)
 
     def _get(
         self,
@@ -336,14 +308,16 @@ class EntitledClient(BaseCoreClient):
         token: str | None,
         extra: dict[str, Any],
     ) -> stac.ItemCollection:
-        include, exclude = _fields_get(extra.get("fields"))
         params = replace(
             params,
             limit=limit,
             token=token,
-            sortby=_sort_get(extra.get("sortby")),
-            include=frozenset(include),
-            exclude=frozenset(exclude),
+            sortby=sort_get(extra.get("sortby")),
+            fields=fields_of_get(request),
+            filter=extra.get("filter_expr"),
+            filter_lang=extra.get("filter_lang") if extra.get("filter_expr") else None,
+            query=extra.get("query"),
+            q=extra.get("q"),
         )
         return self._search(request, _principal(request), params, post_body=None)
 
@@ -351,12 +325,17 @@ class EntitledClient(BaseCoreClient):
         self, search_request: BaseSearchPostRequest, **kwargs: Any
     ) -> stac.ItemCollection:
         request: Request = kwargs["request"]
-        body = search_request.model_dump(mode="json", exclude_none=True, by_alias=True)
+        body = search_request.model_dump(mode="json", exclude_unset=True, by_alias=True)
+        known = {f.alias or name for name, f in type(search_request).model_fields.items()}
+        unknown = sorted(set(getattr(request.state, "body_keys", ())) - known)
+        if unknown:
+            raise InvalidQueryParameter(
+                f"unsupported search field(s): {', '.join(unknown)}; see /api for the body"
+            )
         sortby = tuple(
             (s.field, str(getattr(s.direction, "value", s.direction)) != "desc")
             for s in getattr(search_request, "sortby", None) or []
         )
-        fields = getattr(search_request, "fields", None)
         params = _Params(
             collections=tuple(search_request.collections) if search_request.collections else None,
             ids=tuple(search_request.ids) if search_request.ids else None,
@@ -366,10 +345,42 @@ class EntitledClient(BaseCoreClient):
             limit=search_request.limit,
             token=getattr(search_request, "token", None),
             sortby=sortby,
-            include=frozenset(fields.include or ()) if fields is not None else frozenset(),
-            exclude=frozenset(fields.exclude or ()) if fields is not None else frozenset(),
+            fields=fields_of_post(search_request),
+            filter=getattr(search_request, "filter_expr", None),
+            filter_lang=getattr(search_request, "filter_lang", None),
+            query=getattr(search_request, "query", None),
+            q=getattr(search_request, "q", None),
         )
         return self._search(request, _principal(request), params, post_body=body)
+
+    def _query(self, principal: Customer, params: _Params) -> SearchQuery:
+        if params.bbox is not None and params.intersects is not None:
+            raise InvalidQueryParameter("bbox and intersects are mutually exclusive; give one")
+        if params.collections is not None:
+            unknown = sorted(set(params.collections) - principal.entitlement.visible)
+            if unknown:
+                raise InvalidQueryParameter(
+                    f"unknown collection(s): {', '.join(unknown)}; GET /collections lists yours"
+                )
+        start, end = interval(params.datetime)
+        try:
+            text = parse_free_text(params.q)
+        except FilterError as err:
+            raise InvalidQueryParameter(str(err)) from None
+        return SearchQuery(
+            entitlement=principal.entitlement,
+            collections=params.collections,
+            ids=params.ids,
+            bbox=check_bbox(params.bbox),
+            intersects=_geometry(params.intersects),
+            start=start,
+            end=end,
+            limit=max(1, min(int(params.limit or 10), self.max_limit)),
+            offset=decode_token(params.token),
+            sortby=params.sortby,
+            filter=_filter_of(params),
+            text=text,
+        )
 
     def _search(
         self,
@@ -379,67 +390,23 @@ class EntitledClient(BaseCoreClient):
         *,
         post_body: dict[str, Any] | None,
     ) -> stac.ItemCollection:
-        bbox, intersects, collections = params.bbox, params.intersects, params.collections
-        datetime, limit, token = params.datetime, params.limit, params.token
-        sortby, include, exclude = params.sortby, params.include, params.exclude
-        if bbox is not None and intersects is not None:
-            raise InvalidQueryParameter("bbox and intersects are mutually exclusive; give one")
-        if collections is not None:
-            unknown = sorted(set(collections) - principal.entitlement.collections)
-            if unknown:
-                raise InvalidQueryParameter(
-                    f"unknown collection(s): {', '.join(unknown)}; GET /collections lists yours"
-                )
-        geometry = None
-        if intersects is not None:
-            try:
-                geometry = shapely.geometry.shape(intersects)
-            except (ValueError, TypeError, AttributeError, KeyError, shapely.errors.GEOSException):
-                raise InvalidQueryParameter("intersects is not a valid GeoJSON geometry") from None
-            if not geometry.is_valid:
-                raise InvalidQueryParameter(
-                    f"intersects geometry is invalid ({shapely.is_valid_reason(geometry)})"
-                )
-        start, end = _interval(datetime)
-        size = max(1, min(int(limit or 10), self.max_limit))
-        offset = _decode_token(token)
-        query = SearchQuery(
-            entitlement=principal.entitlement,
-            collections=collections,
-            ids=params.ids,
-            bbox=_check_bbox(bbox),
-            intersects=geometry,
-            start=start,
-            end=end,
-            limit=size,
-            offset=offset,
-            sortby=sortby,
-        )
+        query = self._query(principal, params)
         try:
             page = self.index.search(query)
-        except CatalogError as err:
+        except (CatalogError, FilterError) as err:
             raise InvalidQueryParameter(str(err)) from None
         base = get_base_url(request)
-        features = [
-            apply_fields(self._render_item(d, base, principal), include, exclude)
-            if include or exclude
-            else self._render_item(d, base, principal)
-            for d in page.items
+        features = [self._render_item(d, base, principal) for d in page.items]
+        if params.fields is not None:
+            features = [apply_fields(f, params.fields) for f in features]
+        links: list[dict[str, Any]] = [
+            {"rel": "root", "type": "application/json", "href": base},
+            {"rel": "self", "type": "application/geo+json", "href": str(request.url)},
         ]
-        links: list[dict[str, Any]] = [{"rel": "root", "type": "application/json", "href": base}]
         if page.next_offset is not None:
-            nxt = _encode_token(page.next_offset)
+            nxt = encode_token(page.next_offset)
             if post_body is None:
-                qs = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-                qs.append(("token", nxt))
-                links.append(
-                    {
-                        "rel": "next",
-                        "type": "application/geo+json",
-                        "method": "GET",
-                        "href": f"{str(request.url).split('?')[0]}?{urlencode(qs)}",
-                    }
-                )
+                links.append(next_get_link(request, nxt, "application/geo+json"))
             else:
                 links.append(
                     {
@@ -447,16 +414,16 @@ class EntitledClient(BaseCoreClient):
                         "type": "application/geo+json",
                         "method": "POST",
                         "href": str(request.url),
-                        "body": {**post_body, "limit": size, "token": nxt},
+                        "body": {**post_body, "limit": query.limit, "token": nxt},
                         "merge": False,
                     }
                 )
-        return cast(
-            stac.ItemCollection,
-            {
-                "type": "FeatureCollection",
-                "features": features,
-                "links": links,
-                "numberReturned": len(features),
-            },
-        )
+        out: dict[str, Any] = {
+            "type": "FeatureCollection",
+            "features": features,
+            "links": links,
+            "numberReturned": len(features),
+        }
+        if page.matched is not None:
+            out["numberMatched"] = page.matched
+        return cast(stac.ItemCollection, out)

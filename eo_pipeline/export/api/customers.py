@@ -94,11 +94,23 @@ class Entitlement:
     """Start of the entitled time range (Unix seconds, inclusive); ``None`` for open."""
     end: float | None = None
     """End of the entitled time range (Unix seconds, inclusive); ``None`` for open."""
+    public: frozenset[str] = frozenset()
+    """Collections open to everyone: visible whole, whatever the area and time range say."""
     _area: shapely.Geometry | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.bbox is not None:
             object.__setattr__(self, "_area", shapely.box(*self.bbox))
+
+    @property
+    def visible(self) -> frozenset[str]:
+        """Every collection the holder may see: the bought ones and the public ones."""
+        return self.collections | self.public
+
+    @property
+    def restricted(self) -> bool:
+        """True when an area or a time range limits the bought collections."""
+        return self.bbox is not None or self.start is not None or self.end is not None
 
     def allows(
         self,
@@ -115,6 +127,8 @@ class Entitlement:
         >>> e.allows("a", shapely.Point(0.5, 0.5), 0.0, 0.0), e.allows("b", None, 0.0, 0.0)
         (True, False)
         """
+        if collection in self.public:
+            return True
         if collection not in self.collections:
             return False
         if self._area is not None and (geometry is None or not self._area.intersects(geometry)):
@@ -138,6 +152,9 @@ class Customer:
     """When the key was revoked (RFC 3339, UTC), ``None`` while active."""
     key_hint: str = ""
     """The first characters of the key, to tell keys apart in listings."""
+    key_id: str = ""
+    """Identifies the current key without revealing it (16 hex digits of its SHA-256);
+    signed links carry it, so a re-issued key does not revive links of the old one."""
 
     @property
     def active(self) -> bool:
@@ -223,16 +240,18 @@ class CustomerStore:
 
     @staticmethod
     def _row(row: tuple) -> Customer:
-        name, hint, collections, bbox, start, end, created, revoked = row
+        name, key_sha, hint, collections, bbox, start, end, created, revoked = row
         ent = Entitlement(
             collections=frozenset(json.loads(collections)),
             bbox=tuple(json.loads(bbox)) if bbox else None,
             start=start,
             end=end,
         )
-        return Customer(name, ent, created=created, revoked=revoked, key_hint=hint)
+        return Customer(
+            name, ent, created=created, revoked=revoked, key_hint=hint, key_id=key_sha[:16]
+        )
 
-    _COLUMNS = "name, key_hint, collections, bbox, start_ts, end_ts, created, revoked"
+    _COLUMNS = "name, key_sha256, key_hint, collections, bbox, start_ts, end_ts, created, revoked"
 
     def add(self, name: str, entitlement: Entitlement) -> str:
         """Add a customer and return its new API key (shown once, stored hashed).
@@ -306,7 +325,7 @@ class CustomerStore:
         return [self._row(r) for r in rows]
 
     def revoke(self, name: str) -> None:
-        """Revoke the customer's key at once (its signed links stop working too).
+        """Revoke the customer's key at once (its signed links stop working too, for good).
 
         Raises
         ------

@@ -48,7 +48,7 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -58,8 +58,15 @@ import shapely
 import shapely.geometry
 
 from eo_pipeline.atomic import atomic_path
+from eo_pipeline.catalogs.cql2_sql import cql2_to_sql, register_functions
 from eo_pipeline.errors import CatalogError
 from eo_pipeline.export.api.customers import Entitlement
+from eo_pipeline.export.api.queryables import (
+    ALWAYS_QUERYABLE,
+    ITEM_QUERYABLES,
+    free_text,
+    free_text_sql,
+)
 from eo_pipeline.export.api.signing import STATE_DIRNAME, state_dir
 
 __all__ = ["CatalogIndex", "SQLiteIndex", "SearchPage", "SearchQuery", "open_index"]
@@ -73,7 +80,8 @@ _SCHEMA = """
 CREATE TABLE collections (id TEXT PRIMARY KEY, public INTEGER NOT NULL, json TEXT NOT NULL);
 CREATE TABLE items (
     pk INTEGER PRIMARY KEY, collection TEXT NOT NULL, id TEXT NOT NULL,
-    start_ts REAL NOT NULL, end_ts REAL NOT NULL, geometry TEXT, json TEXT NOT NULL,
+    start_ts REAL NOT NULL, end_ts REAL NOT NULL, dt_ts REAL, geometry TEXT, text TEXT NOT NULL,
+    json TEXT NOT NULL,
     UNIQUE (collection, id)
 );
 CREATE INDEX items_time ON items (start_ts, end_ts);
@@ -107,6 +115,12 @@ class SearchQuery:
     """Matches to skip (the paging token)."""
     sortby: tuple[tuple[str, bool], ...] = ()
     """``(field, ascending)`` pairs; default ``datetime`` descending, then collection and id."""
+    filter: Mapping[str, Any] | None = None
+    """A CQL2-JSON filter over :data:`~eo_pipeline.export.api.queryables.ITEM_QUERYABLES`."""
+    text: tuple[str, ...] = ()
+    """Free-text terms (any of them in the title, description or keywords)."""
+    count: bool = True
+    """Also count every match (``numberMatched``)."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +166,10 @@ class CatalogIndex(Protocol):
 
     def asset_owner(self, path: str) -> tuple[str, str] | None:
         """``(collection, item id)`` of the item referencing catalog file ``path``."""
+        ...
+
+    def queryables(self, collection_id: str | None = None) -> list[str]:
+        """Names a filter may use (for one collection: those its items have)."""
         ...
 
 
@@ -223,10 +241,12 @@ class SQLiteIndex:
             with con:
                 con.executescript(_SCHEMA)
                 con.executemany("INSERT INTO collections VALUES (?, ?, ?)", collections)
-                for pk, (cid, iid, start, end, geom, bbox, doc) in enumerate(items, start=1):
+                for pk, (cid, iid, start, end, when, geom, bbox, text, doc) in enumerate(
+                    items, start=1
+                ):
                     con.execute(
-                        "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (pk, cid, iid, start, end, geom, doc),
+                        "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (pk, cid, iid, start, end, when, geom, text, doc),
                     )
                     if bbox is not None:
                         w, s, e, n = bbox
@@ -320,8 +340,10 @@ class SQLiteIndex:
                     doc["id"],
                     start,
                     end,
+                    _timestamp(props.get("datetime"), where),
                     json.dumps(geom) if geom is not None else None,
                     bbox,
+                    free_text(props),
                     json.dumps(api_doc),
                 )
             )
@@ -333,6 +355,8 @@ class SQLiteIndex:
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+        register_functions(con)
+        con.create_function("eo_ts", 1, _sql_timestamp, deterministic=True)
         try:
             yield con
         finally:
@@ -401,84 +425,142 @@ class SQLiteIndex:
         return ", ".join(terms)
 
     def search(self, query: SearchQuery) -> SearchPage:
+        """Entitled items matching ``query``; every condition runs in SQL (bound parameters).
+
+        Raises
+        ------
+        FilterError
+            When the CQL2 filter uses an unknown queryable or an unsupported operator.
+        """
         ent = query.entitlement
-        allowed = set(ent.collections)
+        allowed = set(ent.visible)
         if query.collections is not None:
             allowed &= set(query.collections)
         if not allowed or query.limit <= 0:
             return SearchPage([], None, 0)
-        where = [f"i.collection IN ({','.join('?' * len(allowed))})"]
-        params: list[Any] = sorted(allowed)
+        where, params = self._where(query, sorted(allowed))
+        sql_where = " AND ".join(where)
+        order = self._order(query.sortby)
+        with self._read() as con:
+            rows = con.execute(
+                f"SELECT i.json FROM items i WHERE {sql_where} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*params, query.limit + 1, query.offset],
+            ).fetchall()
+            matched = None
+            if query.count:
+                matched = con.execute(
+                    f"SELECT count(*) FROM items i WHERE {sql_where}", params
+                ).fetchone()[0]
+        docs = [json.loads(r[0]) for r in rows]
+        more = len(docs) > query.limit
+        return SearchPage(
+            docs[: query.limit], query.offset + query.limit if more else None, matched
+        )
+
+    @staticmethod
+    def _boxes(
+        query: SearchQuery,
+    ) -> tuple[list[tuple[float, float, float, float]], list[bytes]]:
+        """R*Tree boxes every match must touch, and geometries it must intersect (WKB)."""
+        boxes: list[tuple[float, float, float, float]] = []
+        exact: list[bytes] = []
+        if query.bbox is not None:
+            w, s, e, n = query.bbox
+            if w > e:  # crosses the antimeridian: latitude pre-filter, exact test in SQL
+                boxes.append((-180.0, s, 180.0, n))
+                area = shapely.union(shapely.box(w, s, 180, n), shapely.box(-180, s, e, n))
+            else:
+                boxes.append((w, s, e, n))
+                area = shapely.box(w, s, e, n)
+            exact.append(shapely.to_wkb(area))
+        if query.intersects is not None:
+            boxes.append(tuple(query.intersects.bounds))  # type: ignore[arg-type]
+            exact.append(shapely.to_wkb(query.intersects))
+        return boxes, exact
+
+    def _where(self, query: SearchQuery, collections: list[str]) -> tuple[list[str], list[Any]]:
+        ent = query.entitlement
+        where = [f"i.collection IN ({','.join('?' * len(collections))})"]
+        params: list[Any] = list(collections)
         if query.ids is not None:
             where.append(f"i.id IN ({','.join('?' * len(query.ids))})")
             params += list(query.ids)
-        starts = [t for t in (query.start, ent.start) if t is not None]
-        ends = [t for t in (query.end, ent.end) if t is not None]
-        if starts:
+        if query.start is not None:
             where.append("i.end_ts >= ?")
-            params.append(max(starts))
-        if ends:
+            params.append(query.start)
+        if query.end is not None:
             where.append("i.start_ts <= ?")
-            params.append(min(ends))
-        # Bbox pre-filter through the R*Tree: every box that must be intersected.
-        refine: list[shapely.Geometry] = []
-        boxes: list[tuple[float, float, float, float]] = []
-        if query.bbox is not None:
-            w, s, e, n = query.bbox
-            if w > e:  # crosses the antimeridian: latitude pre-filter, exact test below
-                boxes.append((-180.0, s, 180.0, n))
-                refine.append(shapely.union(shapely.box(w, s, 180, n), shapely.box(-180, s, e, n)))
-            else:  # the R*Tree compares bboxes; footprints are tested exactly below
-                boxes.append((w, s, e, n))
-                refine.append(shapely.box(w, s, e, n))
-        if query.intersects is not None:
-            w0, s0, e0, n0 = query.intersects.bounds
-            boxes.append((w0, s0, e0, n0))
-            refine.append(query.intersects)
-        if ent.bbox is not None:
-            boxes.append(ent.bbox)
-        join = ""
-        if boxes:
-            w = max(b[0] for b in boxes)
-            s = max(b[1] for b in boxes)
-            e = min(b[2] for b in boxes)
-            n = min(b[3] for b in boxes)
-            if w > e or s > n:
-                return SearchPage([], None, 0)
-            join = (
-                "JOIN items_rtree r ON r.pk = i.pk AND r.minx <= ? AND r.maxx >= ? "
-                "AND r.miny <= ? AND r.maxy >= ?"
+            params.append(query.end)
+        boxes, exact = self._boxes(query)
+        for w, s, e, n in boxes:
+            where.append(_RTREE)
+            params += [e, w, n, s]
+        for wkb in exact:
+            where.append("eo_spatial('s_intersects', i.geometry, ?) = 1")
+            params.append(wkb)
+        limited = sorted(set(collections) & (ent.collections - ent.public))
+        if ent.restricted and limited:
+            terms, extra = _entitlement_sql(ent)
+            where.append(
+                f"(i.collection NOT IN ({','.join('?' * len(limited))}) OR ({' AND '.join(terms)}))"
             )
-            params = [e, w, n, s, *params]
-        exact = bool(refine) or ent.bbox is not None
-        sql = (
-            f"SELECT i.collection, i.geometry, i.start_ts, i.end_ts, i.json FROM items i {join} "
-            f"WHERE {' AND '.join(where)} ORDER BY {self._order(query.sortby)}"
-        )
+            params += [*limited, *extra]
+        if query.filter is not None:
+            sql, extra = cql2_to_sql(query.filter, ITEM_QUERYABLES)
+            where.append(sql)
+            params += extra
+        if query.text:
+            sql, extra = free_text_sql("i.text", query.text)
+            where.append(sql)
+            params += extra
+        return where, params
+
+    def queryables(self, collection_id: str | None = None) -> list[str]:
+        """Queryable names: all of them, or those some item of ``collection_id`` has."""
+        if collection_id is None:
+            return list(ITEM_QUERYABLES)
+        names = list(ALWAYS_QUERYABLE)
         with self._read() as con:
-            if not exact:  # the database does it all
-                rows = con.execute(
-                    f"{sql} LIMIT ? OFFSET ?", [*params, query.limit + 1, query.offset]
-                ).fetchall()
-                docs = [json.loads(r[4]) for r in rows]
-                more = len(docs) > query.limit
-                nxt = query.offset + query.limit if more else None
-                return SearchPage(docs[: query.limit], nxt)
-            docs, seen, more = [], 0, False
-            for cid, geom, start, end, doc in con.execute(sql, params):
-                shape = shapely.geometry.shape(json.loads(geom)) if geom else None
-                if shape is None or not all(g.intersects(shape) for g in refine):
+            for name, q in ITEM_QUERYABLES.items():
+                if name in names:
                     continue
-                if not ent.allows(cid, shape, start, end):
-                    continue
-                seen += 1
-                if seen <= query.offset:
-                    continue
-                if len(docs) == query.limit:
-                    more = True
-                    break
-                docs.append(json.loads(doc))
-        return SearchPage(docs, query.offset + query.limit if more else None)
+                row = con.execute(
+                    f"SELECT 1 FROM items i WHERE i.collection = ? AND {q.sql} IS NOT NULL LIMIT 1",
+                    (collection_id,),
+                ).fetchone()
+                if row is not None:
+                    names.append(name)
+        return names
+
+
+_RTREE = (
+    "i.pk IN (SELECT pk FROM items_rtree WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)"
+)
+
+
+def _entitlement_sql(ent: Entitlement) -> tuple[list[str], list[Any]]:
+    terms: list[str] = []
+    params: list[Any] = []
+    if ent.start is not None:
+        terms.append("i.end_ts >= ?")
+        params.append(ent.start)
+    if ent.end is not None:
+        terms.append("i.start_ts <= ?")
+        params.append(ent.end)
+    if ent.bbox is not None:
+        w, s, e, n = ent.bbox
+        terms += [_RTREE, "eo_spatial('s_intersects', i.geometry, ?) = 1"]
+        params += [e, w, n, s, shapely.to_wkb(shapely.box(w, s, e, n))]
+    return terms, params
+
+
+def _sql_timestamp(text: Any) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return _timestamp(text, "")
+    except CatalogError:
+        return None
 
 
 def open_index(catalog_dir: str | os.PathLike[str], *, rebuild: bool = False) -> SQLiteIndex:

@@ -5,31 +5,41 @@ Endpoints (all JSON; errors are STAC-API style ``{"code": ..., "description": ..
 =========================================  ==================================================
 ``GET /``                                  landing page (stac-fastapi)
 ``GET /conformance``                       conformance classes
-``GET /collections``                       the caller's collections only
-``GET /collections/{c}``                   404 when not entitled (as when absent)
-``GET /collections/{c}/items``             items, ``bbox``/``datetime``/``limit``/``token``/
-                                           ``sortby``/``fields``
+``GET /collections``                       the caller's collections; collection search by
+                                           ``bbox``/``datetime``/``q``, ``limit``/``token``
+``GET /collections/{c}``                   404 when not entitled (as when absent); the extent
+                                           is cut to the caller's entitled area and time
+``GET /collections/{c}/items``             items: ``bbox``/``datetime``/``limit``/``token``/
+                                           ``sortby``/``fields``/``filter``/``query``/``q``
 ``GET /collections/{c}/items/{i}``         404 when not entitled
 ``GET|POST /search``                       ``bbox``/``intersects``/``datetime``/``ids``/
                                            ``collections``/``limit``/``token``/``sortby``/
-                                           ``fields``; ``next`` links for paging
-``GET /sortables``                         the sortable fields
+                                           ``fields``/``filter`` (CQL2 text or JSON)/
+                                           ``query``/``q``; ``numberMatched``; ``next`` links
+``GET /queryables``, ``/collections/{c}/queryables``  what ``filter`` and ``query`` accept
+``GET /sortables``, ``/collections/{c}/sortables``    the sortable fields
 ``GET|HEAD /download/{path}``              signed asset download with HTTP Range support
 ``GET /_mgmt/ping``                        readiness probe
 ``GET /api``, ``/api.html``                OpenAPI document and its HTML view
 =========================================  ==================================================
 
+Any query parameter or body field an endpoint does not support is a 400 that names it: nothing
+is silently ignored.
+
 Authentication: ``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` (see
 :mod:`~eo_pipeline.export.api.customers`). An unknown or revoked key is a 401. Without a key
 the caller is *anonymous* and sees only collections flagged public (``eo_pipeline:public``);
 when there are none, data endpoints answer 401 (the landing page, conformance, OpenAPI and the
-ping stay open). Downloads need no key but a valid signed link (see
-:mod:`~eo_pipeline.export.api.signing`); at download time the customer must still be active
-and entitled, the path must be an asset of an indexed item, and it must resolve inside the
-catalog and outside the private state folder (so ``../`` and ``%2e%2e`` tricks get nowhere).
+ping stay open). Customers see the public collections too, whole. Downloads need no key but a
+valid signed link (see :mod:`~eo_pipeline.export.api.downloads`).
 
-Every request is logged to ``<catalog>/.eo-pipeline/access.log`` (JSON lines: time, customer,
-method, path, query without signatures, status, range).
+Links are built from the request's ``Host``; ``Forwarded``/``X-Forwarded-*`` headers count
+only from ``--trusted-proxy`` addresses, and ``--public-url`` pins every link to one base URL
+(see :class:`~eo_pipeline.export.api.middleware.TrustedProxies`).
+
+Every request is logged to ``access.log`` in the private state folder (JSON lines: time,
+customer, key id, method, path, query without signatures, status, range); a download is
+logged under the customer and key whose link it is.
 
 Examples
 --------
@@ -41,14 +51,12 @@ from pystac_client import Client
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable
-from http import HTTPStatus
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -56,17 +64,27 @@ import uvicorn
 from brotli_asgi import BrotliMiddleware
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from stac_fastapi.api.app import StacApi
-from stac_fastapi.api.middleware import ProxyHeaderMiddleware
 from stac_fastapi.api.models import (
     ItemCollectionUri,
     create_get_request_model,
     create_post_request_model,
     create_request_model,
 )
-from stac_fastapi.extensions import FieldsExtension, TokenPaginationExtension
+from stac_fastapi.extensions import (
+    FieldsExtension,
+    FilterExtension,
+    FreeTextExtension,
+    QueryExtension,
+    TokenPaginationExtension,
+)
+from stac_fastapi.extensions.collection_search import CollectionSearchExtension
 from stac_fastapi.extensions.fields.fields import FieldsConformanceClasses
+from stac_fastapi.extensions.filter.client import BaseFiltersClient
+from stac_fastapi.extensions.filter.filter import FilterConformanceClasses
+from stac_fastapi.extensions.free_text.free_text import FreeTextConformanceClasses
+from stac_fastapi.extensions.query.query import QueryConformanceClasses
 from stac_fastapi.extensions.sort.client import BaseSortablesClient
 from stac_fastapi.extensions.sort.sort import (
     ItemCollectionSortExtension,
@@ -75,23 +93,31 @@ from stac_fastapi.extensions.sort.sort import (
 )
 from stac_fastapi.types.config import ApiSettings
 from stac_fastapi.types.errors import InvalidQueryParameter, NotFoundError
+from stac_fastapi.types.requests import get_base_url
 from stac_fastapi.types.search import APIRequest
-from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from eo_pipeline.catalogs.cql2_sql import CONFORMANCE as CQL2_CONFORMANCE
 from eo_pipeline.errors import CatalogError
 from eo_pipeline.export.api.client import EntitledClient
-from eo_pipeline.export.api.customers import ANONYMOUS, Customer, CustomerStore, Entitlement
+from eo_pipeline.export.api.customers import Customer, CustomerStore, Entitlement
+from eo_pipeline.export.api.downloads import download_route
 from eo_pipeline.export.api.index import CatalogIndex, open_index
-from eo_pipeline.export.api.signing import STATE_DIRNAME, LinkSigner, load_secret, state_dir
+from eo_pipeline.export.api.middleware import (
+    AccessLog,
+    AuthMiddleware,
+    BodyGuard,
+    TrustedProxies,
+    error_response,
+)
+from eo_pipeline.export.api.openapi import document_errors
+from eo_pipeline.export.api.queryables import queryables_document
+from eo_pipeline.export.api.signing import LinkSigner, load_secret, state_dir
 
 __all__ = ["create_app", "demo_serve", "pystac_client_example", "serve_cli"]
 
-_OPEN_PATHS = frozenset({"/", "/conformance", "/api", "/api.html", "/_mgmt/ping", "/_mgmt/health"})
 _SORTABLE = {
     "id": {"type": "string", "title": "Item id"},
     "collection": {"type": "string", "title": "Collection id"},
@@ -105,92 +131,23 @@ _SORTABLE = {
 }
 
 
-def _error(status: int, description: str, code: str | None = None) -> JSONResponse:
-    code = code or HTTPStatus(status).phrase.replace(" ", "")
-    return JSONResponse({"code": code, "description": description}, status_code=status)
-
-
-class AccessLog:
-    """Appends one JSON line per request to ``<state>/access.log`` (thread-safe)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.close(fd)
-
-    def write(self, **entry: Any) -> None:
-        entry = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), **entry}
-        line = json.dumps(entry, separators=(",", ":")) + "\n"
-        with self._lock, open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
-
-
-class AuthMiddleware:
-    """Resolves the caller (API key or anonymous), refuses bad keys, logs every request."""
-
-    def __init__(
-        self, app: ASGIApp, *, customers: CustomerStore, index: CatalogIndex, log: AccessLog
-    ) -> None:
-        self.app, self.customers, self.index, self.log = app, customers, index, log
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        key = headers.get("x-api-key")
-        auth = headers.get("authorization", "")
-        if key is None and auth.lower().startswith("bearer "):
-            key = auth[7:].strip()
-        path: str = scope["path"]
-        status = {"code": 0}
-        principal: Customer | None = None
-        if key:
-            principal = await run_in_threadpool(self.customers.authenticate, key)
-            refusal = None if principal is not None else "API key unknown or revoked"
-        else:
-            public = await run_in_threadpool(self.index.public_collections)
-            principal = Customer(ANONYMOUS, Entitlement(public))
-            needs_key = not (public or path in _OPEN_PATHS or path.startswith("/download/"))
-            refusal = "this catalog needs an API key (X-API-Key header)" if needs_key else None
-        if refusal is not None or principal is None:
-            response = _error(401, refusal or "unauthorized", "Unauthorized")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="eo-pipeline"'
-            await response(scope, receive, send)
-            self._log(scope, headers, "?" if principal is None else principal.name, 401)
-            return
-        scope.setdefault("state", {})["principal"] = principal
-
-        async def send_and_record(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_record)
-        finally:
-            self._log(scope, headers, principal.name, status["code"] or 500)
-
-    def _log(self, scope: Scope, headers: Headers, who: str, status: int) -> None:
-        query = scope.get("query_string", b"").decode("latin-1")
-        query = "&".join(p for p in query.split("&") if not p.startswith("signature="))
-        self.log.write(
-            customer=who,
-            method=scope["method"],
-            path=scope["path"],
-            query=query,
-            status=status,
-            range=headers.get("range"),
-            client=(scope.get("client") or ("", 0))[0],
-        )
+def _visible_collection(index: CatalogIndex, request: Request | None, collection_id: str) -> None:
+    principal = getattr(request.state, "principal", None) if request is not None else None
+    if not isinstance(principal, Customer) or collection_id not in principal.entitlement.visible:
+        raise NotFoundError(f"collection {collection_id!r} not found")
+    if index.collection(collection_id) is None:
+        raise NotFoundError(f"collection {collection_id!r} not found")
 
 
 class _Sortables(BaseSortablesClient):
+    def __init__(self, index: CatalogIndex) -> None:
+        self.index = index
+
     def get_sortables(self, request: Request | None = None, **kwargs: Any) -> dict[str, Any]:
+        base = get_base_url(request) if request is not None else ""
         return {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": f"{request.base_url if request else ''}sortables",
+            "$id": f"{base}sortables",
             "type": "object",
             "title": "Sortables",
             "properties": _SORTABLE,
@@ -199,50 +156,134 @@ class _Sortables(BaseSortablesClient):
     def get_collection_sortables(
         self, collection_id: str, request: Request | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        return {**self.get_sortables(request), "$id": f"collections/{collection_id}/sortables"}
+        _visible_collection(self.index, request, collection_id)
+        base = get_base_url(request) if request is not None else ""
+        return {
+            **self.get_sortables(request),
+            "$id": f"{base}collections/{collection_id}/sortables",
+        }
 
 
-def _download_route(
-    catalog_dir: Path, index: CatalogIndex, customers: CustomerStore, signer: LinkSigner
-) -> Callable[..., Any]:
-    root = catalog_dir.resolve()
-    private = root / STATE_DIRNAME
+class _Queryables(BaseFiltersClient):
+    def __init__(self, index: CatalogIndex) -> None:
+        self.index = index
 
-    def download(
-        path: str, request: Request, customer: str = "", expires: str = "", signature: str = ""
-    ) -> Any:
-        parts = path.split("/")
-        if any(p in ("", ".", "..") for p in parts) or "\\" in path or "\x00" in path:
-            return _error(400, f"asset path {path!r} must be a plain catalog-relative path")
-        if not (customer and expires and signature):
-            return _error(403, "a signed link is needed: take asset hrefs from the API's items")
-        if not signer.verify(path, customer, expires, signature, now=0):
-            return _error(403, "link signature does not match (tampered or foreign link)")
-        if int(expires) <= time.time():
-            return _error(403, "link expired; fetch the item again for fresh links")
-        owner = index.asset_owner(path)
-        target = (root / path).resolve()
-        if owner is None or not target.is_relative_to(root) or target.is_relative_to(private):
-            return _error(404, f"no asset {path!r}")
-        if customer == ANONYMOUS:
-            entitlement = Entitlement(index.public_collections())
-        else:
-            found = customers.get(customer)
-            if found is None or not found.active:
-                return _error(403, f"customer {customer!r} is revoked or unknown")
-            entitlement = found.entitlement
-        if index.item(owner[0], owner[1], entitlement) is None:
-            return _error(404, f"no asset {path!r}")
-        if not target.is_file():
-            return _error(404, f"asset {path!r} is indexed but its file is missing on the server")
-        media = (
-            "image/tiff; application=geotiff; profile=cloud-optimized"
-            if target.suffix.lower() in (".tif", ".tiff")
-            else None
+    def get_queryables(self, collection_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        request: Request | None = kwargs.get("request")
+        base = get_base_url(request) if request is not None else ""
+        if collection_id is None:
+            return queryables_document(f"{base}queryables", self.index.queryables())
+        _visible_collection(self.index, request, collection_id)
+        return queryables_document(
+            f"{base}collections/{collection_id}/queryables",
+            self.index.queryables(collection_id),
+            f"Queryables of {collection_id}",
         )
-        return FileResponse(target, media_type=media, headers={"Cache-Control": "private"})
 
-    return download
+
+def _extensions(index: CatalogIndex) -> dict[str, Any]:
+    fields = FieldsExtension(
+        conformance_classes=[FieldsConformanceClasses.SEARCH, FieldsConformanceClasses.ITEMS]
+    )
+    # Sort v1.1.0 as stac-fastapi declares it, plus the v1.0.0 URIs pystac-client looks for.
+    search_sort = SearchSortExtension(
+        client=_Sortables(index),
+        conformance_classes=[
+            SortConformanceClasses.ITEM_SEARCH_SORT,
+            SortConformanceClasses.ITEM_SEARCH_SORTABLES,
+            "https://api.stacspec.org/v1.0.0/item-search#sort",
+        ],
+    )
+    items_sort = ItemCollectionSortExtension(
+        client=_Sortables(index),
+        conformance_classes=[
+            SortConformanceClasses.FEATURES_SORT,
+            SortConformanceClasses.FEATURES_SORTABLES,
+            "https://api.stacspec.org/v1.0.0/ogcapi-features#sort",
+        ],
+    )
+    filtering = FilterExtension(
+        client=_Queryables(index),
+        conformance_classes=[
+            FilterConformanceClasses.FILTER,
+            FilterConformanceClasses.SEARCH,
+            FilterConformanceClasses.ITEMS,
+            "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+            "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+            *CQL2_CONFORMANCE,
+        ],
+    )
+    query = QueryExtension(
+        conformance_classes=[QueryConformanceClasses.SEARCH, QueryConformanceClasses.ITEMS]
+    )
+    text = FreeTextExtension(
+        conformance_classes=[FreeTextConformanceClasses.SEARCH, FreeTextConformanceClasses.ITEMS]
+    )
+    paging = TokenPaginationExtension()
+    collection_text = FreeTextExtension(
+        conformance_classes=[FreeTextConformanceClasses.COLLECTIONS]
+    )
+    collection_search = CollectionSearchExtension.from_extensions([collection_text, paging])
+    return {
+        "fields": fields,
+        "search_sort": search_sort,
+        "items_sort": items_sort,
+        "filter": filtering,
+        "query": query,
+        "text": text,
+        "paging": paging,
+        "collection_search": collection_search,
+    }
+
+
+def _middlewares(
+    customers: CustomerStore,
+    index: CatalogIndex,
+    log: AccessLog,
+    trusted_proxies: Sequence[str],
+    public_url: str | None,
+) -> list[Middleware]:
+    return [
+        Middleware(AuthMiddleware, customers=customers, index=index, log=log),
+        Middleware(BodyGuard),
+        Middleware(BrotliMiddleware, excluded_handlers=[r"^/download/"]),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=["*"],
+            allow_methods=["OPTIONS", "POST", "GET", "HEAD"],
+            allow_headers=["Content-Type", "Authorization", "X-API-Key", "Range"],
+            expose_headers=["Content-Range", "Accept-Ranges", "Content-Length"],
+            max_age=600,
+        ),
+        Middleware(TrustedProxies, trusted=trusted_proxies, public_url=public_url),
+    ]
+
+
+def _error_handlers(app: FastAPI) -> None:
+    def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
+        return error_response(400, "; ".join(parts)[:2000] or "invalid request", "BadRequest")
+
+    def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail))
+
+    def client_error(status: int) -> Callable[[Request, Exception], JSONResponse]:
+        def handler(request: Request, exc: Exception) -> JSONResponse:
+            return error_response(status, str(exc), type(exc).__name__)  # no traceback
+
+        return handler
+
+    def server_error(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(500, "internal error; the access log has the request")
+
+    app.add_exception_handler(NotFoundError, client_error(404))
+    app.add_exception_handler(InvalidQueryParameter, client_error(400))
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, server_error)
 
 
 def create_app(
@@ -251,19 +292,27 @@ def create_app(
     link_ttl: int = 3600,
     max_limit: int = 1000,
     rebuild_index: bool = True,
+    trusted_proxies: Sequence[str] = (),
+    public_url: str | None = None,
 ) -> FastAPI:
     """The export API as a FastAPI app over an export catalog folder.
 
     Parameters
     ----------
     catalog_dir
-        The export catalog (``catalog.json`` at its root, private state in ``.eo-pipeline/``).
+        The export catalog (``catalog.json`` at its root; private state beside it, see
+        :func:`~eo_pipeline.export.api.signing.state_dir`).
     link_ttl
         Lifetime of signed asset links in seconds.
     max_limit
         Largest page size; larger ``limit`` values are capped to it.
     rebuild_index
         Re-read the static catalog into the index first.
+    trusted_proxies
+        Proxy addresses/networks whose ``Forwarded``/``X-Forwarded-*`` headers count.
+    public_url
+        Base URL every link is built on (``https://data.example.com/stac/``), whatever the
+        request's ``Host``.
 
     Examples
     --------
@@ -288,86 +337,40 @@ def create_app(
         stac_fastapi_landing_id=root_doc.get("id", "eo-pipeline"),
         stac_fastapi_version=_version(),
     )
-    fields = FieldsExtension(
-        conformance_classes=[FieldsConformanceClasses.SEARCH, FieldsConformanceClasses.ITEMS]
-    )
-    # Sort v1.1.0 as stac-fastapi declares it, plus the v1.0.0 URIs pystac-client looks for.
-    search_sort = SearchSortExtension(
-        client=_Sortables(),
-        conformance_classes=[
-            SortConformanceClasses.ITEM_SEARCH_SORT,
-            SortConformanceClasses.ITEM_SEARCH_SORTABLES,
-            "https://api.stacspec.org/v1.0.0/item-search#sort",
-        ],
-    )
-    items_sort = ItemCollectionSortExtension(
-        client=_Sortables(),
-        conformance_classes=[
-            SortConformanceClasses.FEATURES_SORT,
-            SortConformanceClasses.FEATURES_SORTABLES,
-            "https://api.stacspec.org/v1.0.0/ogcapi-features#sort",
-        ],
-    )
-    paging = TokenPaginationExtension()
+    ext = _extensions(index)
+    search_ext = [ext[k] for k in ("fields", "search_sort", "filter", "query", "text", "paging")]
+    items_ext = [ext[k] for k in ("fields", "items_sort", "filter", "query", "text", "paging")]
     client = EntitledClient(index=index, signer=signer, link_ttl=link_ttl, max_limit=max_limit)
     api = StacApi(
         settings=settings,
         client=client,
-        extensions=[fields, search_sort, items_sort, paging],
-        search_get_request_model=create_get_request_model([fields, search_sort, paging]),
-        search_post_request_model=create_post_request_model([fields, search_sort, paging]),
+        extensions=list(ext.values()),
+        search_get_request_model=create_get_request_model(search_ext),
+        search_post_request_model=create_post_request_model(search_ext),
         items_get_request_model=cast(
             type[APIRequest],
             create_request_model(
                 "ItemCollectionUri",
                 base_model=ItemCollectionUri,
-                extensions=[fields, items_sort, paging],
+                extensions=items_ext,
                 request_type="GET",
             ),
         ),
-        middlewares=[
-            Middleware(AuthMiddleware, customers=customers, index=index, log=log),
-            Middleware(BrotliMiddleware, excluded_handlers=[r"^/download/"]),
-            Middleware(
-                CORSMiddleware,
-                allow_origins=["*"],
-                allow_methods=["OPTIONS", "POST", "GET", "HEAD"],
-                allow_headers=["Content-Type", "Authorization", "X-API-Key", "Range"],
-                expose_headers=["Content-Range", "Accept-Ranges", "Content-Length"],
-                max_age=600,
-            ),
-            Middleware(ProxyHeaderMiddleware),
-        ],
+        collections_get_request_model=ext["collection_search"].GET,
+        middlewares=_middlewares(customers, index, log, trusted_proxies, public_url),
     )
     app = api.app
-
-    def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-            parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
-        return _error(400, "; ".join(parts) or "invalid request", "BadRequest")
-
-    def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
-
-    def client_error(status: int) -> Callable[[Request, Exception], JSONResponse]:
-        def handler(request: Request, exc: Exception) -> JSONResponse:
-            return _error(status, str(exc), type(exc).__name__)  # a client error: no traceback
-
-        return handler
-
-    app.add_exception_handler(NotFoundError, client_error(404))
-    app.add_exception_handler(InvalidQueryParameter, client_error(400))
-    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
+    _error_handlers(app)
+    download = download_route(catalog, index, customers, signer)
     app.add_api_route(
-        "/download/{path:path}",
-        _download_route(catalog, index, customers, signer),
-        methods=["GET", "HEAD"],
-        name="Download asset",
-        include_in_schema=True,
-    )
+        "/download/{path:path}", download, methods=["GET"], name="Download asset",
+        operation_id="download_asset",
+    )  # fmt: skip
+    app.add_api_route(
+        "/download/{path:path}", download, methods=["HEAD"], name="Download asset (headers)",
+        operation_id="download_asset_head",
+    )  # fmt: skip
+    document_errors(app)
     return app
 
 
@@ -377,21 +380,64 @@ def _version() -> str:
     return __version__
 
 
-def serve_cli(args: argparse.Namespace) -> int:
-    """``eo-pipeline serve --catalog DIR [--host 127.0.0.1] [--port 8080]``.
+_APP_ENV = "EO_PIPELINE_SERVE_CONFIG"
 
-    Rebuilds the index from the static catalog, then serves until interrupted.
+
+def app_from_env() -> FastAPI:
+    """The app of one ``serve --workers N`` worker process (uvicorn's factory).
+
+    The parent process rebuilt the index and created the signing secret before starting the
+    workers; each worker only opens them (settings come in ``$EO_PIPELINE_SERVE_CONFIG``).
+    """
+    cfg = json.loads(os.environ[_APP_ENV])
+    return create_app(
+        cfg["catalog"],
+        link_ttl=cfg["link_ttl"],
+        rebuild_index=False,
+        trusted_proxies=cfg["trusted_proxies"],
+        public_url=cfg["public_url"],
+    )
+
+
+def serve_cli(args: argparse.Namespace) -> int:
+    """``eo-pipeline serve --catalog DIR [--host H] [--port P] [--workers N] [--public-url URL]
+    [--trusted-proxy IP ...]``.
+
+    Rebuilds the index from the static catalog, creates the signing secret if needed, then
+    serves until interrupted; with ``--workers N`` uvicorn runs N processes sharing the port,
+    the index (read-only SQLite snapshots), the customers database and the secret.
     ``EO_PIPELINE_LINK_TTL`` (seconds, default 3600) sets the lifetime of signed links.
     """
     ttl = int(os.environ.get("EO_PIPELINE_LINK_TTL", "3600"))
-    app = create_app(args.catalog, link_ttl=ttl)
+    workers = int(getattr(args, "workers", 1) or 1)
+    trusted = list(getattr(args, "trusted_proxy", None) or [])
+    public_url = getattr(args, "public_url", None)
+    app = create_app(args.catalog, link_ttl=ttl, trusted_proxies=trusted, public_url=public_url)
     print(
-        f"serving {args.catalog} at http://{args.host}:{args.port}/ (Ctrl-C to stop); add "
-        f"customers with `eo-pipeline customers --catalog {args.catalog} add NAME --collections "
-        "ID,...`",
+        f"serving {args.catalog} at http://{args.host}:{args.port}/ with {workers} worker(s) "
+        f"(Ctrl-C to stop); private state in {state_dir(args.catalog)}; add customers with "
+        f"`eo-pipeline customers --catalog {args.catalog} add NAME --collections ID,...`",
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    if workers <= 1:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        return 0
+    os.environ[_APP_ENV] = json.dumps(
+        {
+            "catalog": str(Path(args.catalog).resolve()),
+            "link_ttl": ttl,
+            "trusted_proxies": trusted,
+            "public_url": public_url,
+        }
+    )
+    uvicorn.run(
+        "eo_pipeline.export.api.server:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=workers,
+        log_level="warning",
+    )
     return 0
 
 

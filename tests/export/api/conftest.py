@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -71,6 +72,11 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Published:
     source = make_product_catalog(tmp)
     publish(source, tmp / "export", publish_config())
     return Published(tmp / "export", source, _customers(tmp / "export"))
+
+
+def key_id(key: str) -> str:
+    """The key id signed links carry for ``key`` (16 hex digits of its SHA-256)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def free_port() -> int:

@@ -17,7 +17,7 @@ from eo_pipeline.export.api.customers import (
     parse_bbox,
     parse_interval,
 )
-from eo_pipeline.export.api.signing import SECRET_ENV, LinkSigner, load_secret
+from eo_pipeline.export.api.signing import SECRET_ENV, LinkSigner, load_secret, state_dir
 from tests.export.api.conftest import Published
 
 
@@ -99,7 +99,8 @@ def test_customers_cli(
 def test_secret_file_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(SECRET_ENV, raising=False)
     secret = load_secret(tmp_path)
-    path = tmp_path / ".eo-pipeline" / "signing.key"
+    path = state_dir(tmp_path) / "signing.key"
+    assert not path.is_relative_to(tmp_path)  # private state stays out of the published tree
     assert len(secret) == 64 and stat.S_IMODE(path.stat().st_mode) == 0o600
     assert load_secret(tmp_path) == secret  # stable across restarts
     os.chmod(path, 0o644)
@@ -114,11 +115,16 @@ def test_secret_file_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_link_signatures() -> None:
     signer = LinkSigner(b"k" * 32)
-    q = signer.sign("c/i/a.tif", "acme", 1000)
-    assert signer.verify("c/i/a.tif", "acme", q["expires"], q["signature"], now=999)
-    assert not signer.verify("c/i/a.tif", "acme", q["expires"], q["signature"], now=1000)  # expired
-    assert not signer.verify("c/i/b.tif", "acme", q["expires"], q["signature"], now=0)
-    assert not signer.verify("c/i/a.tif", "bob", q["expires"], q["signature"], now=0)
-    assert not signer.verify("c/i/a.tif", "acme", "1001", q["signature"], now=0)
-    assert not signer.verify("c/i/a.tif", "acme", "soon", q["signature"], now=0)
-    assert not LinkSigner(b"x" * 32).verify("c/i/a.tif", "acme", 1000, q["signature"], now=0)
+    q = signer.sign("c/i/a.tif", "acme", "k1", 1000)
+    sig = q["signature"]
+    assert signer.verify("c/i/a.tif", "acme", "k1", q["expires"], sig, now=999)
+    assert not signer.verify("c/i/a.tif", "acme", "k1", q["expires"], sig, now=1000)  # expired
+    assert not signer.verify("c/i/b.tif", "acme", "k1", q["expires"], sig, now=0)
+    assert not signer.verify("c/i/a.tif", "bob", "k1", q["expires"], sig, now=0)
+    assert not signer.verify("c/i/a.tif", "acme", "k2", q["expires"], sig, now=0)  # other key
+    assert not signer.verify("c/i/a.tif", "acme", "k1", "1001", sig, now=0)
+    assert not signer.verify("c/i/a.tif", "acme", "k1", "soon", sig, now=0)
+    assert not signer.verify("c/i/a.tif", "acme", "k1", "9" * 5000, sig, now=0)
+    assert not signer.verify("c/i/a.tif", "acme", "k1", q["expires"], "éééé", now=0)
+    assert not signer.verify("c/i/a.tif", "acme", "k1", q["expires"], sig.upper(), now=0)
+    assert not LinkSigner(b"x" * 32).verify("c/i/a.tif", "acme", "k1", 1000, sig, now=0)

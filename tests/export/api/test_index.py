@@ -12,6 +12,7 @@ import shapely
 from eo_pipeline.errors import CatalogError
 from eo_pipeline.export.api.customers import Entitlement
 from eo_pipeline.export.api.index import SearchQuery, SQLiteIndex, open_index
+from eo_pipeline.export.api.signing import state_dir
 from tests.export.api.conftest import BOB_BBOX, PUBLIC, Published
 
 ALL = frozenset({"kazeosat1-l2", "kazeosat2-l2", PUBLIC})
@@ -35,7 +36,7 @@ def _ids(index: SQLiteIndex, **kw: object) -> list[str]:
 def test_rebuild_indexes_collections_items_and_assets(
     published: Published, tmp_path: object
 ) -> None:
-    index = SQLiteIndex(published.root / ".eo-pipeline" / "index.sqlite")
+    index = SQLiteIndex(state_dir(published.root) / "index.sqlite")
     assert index.rebuild(published.root) == 6
     assert [c["id"] for c in index.collections()] == sorted(ALL)
     assert index.public_collections() == {PUBLIC}

@@ -15,8 +15,8 @@ from pystac_client import Client
 from rasterio.windows import Window
 
 from eo_pipeline.cli import main
-from eo_pipeline.export.api.signing import LinkSigner, load_secret
-from tests.export.api.conftest import PUBLIC, Server
+from eo_pipeline.export.api.signing import LinkSigner, load_secret, state_dir
+from tests.export.api.conftest import PUBLIC, Server, key_id
 
 pytestmark = pytest.mark.server
 
@@ -26,6 +26,7 @@ ALICE_ITEMS = {
     "kazeosat2-l2-aktau-20250301",
 }
 BOB_ITEMS = {"kazeosat2-l2-almaty-20240715", "kazeosat1-l2-shymkent-20240901"}
+PUBLIC_ITEM = "landsat8-ndvi-astana-20240501"
 
 
 def _client(server: Server, who: str | None) -> Client:
@@ -64,13 +65,15 @@ def test_landing_page_and_conformance_open_to_all(server: Server) -> None:
 
 def test_customers_see_only_their_entitlements(server: Server) -> None:
     alice, bob, anon = (_client(server, w) for w in ("alice", "bob", None))
-    assert {c.id for c in alice.get_collections()} == {"kazeosat2-l2"}
-    assert {c.id for c in bob.get_collections()} == {"kazeosat1-l2", "kazeosat2-l2"}
+    # customers see what they bought plus the public collection (whole: their area and time
+    # range limit only what they bought)
+    assert {c.id for c in alice.get_collections()} == {"kazeosat2-l2", PUBLIC}
+    assert {c.id for c in bob.get_collections()} == {"kazeosat1-l2", "kazeosat2-l2", PUBLIC}
     assert {c.id for c in anon.get_collections()} == {PUBLIC}
-    assert {i.id for i in alice.search(max_items=50).items()} == ALICE_ITEMS
+    assert {i.id for i in alice.search(max_items=50).items()} == ALICE_ITEMS | {PUBLIC_ITEM}
     # bob: two collections, but only inside his area and within 2024
-    assert {i.id for i in bob.search(max_items=50).items()} == BOB_ITEMS
-    assert {i.id for i in anon.search(max_items=50).items()} == {"landsat8-ndvi-astana-20240501"}
+    assert {i.id for i in bob.search(max_items=50).items()} == BOB_ITEMS | {PUBLIC_ITEM}
+    assert {i.id for i in anon.search(max_items=50).items()} == {PUBLIC_ITEM}
     # the same search narrowed by bbox and datetime
     found = alice.search(bbox=[76, 43, 78, 44], datetime="2024-07-01/2024-07-31", max_items=10)
     assert [i.id for i in found.items()] == ["kazeosat2-l2-almaty-20240715"]
@@ -81,7 +84,10 @@ def test_customers_see_only_their_entitlements(server: Server) -> None:
     }
     assert list(alice.search(intersects=triangle, max_items=10).items()) == []
     near = {"type": "Point", "coordinates": [71.35, 51.10]}
-    assert [i.id for i in alice.search(intersects=near).items()] == ["kazeosat2-l2-astana-20240610"]
+    assert {i.id for i in alice.search(intersects=near).items()} == {
+        "kazeosat2-l2-astana-20240610",
+        PUBLIC_ITEM,
+    }
     assert [i.id for i in alice.search(ids=["kazeosat2-l2-aktau-20250301"]).items()] == [
         "kazeosat2-l2-aktau-20250301"
     ]
@@ -105,13 +111,19 @@ def test_unentitled_collection_and_item_are_404(server: Server) -> None:
 
 def test_paging_sortby_and_fields(server: Server) -> None:
     alice = _client(server, "alice")
-    search = alice.search(limit=1, sortby="-properties.eo:cloud_cover", max_items=10)
+    search = alice.search(
+        collections=["kazeosat2-l2"], limit=1, sortby="-properties.eo:cloud_cover", max_items=10
+    )
     pages = list(search.pages_as_dicts())
     assert len(pages) == 3 and all(len(p["features"]) == 1 for p in pages)
     covers = [p["features"][0]["properties"]["eo:cloud_cover"] for p in pages]
     assert covers == sorted(covers, reverse=True)
     h = {"X-API-Key": server.catalog.keys["alice"]}
-    body = {"limit": 1, "sortby": [{"field": "datetime", "direction": "asc"}]}
+    body = {
+        "collections": ["kazeosat2-l2"],
+        "limit": 1,
+        "sortby": [{"field": "datetime", "direction": "asc"}],
+    }
     first = httpx.post(server.url + "search", json=body, headers=h).json()
     nxt = next(link for link in first["links"] if link["rel"] == "next")
     assert nxt["method"] == "POST"
@@ -130,9 +142,9 @@ def test_paging_sortby_and_fields(server: Server) -> None:
 def test_oversized_limit_is_capped(server: Server) -> None:
     h = {"X-API-Key": server.catalog.keys["alice"]}
     r = httpx.get(server.url + "search", params={"limit": 10**9}, headers=h)
-    assert r.status_code == 200 and r.json()["numberReturned"] == 3
+    assert r.status_code == 200 and r.json()["numberReturned"] == 4
     r = httpx.post(server.url + "search", json={"limit": 10**9}, headers=h)
-    assert r.status_code == 200 and r.json()["numberReturned"] == 3
+    assert r.status_code == 200 and r.json()["numberReturned"] == 4
 
 
 @pytest.mark.parametrize(
@@ -218,13 +230,14 @@ def test_tampered_expired_and_unsigned_links_refused(server: Server) -> None:
     # a correctly signed but expired link
     signer = LinkSigner(load_secret(server.catalog.root))
     path = u.path.removeprefix("/download/")
-    expired = signer.sign(path, "alice", int(time.time()) - 5)
+    expired = signer.sign(path, "alice", q["key"], int(time.time()) - 5)
     r = httpx.get(f"{base}?{urlencode(expired)}")
     assert r.status_code == 403 and "expired" in r.json()["description"]
 
 
 def test_path_traversal_refused_even_when_signed(server: Server) -> None:
     signer = LinkSigner(load_secret(server.catalog.root))
+    kid = key_id(server.catalog.keys["alice"])
     exp = int(time.time()) + 600
     targets = [
         "../.eo-pipeline/signing.key",
@@ -235,15 +248,15 @@ def test_path_traversal_refused_even_when_signed(server: Server) -> None:
         "kazeosat2-l2/collection.json",
     ]
     for target in targets:
-        q = urlencode(signer.sign(target, "alice", exp))
+        q = urlencode(signer.sign(target, "alice", kid, exp))
         status = _raw_get(server, f"/download/{target}?{q}")
         assert status in (400, 404), (target, status)
         encoded = target.replace("..", "%2e%2e").replace(".eo", "%2eeo")
         assert _raw_get(server, f"/download/{encoded}?{q}") in (400, 404), encoded
-    q = urlencode(signer.sign("/etc/passwd", "alice", exp))
+    q = urlencode(signer.sign("/etc/passwd", "alice", kid, exp))
     assert _raw_get(server, f"/download//etc/passwd?{q}") in (400, 404)
     # double-encoded dots reach the route as a literal "%2e%2e" segment: not an asset
-    q = urlencode(signer.sign("%2e%2e/%2e%2e/etc/passwd", "alice", exp))
+    q = urlencode(signer.sign("%2e%2e/%2e%2e/etc/passwd", "alice", kid, exp))
     assert _raw_get(server, f"/download/{quote('%2e%2e/%2e%2e/etc/passwd')}?{q}") == 404
 
 
@@ -272,8 +285,9 @@ def test_public_asset_download_for_anonymous(server: Server) -> None:
 
 def test_access_is_logged(server: Server) -> None:
     httpx.get(server.url + "collections", headers={"X-API-Key": server.catalog.keys["alice"]})
-    log = (server.catalog.root / ".eo-pipeline" / "access.log").read_text()
-    assert '"customer":"alice","method":"GET","path":"/collections"' in log
+    log = (state_dir(server.catalog.root) / "access.log").read_text()
+    kid = key_id(server.catalog.keys["alice"])
+    assert f'"customer":"alice","key":"{kid}","method":"GET","path":"/collections"' in log
     assert "signature=" not in log
 
 

@@ -96,9 +96,19 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         format=args.format,
         revisit=args.revisit,
         date=args.date,
+        level=args.level,
+        off_nadir=args.off_nadir,
     )
     for item in items:
-        print(f"simulated {item.id}")
+        fit = item.properties.get("eo_pipeline:rpc_fit_residual_px")
+        print(
+            f"simulated {item.id}"
+            + (
+                f" (RPC fit residual {fit['rms']:.2g} px RMS, {fit['max']:.2g} px max)"
+                if fit
+                else ""
+            )
+        )
     return 0
 
 
@@ -205,6 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--date", default=None, help="acquisition date YYYY-MM-DD (default: from the seed)"
+    )
+    p.add_argument(
+        "--level",
+        choices=["ortho", "primary"],
+        default="ortho",
+        help="ortho: map-projected (default); primary: sensor geometry with an RPC, DEM and "
+        "truth orthoimage (--format dimap, kazeosat1)",
+    )
+    p.add_argument(
+        "--off-nadir",
+        type=float,
+        default=20.0,
+        help="primary: across-track viewing angle in degrees (default: 20)",
     )
     p.add_argument(
         "--revisit",

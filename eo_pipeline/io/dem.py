@@ -230,7 +230,9 @@ def _inspect(names: Sequence[str]) -> list[_Source]:
                 res = abs(ds.transform.a)
                 if ds.crs.is_projected:
                     res = res / 111_320.0
-                out.append(_Source(name, b, res, _datum_of(name, ds.crs)))
+                tag = (ds.tags().get("VERTICAL_DATUM") or "").lower() or None
+                datum = tag if tag in DATUMS else _datum_of(name, ds.crs)
+                out.append(_Source(name, b, res, datum))
         except rasterio.errors.RasterioIOError as err:
             raise DEMError(f"DEM {name} is not a readable raster ({err})") from None
     return out
@@ -291,9 +293,10 @@ def prepare_dem(
     bounds: tuple[float, float, float, float],
     out_path: str | os.PathLike[str],
     *,
-    margin: float = 0.01,
+    margin: float | None = None,
 ) -> PreparedDEM:
-    """Write the ellipsoidal DEM over ``bounds`` (lon/lat, plus ``margin`` degrees).
+    """Write the ellipsoidal DEM over ``bounds`` (lon/lat, plus ``margin`` degrees; default
+    two cells of the finest source).
 
     Raises
     ------
@@ -320,6 +323,7 @@ def prepare_dem(
     sources = _inspect(_sources(spec.source))
     datum = _datum(spec, sources)
     res = min(s.res for s in sources)
+    margin = 2 * res if margin is None else margin
     west, south = bounds[0] - margin, bounds[1] - margin
     east, north = bounds[2] + margin, bounds[3] + margin
     width, height = max(2, math.ceil((east - west) / res)), max(2, math.ceil((north - south) / res))

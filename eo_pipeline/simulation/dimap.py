@@ -36,6 +36,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyproj
@@ -100,6 +101,9 @@ class DimapScene:
     """Upper-left, upper-right, lower-right, lower-left corners as (lon, lat)."""
     calibration: Mapping[str, BandCalibration]
     """Band id -> its GAIN/BIAS (and solar irradiance)."""
+    geometry: str = "ortho"
+    """``"ortho"`` (map grid: CRS, Geoposition) or ``"sensor"`` (Primary: pixel space, tiles
+    without georeferencing, placed by an ``RPC_*.XML`` written beside the document)."""
 
 
 @dataclass(frozen=True)
@@ -141,12 +145,13 @@ def _document(
     root = ET.Element("Dimap_Document")
     mi = _sub(root, "Metadata_Identification")
     _sub(mi, "METADATA_FORMAT", "DIMAP", version="2.0")
-    _sub(mi, "METADATA_PROFILE", "KZ1_ORTHO")
+    sensor_geometry = s.geometry == "sensor"
+    _sub(mi, "METADATA_PROFILE", "KZ1_SENSOR" if sensor_geometry else "KZ1_ORTHO")
     _sub(mi, "METADATA_SUBPROFILE", "PRODUCT")
     _sub(mi, "METADATA_LANGUAGE", "en")
     di = _sub(root, "Dataset_Identification")
     _sub(di, "DATASET_NAME", f"{dataset}_{group.name}")
-    _sub(di, "DATASET_TYPE", "RASTER_ORTHO")
+    _sub(di, "DATASET_TYPE", "RASTER_SENSOR" if sensor_geometry else "RASTER_ORTHO")
     _sub(di, "DATASET_COMMENT", "Simulated by eo-pipeline (nominal KazEOSat-1 radiometry)")
     dc = _sub(root, "Dataset_Content")
     _sub(dc, "CLOUD_COVERAGE", f"{cloud_cover:.2f}", unit="percent")
@@ -161,8 +166,9 @@ def _document(
         v = _sub(ext, "Vertex")
         _sub(v, "LON", f"{lon:.9f}")
         _sub(v, "LAT", f"{lat:.9f}")
-        _sub(v, "X", f"{x:.3f}")
-        _sub(v, "Y", f"{y:.3f}")
+        if not sensor_geometry:
+            _sub(v, "X", f"{x:.3f}")
+            _sub(v, "Y", f"{y:.3f}")
         _sub(v, "COL", col)
         _sub(v, "ROW", row)
     pi = _sub(root, "Product_Information")
@@ -171,16 +177,17 @@ def _document(
     _sub(delivery, "PRODUCT_TYPE", "SIMULATED")
     _sub(delivery, "JOB_ID", dataset)
     _sub(_sub(pi, "Producer_Information"), "PRODUCER_NAME", "eo-pipeline simulator")
-    crs = _sub(_sub(root, "Coordinate_Reference_System"), "Projected_CRS")
-    _sub(crs, "PROJECTED_CRS_NAME", pyproj.CRS.from_epsg(epsg).name)
-    _sub(crs, "PROJECTED_CRS_CODE", f"urn:ogc:def:crs:EPSG::{epsg}")
-    ins = _sub(_sub(root, "Geoposition"), "Geoposition_Insert")
-    _sub(ins, "ULXMAP", f"{left:.3f}", unit="m")
-    _sub(ins, "ULYMAP", f"{top:.3f}", unit="m")
-    _sub(ins, "XDIM", f"{group.pixel:.6f}", unit="m")
-    _sub(ins, "YDIM", f"{group.pixel:.6f}", unit="m")
+    if not sensor_geometry:
+        crs = _sub(_sub(root, "Coordinate_Reference_System"), "Projected_CRS")
+        _sub(crs, "PROJECTED_CRS_NAME", pyproj.CRS.from_epsg(epsg).name)
+        _sub(crs, "PROJECTED_CRS_CODE", f"urn:ogc:def:crs:EPSG::{epsg}")
+        ins = _sub(_sub(root, "Geoposition"), "Geoposition_Insert")
+        _sub(ins, "ULXMAP", f"{left:.3f}", unit="m")
+        _sub(ins, "ULYMAP", f"{top:.3f}", unit="m")
+        _sub(ins, "XDIM", f"{group.pixel:.6f}", unit="m")
+        _sub(ins, "YDIM", f"{group.pixel:.6f}", unit="m")
     ps = _sub(_sub(root, "Processing_Information"), "Product_Settings")
-    _sub(ps, "PROCESSING_LEVEL", "ORTHO")
+    _sub(ps, "PROCESSING_LEVEL", "SENSOR" if sensor_geometry else "ORTHO")
     _sub(ps, "SPECTRAL_PROCESSING", "PAN" if group.name == "P" else "MS")
     _sub(_sub(ps, "Radiometric_Settings"), "RADIOMETRIC_PROCESSING", "BASIC")
 
@@ -318,7 +325,8 @@ def write_dimap(folder: Path, scene: DimapScene, groups: Sequence[DimapGroup]) -
     stamp = when.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S")
     out = DimapProduct()
     for group in groups:
-        stem = f"KZ1_{group.name}_{stamp}_ORT_{dataset}"
+        sensor_geometry = scene.geometry == "sensor"
+        stem = f"KZ1_{group.name}_{stamp}_{'SEN' if sensor_geometry else 'ORT'}_{dataset}"
         rows, cols = group.arrays[0].shape
         tiles: list[tuple[int, int, str]] = []
         for r, (y0, h) in enumerate(tile_layout(rows, tile), start=1):
@@ -327,9 +335,12 @@ def write_dimap(folder: Path, scene: DimapScene, groups: Sequence[DimapGroup]) -
                 data = np.stack([a[y0 : y0 + h, x0 : x0 + w] for a in group.arrays])
                 transform = Affine(group.pixel, 0.0, left + x0 * group.pixel, 0.0, -group.pixel,
                                    top - y0 * group.pixel)  # fmt: skip
+                geo: dict[str, Any] = {"crs": CRS.from_epsg(epsg), "transform": transform}
+                if sensor_geometry:  # pixel space: no georeferencing
+                    geo = {}
                 with rasterio.open(
                     folder / name, "w", driver="GTiff", width=w, height=h, count=len(group.bands),
-                    dtype=data.dtype, crs=CRS.from_epsg(epsg), transform=transform,
+                    dtype=data.dtype, **geo,
                     tiled=True, blockxsize=256, blockysize=256, compress="DEFLATE", predictor=2,
                 ) as dst:  # fmt: skip
                     dst.write(data)
@@ -348,7 +359,7 @@ def write_dimap(folder: Path, scene: DimapScene, groups: Sequence[DimapGroup]) -
             encoding="utf-8",
         )
         out.documents[group.name] = path
-        for i, b in enumerate(group.bands):
+        for i, b in enumerate(group.bands if not sensor_geometry else ()):
             vrt = folder / f"{dataset}_{b.id}.vrt"
             atomic_write(vrt, _vrt(b, i, group, tiles, tile, epsg, left, top), encoding="utf-8")
             out.vrts[b.id] = vrt

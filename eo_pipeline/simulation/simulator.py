@@ -479,6 +479,28 @@ def _metadata(scene: _Scene, item_id: str, cover: float, files: dict[str, str]) 
     )
 
 
+def _primary(
+    sens: Sensor, catalog_dir: str | os.PathLike[str], scenes: int, size: int, seed: int,
+    format: str, off_nadir: float, day: dt.date | None,
+) -> list[pystac.Item]:  # fmt: skip
+    """``level="primary"``: Primary deliveries (:mod:`eo_pipeline.simulation.primary`)."""
+    from eo_pipeline.simulation.primary import simulate_primary
+
+    if format != "dimap" or sens.name != "kazeosat1":
+        raise InputDataError(
+            f"simulate: level 'primary' writes KazEOSat-1 DIMAP Primary deliveries; use "
+            f"sensor='kazeosat1', format='dimap' (got {sens.name!r}, {format!r})"
+        )
+    if not 0.0 <= abs(off_nadir) <= 45.0:
+        raise InputDataError(f"simulate: off_nadir {off_nadir!r} must be within +-45 degrees")
+    return [
+        simulate_primary(catalog_dir, size=4 * size, off_nadir=off_nadir, seed=seed + k, date=day)[
+            0
+        ]
+        for k in range(scenes)
+    ]
+
+
 def simulate(
     sensor: str,
     catalog_dir: str | os.PathLike[str],
@@ -492,6 +514,8 @@ def simulate(
     revisit: bool = False,
     revisit_days: int = 3,
     date: dt.date | str | None = None,
+    level: str = "ortho",
+    off_nadir: float = 20.0,
 ) -> list[pystac.Item]:
     """Simulate L1 scenes of ``sensor`` over Kazakhstan into the static catalog ``catalog_dir``.
 
@@ -516,6 +540,13 @@ def simulate(
         ``True``: a time series over one place (scene 0's footprint, grid and landscape),
         one scene every ``revisit_days`` days from the 2nd of scene 0's month, each with its
         own sun geometry, clouds, swath edge and noise (for composites).
+    level, off_nadir
+        ``"ortho"`` (default): map-projected products. ``"primary"`` (``format="dimap"``,
+        KazEOSat-1): sensor-geometry (Primary) deliveries seen by an off-nadir pushbroom
+        (``off_nadir`` degrees across track) over synthetic Tien Shan foothills, with the RPC
+        fitted to that camera by least squares (``eo_pipeline:rpc_fit_residual_px``), the DEM
+        (asset ``DEM``) and the truth orthoimage (asset ``truth_ortho``); see
+        :mod:`eo_pipeline.simulation.primary`.
     date
         Acquisition date (``YYYY-MM-DD`` or a date): every scene is taken that day (a day of
         the constellation), or a revisit series starts that day. Default: drawn from the seed.
@@ -583,6 +614,10 @@ def simulate(
             raise InputDataError(
                 f"simulate: dimap_tile must be a positive multiple of 256 pixels, got {dimap_tile!r}"
             )
+    if level not in ("ortho", "primary"):
+        raise InputDataError(f"simulate: level {level!r}; use 'ortho' or 'primary'")
+    if level == "primary":
+        return _primary(sens, catalog_dir, scenes, size, seed, format, off_nadir, day)
     grid = scene_grid(sens, size)
     root = Path(catalog_dir)
     root.mkdir(parents=True, exist_ok=True)

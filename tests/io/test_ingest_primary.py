@@ -60,6 +60,12 @@ def test_real_pleiades_primary_bundle_ingests(
     assert report.counts["Item"] == 1
 
 
+def _sensor_geometry(root: ET.Element) -> None:
+    """A delivered ORTHO document turned into a sensor-geometry (Primary) one."""
+    root.remove(root.find("Geoposition"))  # type: ignore[arg-type]
+    root.find("Metadata_Identification/METADATA_PROFILE").text = "KZ1_SENSOR"  # type: ignore[union-attr]
+
+
 def _rpc_of_grid(px: float, rows: int, cols: int) -> str:
     """An RPC (fitted) that maps ground to the map grid of the test product: a nadir view."""
     line, samp = np.meshgrid(np.linspace(-0.5, rows - 0.5, 9), np.linspace(-0.5, cols - 0.5, 9))
@@ -74,12 +80,7 @@ def _rpc_of_grid(px: float, rows: int, cols: int) -> str:
 
 def test_primary_product_with_tiles_ingests_and_orthorectifies_back(tmp_path: Path) -> None:
     product = write_product(tmp_path / "sensor", pan=False, ms_px=300)
-
-    def sensor_geometry(root: ET.Element) -> None:
-        root.remove(root.find("Geoposition"))  # type: ignore[arg-type]
-        root.find("Metadata_Identification/METADATA_PROFILE").text = "KZ1_SENSOR"  # type: ignore[union-attr]
-
-    doc = edit(product.documents["MS"], sensor_geometry)
+    doc = edit(product.documents["MS"], _sensor_geometry)
     with pytest.raises(
         OrthorectificationError, match="KZ1_SENSOR product in sensor geometry but no RPC"
     ):
@@ -103,3 +104,24 @@ def test_primary_product_with_tiles_ingests_and_orthorectifies_back(tmp_path: Pa
     got = ortho["B2"].values[y0 : y0 + 256, x0 : x0 + 256]
     match = (got == tile).mean()
     assert match > 0.99, (match, x0, y0)
+
+
+def test_ortho_item_is_a_valid_ort_product_that_loads(tmp_path: Path) -> None:
+    from eo_pipeline.io.ortho_product import orthorectify_item
+
+    product = write_product(tmp_path / "sensor", pan=False, ms_px=120)
+    doc = edit(product.documents["MS"], _sensor_geometry)
+    (doc.parent / f"RPC_{doc.name[4:]}").write_text(_rpc_of_grid(4.0, 120, 120))
+    item = eo.ingest(doc, tmp_path / "catalog")
+    with pytest.warns(RuntimeWarning, match="no DEM"):
+        ortho = orthorectify_item(item, tmp_path / "catalog", crs=f"EPSG:{EPSG}")
+    assert ortho.collection_id == "kazeosat1-ort"
+    assert ortho.properties["processing:level"] == "ORT"
+    assert (
+        ortho.properties["proj:code"] == f"EPSG:{EPSG}"
+        or ortho.assets["B2"].extra_fields.get("proj:code") == f"EPSG:{EPSG}"
+    )
+    assert "constant height" in ortho.properties["processing:lineage"]
+    validate(tmp_path / "catalog", check_assets=True)
+    ds = eo.load([ortho], bands=["B2"])
+    assert ds["B2"].dtype == "uint16" and int(ds["B2"].max()) > 0

@@ -1,0 +1,90 @@
+"""Simulated Primary deliveries: pushbroom physics, fitted RPC, and ortho accuracy vs truth."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+import eo_pipeline as eo
+from eo_pipeline.errors import InputDataError
+from eo_pipeline.io.dem import DEMSpec
+from eo_pipeline.simulation.primary import Pushbroom, ce90, simulate_primary
+
+
+@pytest.fixture(autouse=True)
+def _dem_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EO_PIPELINE_DEM_CACHE", str(tmp_path / "dem-cache"))
+
+
+def test_pushbroom_round_trip_and_relief_displacement() -> None:
+    cam = Pushbroom(100, 100, 1.0, 20.0, 1000.0, 500.0)
+    line, samp = np.array([3.0, 50.0, 97.5]), np.array([0.0, 49.5, 99.0])
+    for h in (0.0, 1500.0):
+        e, n = cam.ground(line, samp, h)
+        back = cam.project(e, n, h)
+        np.testing.assert_allclose(back, (line, samp), atol=1e-9)
+    e0, _ = cam.ground(49.5, 49.5, 0.0)
+    e1, _ = cam.ground(49.5, 49.5, 100.0)
+    assert float(e0 - e1) == pytest.approx(100.0 * np.tan(np.radians(20.0)), rel=1e-3)
+
+
+def _coarse_dem(sim: object, folder: Path) -> Path:
+    c = sim.dem.coarsened(30.0)  # type: ignore[attr-defined]
+    path = folder / "coarse.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=c.heights.shape[1], height=c.heights.shape[0], count=1,
+        dtype="float32", crs="EPSG:32643", transform=from_origin(c.left, c.top, c.res, c.res),
+    ) as dst:  # fmt: skip
+        dst.write(c.heights.astype("float32"), 1)
+    return path
+
+
+def _accuracy(tmp_path: Path, size: int, angle: float, tile: int) -> dict[str, float]:
+    item, sim = simulate_primary(tmp_path / f"cat{angle}", size=size, off_nadir=angle)
+    fit = item.properties["eo_pipeline:rpc_fit_residual_px"]
+    assert fit["rms"] <= 0.05 and fit["max"] <= 0.05  # target: RPC fit residual <= 0.05 px
+    kw = {"bands": ["P"], "crs": "EPSG:32643", "resolution": 1.0}
+    dem = DEMSpec(item.assets["DEM"].get_absolute_href())
+    right = ce90(eo.orthorectify(item, dem, **kw)["P"].compute(), tile=tile)
+    coarse_dem = DEMSpec(_coarse_dem(sim, tmp_path), vertical_datum="ellipsoid")
+    coarse = ce90(eo.orthorectify(item, coarse_dem, **kw)["P"].compute(), tile=tile)
+    with pytest.warns(RuntimeWarning, match="no DEM"):
+        none = ce90(eo.orthorectify(item, None, **kw)["P"].compute(), tile=tile)
+    return {
+        "right": right["ce90"],
+        "coarse": coarse["ce90"],
+        "none": none["ce90"],
+        "tiles": right["tiles"],
+    }
+
+
+def test_simulated_primary_ortho_accuracy(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        got = _accuracy(tmp_path, 128, 25.0, 32)
+    assert got["tiles"] >= 4
+    assert got["right"] <= 0.5  # target: CE90 <= 0.5 px with the right DEM
+    assert got["right"] < got["coarse"] < got["none"]
+    assert got["none"] > 3.0  # hundreds of metres of relief at 25 degrees
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("angle", [5.0, 15.0, 30.0])
+def test_accuracy_at_several_off_nadir_angles(tmp_path: Path, angle: float) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        got = _accuracy(tmp_path, 512, angle, 64)
+    assert got["right"] <= 0.5
+    assert got["coarse"] <= got["none"]
+
+
+def test_primary_level_needs_kazeosat1_dimap(tmp_path: Path) -> None:
+    with pytest.raises(InputDataError, match="level 'primary' writes KazEOSat-1 DIMAP"):
+        eo.simulate("kazeosat1", tmp_path, size=32, format="cog", level="primary")
+    with pytest.raises(InputDataError, match="level 'raw'"):
+        eo.simulate("kazeosat1", tmp_path, size=32, format="dimap", level="raw")

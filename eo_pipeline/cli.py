@@ -125,6 +125,9 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from eo_pipeline.export.api import require_web_stack
+
+    require_web_stack("`eo-pipeline serve`")
     from eo_pipeline.export.api.server import serve_cli
 
     return serve_cli(args)

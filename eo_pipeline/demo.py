@@ -163,9 +163,17 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _serve(export: Path, *, interactive: bool) -> int:
-    from eo_pipeline.export.api.server import demo_serve, pystac_client_example
+    from eo_pipeline.errors import DependencyError
+    from eo_pipeline.export.api import require_web_stack
 
     _say("\n== 5. STAC API for export customers")
+    try:
+        require_web_stack("serving the export catalog")
+    except DependencyError as err:
+        _say(f"  skipped: {err}")
+        return 0
+    from eo_pipeline.export.api.server import demo_serve, pystac_client_example
+
     url, key, stop = demo_serve(export)
     try:
         import pystac_client

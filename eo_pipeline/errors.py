@@ -25,6 +25,7 @@ __all__ = [
     "ConfigError",
     "CustomerError",
     "DEMError",
+    "DependencyError",
     "EOPipelineError",
     "EOPipelineWarning",
     "FilterError",
@@ -99,6 +100,11 @@ class WorkflowError(EOPipelineError, ValueError):
 
 class ClusterError(EOPipelineError, ConnectionError):
     """A dask scheduler cannot be reached or the cluster failed."""
+
+
+class DependencyError(EOPipelineError, ImportError):
+    """An optional part is used without its extra installed (the message names the
+    ``pip install eo-pipeline[...]`` that adds it)."""
 
 
 class ConfigError(EOPipelineError, ValueError):

@@ -44,6 +44,8 @@ from eo_pipeline.io.vrt import TileSource, mosaic_vrt
 __all__ = ["dimap_documents", "dimap_scene", "lineage", "product_group"]
 
 _DIM = re.compile(r"^DIM_.*\.XML$", re.IGNORECASE)
+_VOL = re.compile(r"^(VOL_.*|.*_VOL)\.XML$", re.IGNORECASE)
+"""Volume files: ``VOL_PHR.XML``, ``VOL_PNEO.XML`` (Pléiades, Neo), ``SPOT_VOL.XML`` (SPOT 6/7)."""
 _SAME_ACQUISITION_S = 10.0
 """Products of one bundle must have centre times this close (seconds)."""
 _GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32"}
@@ -53,8 +55,9 @@ _GDAL_TYPES |= {"int32": "Int32", "float32": "Float32", "float64": "Float64"}
 def dimap_documents(path: str | os.PathLike[str]) -> list[Path]:
     """The ``DIM_*.XML`` documents of a DIMAP delivery (empty when ``path`` is not one).
 
-    ``path`` is a document, a ``VOL_*.XML`` volume file, or a folder holding documents in
-    it or up to two levels below (a bundle's ``IMG_*_P_001/``, ``IMG_*_MS_002/``).
+    ``path`` is a document, a volume file (``VOL_*.XML``; SPOT: ``SPOT_VOL.XML``), or a folder
+    holding documents in it or up to two levels below (a bundle's ``IMG_*_P_001/``,
+    ``IMG_*_MS_002/``).
 
     Examples
     --------
@@ -65,7 +68,7 @@ def dimap_documents(path: str | os.PathLike[str]) -> list[Path]:
     if p.is_file():
         if _DIM.match(p.name):
             return [p]
-        if not re.match(r"^VOL_.*\.XML$", p.name, re.IGNORECASE):
+        if not _VOL.match(p.name):
             return []
         listed = _volume_components(p)
         if listed:

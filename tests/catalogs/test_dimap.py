@@ -303,14 +303,14 @@ def test_bad_documents_name_the_element_and_the_file(product: DimapProduct, case
 
 
 def test_a_known_profile_of_a_mission_without_sensor_file(product: DimapProduct) -> None:
-    def pleiades(root: ET.Element) -> None:
-        root.find("Metadata_Identification/METADATA_PROFILE").text = "PHR_ORTHO"  # type: ignore[union-attr]
-        root.find(".//Strip_Source/MISSION").text = "PHR"  # type: ignore[union-attr]
-        root.find(".//Strip_Source/MISSION_INDEX").text = "1A"  # type: ignore[union-attr]
+    def neo5(root: ET.Element) -> None:  # Pléiades Neo 5 was lost at launch (Vega C, 2022)
+        root.find("Metadata_Identification/METADATA_PROFILE").text = "PNEO_ORTHO"  # type: ignore[union-attr]
+        root.find(".//Strip_Source/MISSION").text = "PNEO"  # type: ignore[union-attr]
+        root.find(".//Strip_Source/MISSION_INDEX").text = "5"  # type: ignore[union-attr]
 
-    doc = edit(product.documents["MS"], pleiades)
-    with pytest.raises(UnknownSensorError, match=r"MISSION = 'PHR', MISSION_INDEX = '1A' \(sensor "
-                       r"'pleiades1a'\) has no sensor file"):  # fmt: skip
+    doc = edit(product.documents["MS"], neo5)
+    with pytest.raises(UnknownSensorError, match=r"MISSION = 'PNEO', MISSION_INDEX = '5' \(sensor "
+                       r"'pleiadesneo5'\) has no sensor file"):  # fmt: skip
         read_metadata(doc)
 
 

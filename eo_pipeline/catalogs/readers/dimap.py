@@ -33,10 +33,18 @@ What is read
   (``rho = DN / GAIN + BIAS``) instead; ``LINEAR``/``DISPLAY``/``SEAMLESS`` products are
   stretched for display and refused. The Earth-Sun distance is not printed: it is computed
   from ``datetime`` (:func:`eo_pipeline.kernels.ephemeris.earth_sun_distance_at`, no numba).
-- ``Raster_Data``: ``NROWS``/``NCOLS``/``NBANDS``, ``Raster_Encoding/NBITS`` (-> ``bit_depth``),
+- ``Raster_Data``: ``NROWS``/``NCOLS``/``NBANDS``; ``Raster_Encoding/NBITS`` is the container
+  (16 in every real delivery) and ``Radiometric_Data/Dynamic_Range/PRODUCT_RANGE`` the
+  significant bits (12 for BASIC products, 16 for Pléiades Neo reflectance) -> ``bit_depth``
+  (``PRODUCT_RANGE``, else ``NBITS``; all three in ``extra["encoding"]``);
   ``Raster_Display/Special_Value`` ``NODATA`` and ``SATURATED`` (``SPECIAL_VALUE_COUNT`` is
-  the DN; -> every band's ``nodata``/``saturation``), ``Tile_Set/Regular_Tiling`` and
-  ``Data_Access/Data_Files/Data_File`` (``tile_R``, ``tile_C``, ``DATA_FILE_PATH href``).
+  the DN; -> every band's ``nodata``/``saturation``; without ``SATURATED`` the top of the
+  product range), ``Tile_Set/Regular_Tiling`` (``OVERLAP_ROW``/``OVERLAP_COL``, written
+  ``0.0`` by some Pléiades deliveries, or Pléiades Neo's ``NTILES_OVERLAP``) and
+  ``Data_Access/Data_Files/Data_File`` (``tile_R``, ``tile_C``, ``DATA_FILE_PATH href``;
+  Pléiades Neo ``MS-FS``/``PMS-FS`` products have two groups per tile, ``RGB`` and ``NED``).
+- ``Band_Spectral_Range`` edges (``MIN``/``MAX``, or Pléiades Neo's ``FWHM``; micrometres or
+  nanometres) -> ``extra["spectral_ranges"]`` in micrometres.
 - CRS: ``Projected_CRS/PROJECTED_CRS_CODE`` (else the geodetic code when the raster is on a
   geographic grid) and ``Geoposition/Geoposition_Insert`` (``ULXMAP``, ``ULYMAP``, ``XDIM``,
   ``YDIM``); sensor-geometry products have neither (``epsg`` is ``None``).
@@ -58,6 +66,7 @@ several files) to the file names, relative to the document.
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -385,28 +394,94 @@ def _dimensions(path: Path, root: ET.Element) -> tuple[int, int, int]:
     return values[0], values[1], values[2]
 
 
+def _whole(path: Path, what: str, text: str | None) -> int | None:
+    """An integer that real documents may write as ``0.0``; ``None`` when absent."""
+    if text is None or not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value.is_integer():
+        raise MetadataError(
+            f"{path}: Raster_Data.Raster_Dimensions.Tile_Set.Regular_Tiling {what} = {text!r} "
+            "must be a whole number of pixels or tiles"
+        )
+    return int(value)
+
+
 def _tiling(path: Path, root: ET.Element, rows: int, cols: int) -> dict[str, Any]:
+    """Regular tiling: Pléiades/SPOT write ``OVERLAP_ROW``/``OVERLAP_COL`` elements (sometimes
+    as ``0.0``), Pléiades Neo an ``NTILES_OVERLAP nrows ncols`` element."""
     reg = child(root, "Raster_Data/Raster_Dimensions/Tile_Set/Regular_Tiling")
     size = child(reg, "NTILES_SIZE") if reg is not None else None
     count = child(reg, "NTILES_COUNT") if reg is not None else None
     if reg is None or size is None:  # a single file (GDAL then takes its size)
         return {"tile_size": (rows, cols), "tile_count": (1, 1), "tile_overlap": (0, 0)}
-    try:
-        tile = (int(size.get("nrows", "")), int(size.get("ncols", "")))
-        n = None
-        if count is not None:
-            n = (int(count.get("ntiles_R", "")), int(count.get("ntiles_C", "")))
-        overlap = tuple(int(child_text(reg, k) or 0) for k in ("OVERLAP_ROW", "OVERLAP_COL"))
-    except ValueError:
+    nrows = _whole(path, "NTILES_SIZE nrows", size.get("nrows"))
+    ncols = _whole(path, "NTILES_SIZE ncols", size.get("ncols"))
+    if nrows is None or ncols is None or min(nrows, ncols) < 1:
         raise MetadataError(
-            f"{path}: Regular_Tiling NTILES_SIZE nrows/ncols, NTILES_COUNT ntiles_R/ntiles_C "
-            "and OVERLAP_ROW/OVERLAP_COL must be integers"
-        ) from None
-    if min(tile) < 1:
-        raise MetadataError(f"{path}: Regular_Tiling NTILES_SIZE {tile} must be positive")
-    if n is None:
+            f"{path}: Regular_Tiling NTILES_SIZE nrows/ncols = {nrows}/{ncols} must be positive "
+            "integers"
+        )
+    tile = (nrows, ncols)
+    n = None
+    if count is not None:
+        n = (
+            _whole(path, "NTILES_COUNT ntiles_R", count.get("ntiles_R")),
+            _whole(path, "NTILES_COUNT ntiles_C", count.get("ntiles_C")),
+        )
+    if n is None or None in n:
         n = (-(-rows // tile[0]), -(-cols // tile[1]))
+    ntiles_overlap = child(reg, "NTILES_OVERLAP")
+    if ntiles_overlap is not None:
+        overlap = (
+            _whole(path, "NTILES_OVERLAP nrows", ntiles_overlap.get("nrows")) or 0,
+            _whole(path, "NTILES_OVERLAP ncols", ntiles_overlap.get("ncols")) or 0,
+        )
+    else:
+        overlap = (
+            _whole(path, "OVERLAP_ROW", child_text(reg, "OVERLAP_ROW")) or 0,
+            _whole(path, "OVERLAP_COL", child_text(reg, "OVERLAP_COL")) or 0,
+        )
     return {"tile_size": tile, "tile_count": n, "tile_overlap": overlap}
+
+
+def _spectral_ranges(path: Path, root: ET.Element) -> dict[str, tuple[float, float]]:
+    """``Band_Spectral_Range`` edges in micrometres by band: ``MIN``/``MAX`` (Pléiades) or
+    ``FWHM/MIN``/``FWHM/MAX`` (Pléiades Neo), in the document's ``MEASURE_UNIT``
+    (micrometers, or nanometers for SPOT 6/7 and Pléiades Neo)."""
+    out: dict[str, tuple[float, float]] = {}
+    for b, elem in _measurements(path, root, "Band_Spectral_Range").items():
+        lo = child_text(elem, "MIN") or child_text(elem, "FWHM/MIN")
+        hi = child_text(elem, "MAX") or child_text(elem, "FWHM/MAX")
+        if lo is None or hi is None:
+            continue
+        where = f"{_BML}/Band_Spectral_Range[BAND_ID={b}]"
+        scale = 1e-3 if "nano" in (child_text(elem, "MEASURE_UNIT") or "").lower() else 1.0
+        out[b] = (
+            _number(path, f"{where}/MIN", lo) * scale,
+            _number(path, f"{where}/MAX", hi) * scale,
+        )
+    return out
+
+
+def _encoding(path: Path, root: ET.Element) -> dict[str, int | None]:
+    """Container bits (``NBITS``, 16 for every real product we know) and significant bits
+    (``Dynamic_Range/PRODUCT_RANGE``: 12 for BASIC products, 16 for Pléiades Neo reflectance)."""
+    out: dict[str, int | None] = {}
+    for key, xpath in (
+        ("nbits", "Raster_Data/Raster_Encoding/NBITS"),
+        ("acquisition_range", "Radiometric_Data/Dynamic_Range/ACQUISITION_RANGE"),
+        ("product_range", "Radiometric_Data/Dynamic_Range/PRODUCT_RANGE"),
+    ):
+        text = child_text(root, xpath)
+        value = _number(path, xpath, text) if text else None
+        if value is not None and (not value.is_integer() or not 1 <= value <= 64):
+            raise MetadataError(f"{_where(path, xpath)} = {text!r} is not a number of bits")
+        out[key] = int(value) if value is not None else None
+    return out
 
 
 def read_dimap(path: str | Path) -> SceneMetadata:
@@ -481,10 +556,13 @@ def read_dimap(path: str | Path) -> SceneMetadata:
             "(or REFLECTANCE)"
         )
     special = _special_values(p, root)
+    encoding = _encoding(p, root)
+    bits = encoding["product_range"] or encoding["nbits"]
+    if "SATURATED" not in special and bits is not None and bits < 32:
+        special["SATURATED"] = 2**bits - 1  # no Special_Value: the top of the product range
     bands = _calibration(p, root, order, processing, special)
     epsg, geo = _crs(p, root)
     footprint = _footprint(p, root)
-    nbits_text = child_text(root, "Raster_Data/Raster_Encoding/NBITS")
     cloud = child_text(root, "Dataset_Content/CLOUD_COVERAGE")
     multipart = any(t["part"] > 1 for t in tiles)
     files = {
@@ -507,6 +585,8 @@ def read_dimap(path: str | Path) -> SceneMetadata:
         **_tiling(p, root, rows, cols),
         "tiles": tiles,
         "special_values": special,
+        "encoding": encoding,
+        "spectral_ranges": _spectral_ranges(p, root),
         "geoposition": geo,
         "acquisition_angles": angles,
         "earth_sun_distance": "computed from the acquisition time (DIMAP does not state it)",
@@ -528,7 +608,7 @@ def read_dimap(path: str | Path) -> SceneMetadata:
         view_off_nadir=angles.get("VIEWING_ANGLE"),
         view_incidence_angle=angles.get("INCIDENCE_ANGLE"),
         view_azimuth=angles.get("AZIMUTH_ANGLE"),
-        bit_depth=int(_number(p, "Raster_Encoding/NBITS", nbits_text)) if nbits_text else None,
+        bit_depth=bits,
         files=files,
         source=str(p),
         extra=extra,

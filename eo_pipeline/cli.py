@@ -18,6 +18,20 @@ __all__ = ["build_parser", "main"]
 _Handler = Callable[[argparse.Namespace], int]
 
 
+def _use_sensors(args: argparse.Namespace) -> None:
+    """``--sensor NAME|FILE`` (repeatable): make sensor files known before the command runs."""
+    from eo_pipeline.catalogs import sensors
+
+    for value in getattr(args, "sensors", None) or ():
+        sensors.get(value)
+
+
+def _cmd_sensors(args: argparse.Namespace) -> int:
+    from eo_pipeline.catalogs.sensors.report import sensors_cli
+
+    return sensors_cli(args)
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from eo_pipeline.io.ingestion import ingest
 
@@ -84,10 +98,11 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    from eo_pipeline.catalogs import sensors
     from eo_pipeline.simulation.simulator import simulate
 
     items = simulate(
-        args.sensor,
+        sensors.get(args.sensor).name,
         args.catalog,
         scenes=args.scenes,
         size=args.size,
@@ -154,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
-        "ingest", help="ingest a Landsat/Sentinel-2/DIMAP scene folder into a STAC catalog"
+        "ingest",
+        help="ingest a Landsat/Sentinel-2/DIMAP scene folder into a STAC catalog",
     )
     p.add_argument("path", help="scene folder or metadata file (MTL, MTD_MSIL1C.xml, DIM_*.XML)")
     p.add_argument("--catalog", required=True, help="static catalog folder (created when missing)")
@@ -164,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_ingest)
 
     p = sub.add_parser(
-        "index", help="the catalog index that planning and eo.load query (rebuild, check)"
+        "index",
+        help="the catalog index that planning and eo.load query (rebuild, check)",
     )
     p.add_argument(
         "action",
@@ -195,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="simulate L1 scenes of a sensor over Kazakhstan")
     p.add_argument(
-        "--sensor", required=True, help="sensor name (eo-pipeline sensors list) or sensor file"
+        "--sensor",
+        required=True,
+        metavar="NAME|FILE",
+        help="sensor name (eo-pipeline sensors list) or sensor file",
     )
     p.add_argument(
         "--scenes", type=int, default=1, help="number of scenes to simulate (default: 1)"
@@ -299,6 +319,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-output", help="output folder (default: ./demo-output)")
     p.add_argument("--no-serve", action="store_true", help="do not start the STAC API at the end")
     p.set_defaults(handler=_cmd_demo)
+
+    p = sub.add_parser("sensors", help="list, show and check sensor files")
+    ss = p.add_subparsers(dest="action", required=True)
+    q = ss.add_parser("list", help="every known sensor and where its file is")
+    q.set_defaults(handler=_cmd_sensors)
+    q = ss.add_parser("show", help="one sensor's bands and radiometry")
+    q.add_argument("name", metavar="NAME|FILE")
+    q.set_defaults(handler=_cmd_sensors)
+    q = ss.add_parser("check", help="validate sensor files (errors name file:line and key)")
+    q.add_argument("files", nargs="+", metavar="FILE")
+    q.set_defaults(handler=_cmd_sensors)
+    for name, command in sub.choices.items():
+        if name not in ("simulate", "sensors"):  # simulate has its own --sensor
+            command.add_argument(
+                "--sensor",
+                dest="sensors",
+                action="append",
+                metavar="NAME|FILE",
+                help="a sensor by name, or a sensor file to use (repeatable); see "
+                "`eo-pipeline sensors`",
+            )
     return parser
 
 
@@ -312,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: _Handler = args.handler
     try:
+        if args.command != "sensors":
+            _use_sensors(args)
         return handler(args)
     except EOPipelineError as err:
         print(f"eo-pipeline {args.command}: error: {err}", file=sys.stderr)

@@ -434,6 +434,7 @@ def build_item(
         "processing:software": {"eo-pipeline": __version__},
         "eo_pipeline:sensor": sensor.name,
         "eo_pipeline:earth_sun_distance": float(meta.earth_sun_distance),
+        _sensors.PROPERTY: _sensors.to_dict(sensor),
     }
     if sensor.constellation:
         props["constellation"] = sensor.constellation
@@ -523,7 +524,7 @@ def build_collection(
     """
     if not items:
         raise CatalogError(f"collection {collection_id!r}: no items to describe")
-    sensor = _sensors.get(items[0].properties["eo_pipeline:sensor"])
+    sensor = _sensors.from_properties(items[0].properties, f"item {items[0].id}")
     coll = pystac.Collection(
         id=collection_id,
         title=title or f"{sensor.platform} {sensor.instrument} {collection_id.split('-', 1)[-1]}",
@@ -540,6 +541,7 @@ def build_collection(
         stac_extensions=[EXTENSION_URIS["eo"], EXTENSION_URIS["view"]],
         summaries=pystac.Summaries({"eo:bands": [_eo_band(b) for b in sensor.bands]}),
     )
+    coll.extra_fields[_sensors.PROPERTY] = _sensors.to_dict(sensor)
     merge_collection(coll, items)
     return coll
 

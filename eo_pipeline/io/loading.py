@@ -115,6 +115,9 @@ def _selected(
 
 
 def _sensor_of(items: Sequence[pystac.Item]) -> _sensors.Sensor:
+    """The items' sensor: their own definition (``eo_pipeline:sensor_definition``), which
+    wins over a sensor file of the same name (with a warning when they differ), else the
+    sensor file."""
     names = set()
     for it in items:
         name = it.properties.get("eo_pipeline:sensor") or it.properties.get("platform")
@@ -128,7 +131,7 @@ def _sensor_of(items: Sequence[pystac.Item]) -> _sensors.Sensor:
         raise CatalogError(
             f"items of several sensors ({', '.join(sorted(names))}); load one sensor at a time"
         )
-    return _sensors.get(names.pop())
+    return _sensors.from_properties(items[0].properties, f"item {items[0].id!r}")
 
 
 def _resolve_bands(

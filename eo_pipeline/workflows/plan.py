@@ -231,11 +231,11 @@ def check_steps(wf: Workflow, items: Sequence[pystac.Item]) -> None:
     from eo_pipeline.catalogs import sensors
     from eo_pipeline.steps.indices import available_indices
 
-    names = {str(it.properties.get("eo_pipeline:sensor") or "") for it in items}
+    firsts = {str(it.properties.get("eo_pipeline:sensor") or ""): it for it in items}
     istep, ps = wf.step("indices"), wf.step("pansharpen")
-    for name in sorted(names):
+    for name in sorted(firsts):
         try:
-            sensor = sensors.get(name)
+            sensor = sensors.from_properties(firsts[name].properties, f"item {firsts[name].id}")
         except KeyError:
             raise WorkflowError(
                 f"{wf.source}: input items name sensor {name!r}, which no sensor file defines"
@@ -353,9 +353,9 @@ def _composite_gpix(items: Sequence[pystac.Item]) -> float:
     from eo_pipeline.catalogs import sensors
 
     boxes = [it.bbox for it in items if it.bbox is not None]
-    name = str(items[0].properties.get("eo_pipeline:sensor") or "")
     try:
-        gsd = min(b.gsd for b in sensors.get(name).bands if b.common_name != "pan" and b.gsd)
+        sensor = sensors.from_properties(items[0].properties, f"item {items[0].id}")
+        gsd = min(b.gsd for b in sensor.bands if b.common_name != "pan" and b.gsd)
     except (KeyError, ValueError):
         gsd = float(items[0].properties.get("gsd") or 0.0)
     if not boxes or not gsd:

@@ -26,7 +26,14 @@ __all__ = [
     "software_versions",
 ]
 
-_SHARED_PROPS = ("platform", "instruments", "constellation", "gsd", "eo_pipeline:sensor")
+_SHARED_PROPS = (
+    "platform",
+    "instruments",
+    "constellation",
+    "gsd",
+    "eo_pipeline:sensor",
+    "eo_pipeline:sensor_definition",
+)
 
 
 @dataclass(frozen=True)

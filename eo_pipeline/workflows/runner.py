@@ -302,11 +302,13 @@ def _dispatch(
     as units finish (a unit's failure is reported, never fatal to the run)."""
     from distributed import as_completed
 
+    from eo_pipeline.catalogs import sensors
     from eo_pipeline.workflows.process import process_unit
 
+    task = sensors.shipped(process_unit)  # every worker sees this process's sensors
     futures = {
         cl.submit(
-            process_unit,
+            task,
             u,
             wf,
             str(root),
@@ -405,7 +407,11 @@ def run(
     ``overrides`` replace keys of top-level sections, e.g. ``inputs={"catalog": "x"}``.
     ``client`` reuses an existing distributed Client.
     """
+    from eo_pipeline.catalogs import sensors
+
     wf = workflow if isinstance(workflow, Workflow) else load_workflow(workflow, **overrides)
+    for sensor_file in wf.sensors:
+        sensors.register_file(wf.resolve(sensor_file))
     planned = plan(wf)
     units = list(planned.units)
     excluded = dict(planned.excluded)

@@ -24,6 +24,8 @@ are named and where they go, and the resources a run may use::
       chunk_size: 1024
       retries: 2
       max_composite_gpix: 2       # composites larger than this (per band) are left out
+    sensors: [sensors/kazsat7.yaml]   # optional: sensor files the inputs need (relative paths
+                                      # resolve against the workflow file); shipped to workers
 
 Each scene (no composite step) or each composite period (with one) is a *unit* of work.
 
@@ -143,6 +145,9 @@ class Workflow:
     root: str | None = None
     """Folder that relative paths resolve against: the file's folder for a user's file, the
     current directory for built-in workflows and strings."""
+    sensors: tuple[str, ...] = ()
+    """Sensor files (paths as written, see :meth:`resolve`) registered before planning and
+    shipped with every task to the dask workers."""
 
     def step(self, name: str) -> Step | None:
         return next((s for s in self.steps if s.name == name), None)
@@ -254,7 +259,9 @@ def parse_workflow(text: str, source: str = "<string>", root: str | None = None)
             f"{source}{line}: not valid YAML: {getattr(err, 'problem', err)}"
         ) from None
     ctx = _Ctx(source, _lines(node) if node is not None else {})
-    top = ctx.mapping(raw, (), {"name", "description", "inputs", "steps", "output", "resources"})
+    top = ctx.mapping(
+        raw, (), {"name", "description", "inputs", "steps", "output", "resources", "sensors"}
+    )
     for key in ("name", "inputs", "steps", "output"):
         if key not in top:
             raise ctx.fail((), f"missing required key {key!r}")
@@ -319,6 +326,7 @@ def parse_workflow(text: str, source: str = "<string>", root: str | None = None)
         raise ctx.fail(("resources", "max_composite_gpix"), "must be a positive number")
     if res.get("chunk_size", 1024) < 64:
         raise ctx.fail(("resources", "chunk_size"), "must be at least 64 pixels")
+    sensor_files = _sensor_files(ctx, top.get("sensors"), root)
     return Workflow(
         name=str(top["name"]),
         description=str(top.get("description", "")),
@@ -328,7 +336,29 @@ def parse_workflow(text: str, source: str = "<string>", root: str | None = None)
         resources=Resources(**res),
         source=source,
         root=root,
+        sensors=sensor_files,
     )
+
+
+def _sensor_files(ctx: _Ctx, raw: Any, root: str | None) -> tuple[str, ...]:
+    """``sensors: [PATH, ...]``: each file must exist and be a valid sensor file."""
+    from eo_pipeline.catalogs.sensors import load_file
+    from eo_pipeline.errors import SensorFileError
+
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise ctx.fail(("sensors",), "must be a list of sensor-file paths")
+    base = Path(root) if root else Path.cwd()
+    for i, value in enumerate(raw):
+        path = Path(value) if Path(value).is_absolute() else base / value
+        if not path.is_file():
+            raise ctx.fail(("sensors", i), f"no sensor file {path}")
+        try:
+            load_file(path)
+        except SensorFileError as err:
+            raise ctx.fail(("sensors", i), f"invalid sensor file: {err}") from None
+    return tuple(raw)
 
 
 def builtin_workflows() -> dict[str, Path]:

@@ -4,6 +4,7 @@ and invalid sensor files that must fail naming the file and the field."""
 from __future__ import annotations
 
 import math
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -178,7 +179,8 @@ def test_unknown_sensor_and_band():
 # ----------------------------------------------------------------------------- invalid files
 
 _GOOD_BAND = {"id": "B1", "common_name": "red", "center_wavelength": 0.665,
-              "full_width_half_max": 0.03, "gsd": 10}  # fmt: skip
+              "full_width_half_max": 0.03, "gsd": 10, "radiance_mult": 0.01,
+              "radiance_add": -0.1}  # fmt: skip
 
 
 def _sensor_file(tmp_path: Path, band_changes: dict | None = None, **top) -> Path:
@@ -193,7 +195,7 @@ def _sensor_file(tmp_path: Path, band_changes: dict | None = None, **top) -> Pat
 
 
 def test_a_valid_new_file_registers(tmp_path, monkeypatch):
-    monkeypatch.setattr(sensors, "_EXTRA", {})
+    monkeypatch.setattr(sensors.registry, "_REGISTERED", {})
     sensor = sensors.register_file(_sensor_file(tmp_path))
     assert sensors.get("testsat") is sensor and "testsat" in sensors.names()
     assert sensor.band("red").center_wavelength == 0.665
@@ -235,10 +237,154 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         sensors.load_file(tmp_path / "absent.yaml")
 
 
+KAZSAT7 = """\
+# a copy of kazeosatmr.yaml renamed, as an operator adding a satellite would write it
+name: kazsat7
+platform: kazsat-7
+instrument: mrc
+constellation: kazeosat
+convention: mult_add
+nominal: true
+bands:
+  - {id: B1, common_name: blue, center_wavelength: 0.485, full_width_half_max: 0.07, gsd: 5.0,
+     radiance_mult: 0.012, radiance_add: 0.0, esun: 1915.0, saturation: 4095}
+  - id: B2
+    common_name: green
+    center_wavelength: 0.56
+    full_width_half_max: 0.07
+    gsd: 5.0
+    radiance_mult: 0.011
+    radiance_add: 0.0
+    esun: 1830.0
+"""
+
+
+def _kazsat7(tmp_path: Path, old: str = "", new: str = "") -> Path:
+    assert old in KAZSAT7
+    path = tmp_path / "kazsat7.yaml"
+    path.write_text(KAZSAT7.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where", "message"),
+    [
+        ("id: B2", "id: B1", ":11: bands[1].id:", "duplicate band id 'B1' (also bands[0])"),
+        ("common_name: green", "common_name: greenish", ":12: bands[1].common_name:",
+         "'greenish' is not a STAC eo common name (did you mean 'green'?); allowed: blue,"),
+        ("    radiance_mult: 0.011\n", "", ":11: bands[1]:",
+         "convention 'mult_add' needs radiance_mult and radiance_add on every band; this band "
+         "has no radiance_mult"),
+        ("convention: mult_add", "convention: reflectance", ":9: bands[0]:",
+         "convention 'reflectance' needs reflectance_mult and reflectance_add on every band"),
+        ("gsd: 5.0,", "gsd: 5.0, dtype: uint12,", ":9: bands[0].dtype:",
+         "'uint12' is not one of uint8, uint16, int16, uint32, float32"),
+        ("nominal: true", "nominal: yes please", ":7: nominal:", "must be true or false"),
+        ("instrument: mrc", "instrumnet: mrc", ":4: instrumnet:",
+         "unknown field(s) ['instrumnet'] (did you mean 'instrument'?)"),
+        ("bands:", "bands: [\nfoo: 1", ":", "not valid YAML"),
+    ],
+)  # fmt: skip
+def test_errors_name_file_line_key_and_allowed_values(tmp_path, old, new, where, message):
+    path = _kazsat7(tmp_path, old, new)
+    with pytest.raises(SensorFileError) as err:
+        sensors.load_file(path)
+    assert str(err.value).startswith(f"{path}{where}"), str(err.value)
+    assert message in str(err.value)
+
+
+def test_a_definition_round_trips_exactly():
+    for name in sensors.names():
+        s = sensors.get(name)
+        back = sensors.sensor_from_dict(sensors.to_dict(s))
+        assert back.bands == s.bands and back.orbit == s.orbit and back.nominal == s.nominal
+
+
+def test_search_path_env_folders_then_registered(tmp_path, monkeypatch):
+    folder = tmp_path / "operator-sensors"
+    folder.mkdir()
+    _kazsat7(folder)
+    monkeypatch.setattr(sensors.registry, "_REGISTERED", {})
+    with pytest.raises(UnknownSensorError, match="EO_PIPELINE_SENSORS"):
+        sensors.get("kazsat7")
+    monkeypatch.setenv("EO_PIPELINE_SENSORS", f"/no/such/folder{os.pathsep}{folder}")
+    with pytest.raises(SensorFileError, match=r"/no/such/folder is not a folder"):
+        sensors.names()
+    monkeypatch.setenv(
+        "EO_PIPELINE_SENSORS",
+        f"{tmp_path / 'empty'}{os.pathsep}{folder}".replace(str(tmp_path / "empty"), str(folder)),
+    )
+    s = sensors.get("kazsat7")
+    assert s.origin == "EO_PIPELINE_SENSORS" and s.path == str(folder / "kazsat7.yaml")
+    assert "kazsat7" in sensors.names() and sensors.get("kazsat-7") is s
+    # an operator's real specification replaces a nominal built-in of the same name
+    (folder / "mr.yaml").write_text(KAZSAT7.replace("name: kazsat7", "name: kazeosatmr"))
+    assert sensors.get("kazeosatmr").origin == "EO_PIPELINE_SENSORS"
+    # registered in this process: overrides the folders
+    other = tmp_path / "kazsat7-v2.yaml"
+    other.write_text(KAZSAT7.replace("gsd: 5.0", "gsd: 4.0"))
+    assert sensors.get(str(other)).origin == "registered"  # a path registers the file
+    assert sensors.get("kazsat7").bands[0].gsd == 4.0
+    sensors.unregister("kazsat7")
+    assert sensors.get("kazsat7").bands[0].gsd == 5.0
+
+
+def test_entry_point_sensor_packages(tmp_path, monkeypatch):
+    pkg = tmp_path / "kazsat_sensors"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    _kazsat7(pkg)
+    dist = tmp_path / "kazsat_sensors-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: kazsat-sensors\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[eo_pipeline.sensors]\nkazsat = kazsat_sensors\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sensors.registry, "_REGISTERED", {})
+    sensors.registry._entry_points.cache_clear()
+    try:
+        s = sensors.get("kazsat7")
+        assert s.origin == "entry point kazsat" and s.path == str(pkg / "kazsat7.yaml")
+    finally:
+        monkeypatch.undo()
+        sensors.registry._entry_points.cache_clear()
+    with pytest.raises(UnknownSensorError):
+        sensors.get("kazsat7")
+
+
+def test_shipped_definitions_install_in_a_process_that_lacks_them(tmp_path, monkeypatch):
+    import pickle
+
+    monkeypatch.setattr(sensors.registry, "_REGISTERED", {})
+    sensors.register_file(_kazsat7(tmp_path))
+    task = pickle.dumps(sensors.shipped(sensors.get))
+    assert set(sensors.definitions()) == {"kazsat7"}  # built-ins are not shipped
+    sensors.unregister("kazsat7")
+    with pytest.raises(UnknownSensorError):
+        sensors.get("kazsat7")
+    s = pickle.loads(task)("kazsat7")  # what a dask worker does
+    assert s.origin == "shipped" and s.band("green").esun == 1830.0
+
+
+def test_a_catalogs_definition_wins_with_a_warning(tmp_path, monkeypatch):
+    monkeypatch.setattr(sensors.registry, "_REGISTERED", {})
+    definition = sensors.to_dict(sensors.load_file(_kazsat7(tmp_path)))
+    s = sensors.resolve("kazsat7", definition, "item X")  # never seen: registered
+    assert s.origin == "item" and sensors.get("kazsat7") is s
+    same = sensors.resolve("kazsat7", definition, "item Y")
+    assert same is s
+    changed = {
+        **definition,
+        "bands": [{**definition["bands"][0], "esun": 1900.0}, definition["bands"][1]],
+    }
+    with pytest.warns(UserWarning, match=r"item Z: its definition of sensor 'kazsat7' differs"):
+        t = sensors.resolve("kazsat7", changed, "item Z")
+    assert t.band("B1").esun == 1900.0 and sensors.get("kazsat7").band("B1").esun == 1915.0
+
+
 def test_duplicate_band_ids(tmp_path):
     doc = yaml.safe_load(_sensor_file(tmp_path).read_text())
     doc["bands"].append(dict(doc["bands"][0]))
     path = tmp_path / "dup.yaml"
     path.write_text(yaml.safe_dump(doc))
-    with pytest.raises(SensorFileError, match="duplicate band ids"):
+    with pytest.raises(SensorFileError, match="duplicate band id 'B1'"):
         sensors.load_file(path)

@@ -233,13 +233,16 @@ def _sensor(mtl: _Mtl) -> sensors.Sensor:
     spacecraft = mtl.text("IMAGE_ATTRIBUTES", "SPACECRAFT_ID")
     name = spacecraft.lower().replace("_", "").replace("-", "")
     try:
-        return sensors.get(name)
+        sensor = sensors.get(name)
     except UnknownSensorError:
-        raise UnknownSensorError(
-            f"{mtl.path}: IMAGE_ATTRIBUTES.SPACECRAFT_ID = {spacecraft!r} has no sensor file; "
-            f"known sensors: {', '.join(sensors.names())}. Add one (sensors.register_file) "
-            "or check the file"
-        ) from None
+        sensor = None
+    if sensor is not None and sensor.convention == "mult_add":
+        return sensor
+    raise UnknownSensorError(
+        f"{mtl.path}: IMAGE_ATTRIBUTES.SPACECRAFT_ID = {spacecraft!r} has no sensor file of an "
+        "MTL-delivering (convention mult_add) sensor; known sensors: "
+        f"{', '.join(sensors.names())}. Add one (sensors.register_file) or check the file"
+    )
 
 
 def _band_calibration(mtl: _Mtl, band_id: str, n: int, level2: bool) -> BandCalibration | None:

@@ -14,7 +14,6 @@ import rasterio
 from pyproj import Transformer
 
 import eo_pipeline as eo
-from eo_pipeline.catalogs import sensors
 from eo_pipeline.catalogs.rpc import fit_rpc
 from eo_pipeline.catalogs.validation import validate
 from eo_pipeline.errors import MetadataWarning, OrthorectificationError
@@ -24,26 +23,12 @@ from tests.conftest import REAL_DATA
 SEN = REAL_DATA / "pleiades-dimap-v2" / "PHR1A-SEN-5897098101"
 
 
-def _pleiades_sensor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A Pléiades 1A sensor file for this test when the package has none (band ids P, B0..B3)."""
-    if "pleiades1a" in sensors.names():
-        return
-    monkeypatch.setattr(sensors, "_EXTRA", dict(sensors._EXTRA))  # undone after the test
-    text = (Path(sensors.__file__).parent / "kazeosat1.yaml").read_text()
-    text = text.replace("name: kazeosat1", "name: pleiades1a")
-    (tmp_path / "pleiades1a.yaml").write_text(
-        text.replace("platform: kazeosat-1", "platform: pleiades-1a")
-    )
-    sensors.register_file(tmp_path / "pleiades1a.yaml")
-
-
 @pytest.mark.realdata
 def test_real_pleiades_primary_bundle_ingests(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     if not (SEN / "VOL_PHR.XML").is_file():
         pytest.skip(f"real Pléiades Primary bundle not found at {SEN}; set EO_PIPELINE_REAL_DATA")
-    _pleiades_sensor(tmp_path, monkeypatch)
     with pytest.warns(MetadataWarning, match="metadata \\(document, RPC\\) only"):
         item = eo.ingest(SEN, tmp_path / "catalog")
     assert item.properties["processing:level"] == "SEN"

@@ -325,10 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     q = ss.add_parser("list", help="every known sensor and where its file is")
     q.set_defaults(handler=_cmd_sensors)
     q = ss.add_parser("show", help="one sensor's bands and radiometry")
-    q.add_argument("name", metavar="NAME|FILE")
+    q.add_argument("name", metavar="NAME|FILE", help="a sensor name or a sensor file")
     q.set_defaults(handler=_cmd_sensors)
     q = ss.add_parser("check", help="validate sensor files (errors name file:line and key)")
-    q.add_argument("files", nargs="+", metavar="FILE")
+    q.add_argument("files", nargs="+", metavar="FILE", help="sensor files (YAML or JSON)")
     q.set_defaults(handler=_cmd_sensors)
     for name, command in sub.choices.items():
         if name not in ("simulate", "sensors"):  # simulate has its own --sensor

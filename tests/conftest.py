@@ -12,6 +12,11 @@ REAL_DATA = Path(os.environ.get("EO_PIPELINE_REAL_DATA", REPO.parent / "shared" 
 LANDSAT_DIR = REAL_DATA / "landsat8-c2l2sp-001070-20190114"
 LANDSAT_ID = "LC08_L2SP_001070_20190114_20200830_02_T2"
 S2_DIR = REAL_DATA / "sentinel2-l1c-T01LAC-20200717"
+S2_L2A_SAFE = (
+    REAL_DATA
+    / "sentinel2-l2a-T29UNU-20221005-60m"
+    / "S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454.SAFE"
+)
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +54,14 @@ def landsat9_dir() -> Path:
             "to the folder holding landsat9-c2-l1tp-112081-20220209-decimated/"
         )
     return LANDSAT9_DIR
+
+
+@pytest.fixture(scope="session")
+def s2_l2a_safe() -> Path:
+    """The real Sentinel-2 L2A SAFE product at 60 m (skips with a reason when absent)."""
+    if not (S2_L2A_SAFE / "MTD_MSIL2A.xml").exists():
+        pytest.skip(
+            f"real Sentinel-2 L2A product not found at {S2_L2A_SAFE}; set "
+            "EO_PIPELINE_REAL_DATA to the folder holding sentinel2-l2a-T29UNU-20221005-60m/"
+        )
+    return S2_L2A_SAFE

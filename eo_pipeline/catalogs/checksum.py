@@ -37,7 +37,7 @@ def file_checksum(path: str | os.PathLike[str], block_size: int = _BLOCK) -> str
     Parameters
     ----------
     path
-        The file to hash.
+        The file to hash, or a ``/vsizip/<archive>/<member>`` path (the member's bytes).
     block_size
         Bytes read at a time (1 MiB by default).
 
@@ -46,8 +46,15 @@ def file_checksum(path: str | os.PathLike[str], block_size: int = _BLOCK) -> str
     InputDataError
         When the file cannot be read (the message names it).
     """
+    from eo_pipeline.catalogs.archive import open_member, split_vsizip
+
     digest = hashlib.sha256()
     try:
+        if split_vsizip(str(path)) is not None:  # a member of a zip archive, read in place
+            with open_member(str(path)) as f:
+                while block := f.read(block_size):
+                    digest.update(block)
+            return MULTIHASH_SHA256_PREFIX + digest.hexdigest()
         with open(path, "rb") as f:
             while block := f.read(block_size):
                 digest.update(block)

@@ -248,10 +248,13 @@ def _raster_bands(
 def _build_asset(
     spec: AssetSpec, meta: SceneMetadata, sensor: _sensors.Sensor, item_id: str, checksum: bool
 ) -> tuple[pystac.Asset, str | None]:
+    from eo_pipeline.catalogs.archive import member_size, split_vsizip, vsi_exists
+
     where = f"item {item_id!r} asset {spec.key!r}"
     path = Path(spec.path)
-    if not path.is_file():
-        raise InputDataError(f"{where}: file {path} does not exist")
+    in_zip = split_vsizip(str(spec.path)) is not None  # read in place from an archive
+    if not (vsi_exists(str(spec.path)) if in_zip else path.is_file()):
+        raise InputDataError(f"{where}: file {spec.path} does not exist")
     for band_id in spec.bands:
         sensor.band(band_id)  # BandError names the sensor's bands
         if band_id not in {b.id for b in sensor.bands}:
@@ -277,16 +280,16 @@ def _build_asset(
         fields["proj:bbox"] = grid["bbox"]
         if len(spec.bands) == 1 and spec.bands[0] in meta.bands:
             fields["eo_pipeline:calibration"] = meta.bands[spec.bands[0]].as_attrs()
-    fields["file:size"] = path.stat().st_size
+    fields["file:size"] = member_size(str(spec.path)) if in_zip else path.stat().st_size
     if checksum:
-        fields["file:checksum"] = file_checksum(path)
+        fields["file:checksum"] = file_checksum(str(spec.path) if in_zip else path)
     fields.update(spec.extra_fields)
     title = spec.title
     if title is None and len(spec.bands) == 1:
         b = sensor.band(spec.bands[0])
         title = f"{b.id} ({b.common_name})" if b.common_name else b.id
     asset = pystac.Asset(
-        href=str(path.resolve()),
+        href=str(spec.path) if in_zip else str(path.resolve()),
         title=title,
         description=spec.description,
         media_type=_media_type(spec, grid["tags"] if grid else None),
@@ -333,8 +336,9 @@ def _cloud_properties(
 ) -> dict[str, Any]:
     """``eo:cloud_cover`` with the provider's meaning, our own figures in our own fields."""
     props: dict[str, Any] = {}
-    if meta.cloud_cover is not None:
-        props["eo:cloud_cover"] = round(float(meta.cloud_cover), 4)
+    if meta.cloud_cover is not None:  # the provider's figure exactly as printed
+        cover = float(meta.cloud_cover)
+        props["eo:cloud_cover"] = round(cover, 4) if meta.extra.get("simulated") else cover
         props["eo_pipeline:cloud_cover_method"] = cloud_cover_method(meta, sensor.name)
     elif ours is not None:
         props["eo:cloud_cover"] = round(float(ours), 4)

@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -39,7 +39,7 @@ from eo_pipeline.errors import CatalogError, InputDataError, WriteError
 
 __all__ = ["AssetMode", "add_items", "find_stac_file", "read_items", "write_json_atomic"]
 
-AssetMode = Literal["link", "copy", "move"]
+AssetMode = Literal["link", "copy", "move", "reference"]
 CATALOG_FILE = "catalog.json"
 COLLECTION_FILE = "collection.json"
 
@@ -109,15 +109,36 @@ def _item_dict(item: pystac.Item, hrefs: dict[str, str]) -> dict[str, Any]:
     return d
 
 
-def _stage_item(item: pystac.Item, coll_dir: Path, mode: AssetMode) -> tuple[Path, dict[str, Any]]:
+def _stage_item(
+    item: pystac.Item,
+    coll_dir: Path,
+    mode: AssetMode,
+    modes: Mapping[str, AssetMode] | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    from eo_pipeline.catalogs.archive import is_vsi, vsi_exists
+
     staging = coll_dir / f".{item.id}.staging-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:
         hrefs: dict[str, str] = {}
         used: dict[str, str] = {}
         for key, asset in item.assets.items():
+            this = (modes or {}).get(key, mode)
+            if is_vsi(asset.href):  # a member of an archive, read in place by GDAL
+                if asset.href.startswith("/vsizip/") and not vsi_exists(asset.href):
+                    raise InputDataError(
+                        f"item {item.id!r} asset {key!r}: {asset.href} does not exist"
+                    )
+                continue
             src = _local_asset_path(item, asset.href)
             if src is None:
+                continue
+            if this == "reference":  # referenced in place: an absolute path, nothing placed
+                if not src.is_file():
+                    raise InputDataError(
+                        f"item {item.id!r} asset {key!r}: file {src} does not exist"
+                    )
+                hrefs[key] = str(src.resolve())
                 continue
             if not src.is_file():
                 raise InputDataError(f"item {item.id!r} asset {key!r}: file {src} does not exist")
@@ -127,7 +148,7 @@ def _stage_item(item: pystac.Item, coll_dir: Path, mode: AssetMode) -> tuple[Pat
                     f"name {src.name!r}; give the files distinct names"
                 )
             used[src.name] = key
-            _place_file(src, staging / src.name, mode)
+            _place_file(src, staging / src.name, this)
             hrefs[key] = f"./{src.name}"
         data = _item_dict(item, hrefs)
         write_json_atomic(staging / f"{item.id}.json", data)
@@ -217,6 +238,7 @@ def add_items(
     asset_mode: AssetMode = "link",
     overwrite: bool = False,
     catalog_id: str = "eo-pipeline",
+    asset_modes: Mapping[str, Mapping[str, AssetMode]] | None = None,
 ) -> list[pystac.Item]:
     """Add items to the self-contained static catalog at ``catalog_dir`` (created when missing).
 
@@ -235,11 +257,17 @@ def add_items(
     asset_mode
         ``"link"``: hard-link each file into the item folder, copying when that is not
         possible (another filesystem, a file we may not link); ``"copy"``; ``"move"`` (for
-        files the caller wrote only for this catalog, e.g. the simulator's temporary COGs).
+        files the caller wrote only for this catalog, e.g. the simulator's temporary COGs);
+        ``"reference"``: leave the files where they are, the href is their absolute path (a
+        Sentinel-2 SAFE product read in place). ``/vsizip/`` hrefs (members of an archive) are
+        always kept as they are.
     overwrite
         Replace items already in the catalog; by default that is a :class:`CatalogError`.
     catalog_id
         Id of a newly created root catalog.
+    asset_modes
+        Item id -> asset key -> mode, overriding ``asset_mode`` for those assets (bands
+        converted to COG are moved in while the rest of the product is referenced).
 
     Returns
     -------
@@ -276,7 +304,8 @@ def add_items(
     try:
         for cid, group in by_coll.items():
             for item in group:
-                staging, _ = _stage_item(item, root / cid, asset_mode)
+                modes = (asset_modes or {}).get(item.id)
+                staging, _ = _stage_item(item, root / cid, asset_mode, modes)
                 staged.append((staging, root / cid / item.id))
     except BaseException:
         for staging, _ in staged:

@@ -271,7 +271,10 @@ def _check_links(data: dict[str, Any], file: Path) -> list[Path]:
 def _check_assets(data: dict[str, Any], file: Path, checksums: bool, counts: Counter[str]) -> None:
     for key, asset in (data.get("assets") or {}).items():
         href = asset.get("href", "")
-        if not _is_local(href):
+        if href.startswith("/vsizip/"):
+            _check_zip_member(asset, href, f"{file}: $.assets.{key}", checksums, counts)
+            continue
+        if not _is_local(href) or href.startswith("/vsi"):
             continue
         target = _local(file, href)
         where = f"{file}: $.assets.{key}"
@@ -295,6 +298,34 @@ def _check_assets(data: dict[str, Any], file: Path, checksums: bool, counts: Cou
                     "rule broken: file:checksum must match the file (the file changed or is corrupt)"
                 )
             counts["checksums"] += 1
+
+
+def _check_zip_member(
+    asset: dict[str, Any], href: str, where: str, checksums: bool, counts: Counter[str]
+) -> None:
+    """An asset read in place from a zip archive (``/vsizip/<archive>/<member>``)."""
+    from eo_pipeline.catalogs.archive import member_size, vsi_exists
+
+    if not vsi_exists(href):
+        raise StacValidationError(
+            f"{where}.href: {href} names no member of an existing zip archive; rule broken: "
+            "asset hrefs must point at existing files (re-ingest or fix the href)"
+        )
+    counts["assets"] += 1
+    size = asset.get("file:size")
+    if isinstance(size, int) and member_size(href) != size:
+        raise StacValidationError(
+            f"{where}.file:size: declares {size} bytes but the member has {member_size(href)}; "
+            "rule broken: file:size must match the file"
+        )
+    expected = asset.get("file:checksum")
+    if checksums and isinstance(expected, str):
+        if not verify_checksum(href, expected):
+            raise StacValidationError(
+                f"{where}.file:checksum: {href} does not hash to {expected}; rule broken: "
+                "file:checksum must match the file (the file changed or is corrupt)"
+            )
+        counts["checksums"] += 1
 
 
 def _read(file: Path) -> dict[str, Any]:

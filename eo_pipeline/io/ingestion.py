@@ -1,7 +1,7 @@
 """Ingest a vendor scene folder into the self-contained static STAC catalog.
 
 ``ingest(path, catalog_dir)`` reads the product metadata (Landsat Collection 2 MTL, L1 or L2;
-Sentinel-2 L1C ``MTD_MSIL1C.xml``; DIMAP V2 ``DIM_*.XML``, the format of KazEOSat-1), checks
+Sentinel-2 L1C/L2A SAFE, folder or zip; DIMAP V2 ``DIM_*.XML``, the format of KazEOSat-1), checks
 every raster against the sensor file and the metadata, computes the cloud cover from the QA
 band where there is one, builds the STAC item (:func:`eo_pipeline.catalogs.stac.build_item`)
 and adds it to the catalog (:func:`eo_pipeline.catalogs.store.add_items`).
@@ -9,7 +9,8 @@ and adds it to the catalog (:func:`eo_pipeline.catalogs.store.add_items`).
 The catalog is self-contained: the scene's files are **hard-linked** into the item's folder
 when the catalog is on the same filesystem and linking is allowed, and **copied**
 otherwise (``asset_mode="copy"`` always copies). Hard links share bytes with the source:
-never edit either file in place. The item folder is staged under a temporary name and
+never edit either file in place. Sentinel-2 SAFE products are referenced in place (absolute
+paths, or ``/vsizip/`` paths into the zip), never copied, unless ``to_cog`` converts the bands. The item folder is staged under a temporary name and
 renamed when complete; every input check runs before anything is written, so bad input
 leaves the catalog exactly as it was.
 
@@ -54,7 +55,6 @@ __all__ = [
     "landsat_assets",
     "qa_cover",
     "real_data_dir",
-    "sentinel2_assets",
 ]
 
 DEMO_SCENE = "landsat8-c2l2sp-001070-20190114"
@@ -236,56 +236,6 @@ def landsat_assets(meta: SceneMetadata) -> list[AssetSpec]:
     return specs
 
 
-def sentinel2_assets(meta: SceneMetadata) -> list[AssetSpec]:
-    """Asset specs of a Sentinel-2 L1C SAFE folder: the ``IMG_DATA/*_B??.jp2`` band images
-    (``raster:bands`` scale ``1/QUANTIFICATION_VALUE`` and the baseline's offset) and the
-    MTD files.
-
-    Raises
-    ------
-    InputDataError
-        The product holds no band image (a metadata-only copy), or some are missing.
-    """
-    sensor = _sensors.get(meta.sensor)
-    base = Path(meta.source).parent
-    found = {p.stem.rsplit("_", 1)[-1]: p for p in base.glob("GRANULE/*/IMG_DATA/*_B??.jp2")}
-    for band in sensor.bands:  # images the MTD names, where it names them
-        name = meta.files.get(band.id)
-        if name:
-            path = base / (name if name.lower().endswith(".jp2") else f"{name}.jp2")
-            if path.is_file():
-                found[band.id] = path
-    if not found:
-        raise InputDataError(
-            f"{base}: no band images (GRANULE/*/IMG_DATA/*_B??.jp2) beside "
-            f"{Path(meta.source).name}; this Sentinel-2 product is metadata only and cannot "
-            "be ingested; download the full SAFE folder"
-        )
-    missing = [b for b in sensor.band_ids if b not in found]
-    if missing:
-        raise InputDataError(
-            f"{base}: band image(s) {', '.join(missing)} are missing from IMG_DATA; "
-            "re-download the SAFE folder"
-        )
-    specs = []
-    for band in sensor.bands:
-        cal = meta.bands.get(band.id)
-        specs.append(
-            AssetSpec(
-                band.id,
-                found[band.id],
-                bands=(band.id,),
-                scale=cal.reflectance_mult if cal else None,
-                offset=cal.reflectance_add if cal else None,
-            )
-        )
-    for name in ("MTD_MSIL1C.xml", "MTD_TL.xml"):
-        hits = [base / name, *base.glob(f"GRANULE/*/{name}")]
-        for path in hits[:1] if hits[0].is_file() else hits[1:2]:
-            specs.append(AssetSpec(name.removesuffix(".xml"), path, roles=("metadata",)))
-    return specs
-
-
 def _check_rasters(meta: SceneMetadata, specs: Sequence[AssetSpec]) -> Path | None:
     """Every raster readable, single-band, of the sensor's dtype, on one CRS, each band on
     the grid of its resolution, and covering the metadata's footprint. Returns QA_PIXEL."""
@@ -364,16 +314,19 @@ def ingest(
     catalog_dir: str | os.PathLike[str],
     *,
     overwrite: bool = False,
-    asset_mode: AssetMode = "link",
+    asset_mode: AssetMode | None = None,
     dem: Any = None,
+    to_cog: bool = False,
 ) -> pystac.Item:
     """Ingest one scene folder (or its metadata file) into a self-contained STAC catalog.
 
     Parameters
     ----------
     path
-        A Landsat C2 scene folder or its ``*_MTL.txt``/``.json``/``.xml``; a Sentinel-2 L1C
-        SAFE folder or its ``MTD_MSIL1C.xml``; a DIMAP V2 product (``DIM_*.XML``) or bundle
+        A Landsat C2 scene folder or its ``*_MTL.txt``/``.json``/``.xml``; a Sentinel-2 L1C or
+        L2A SAFE folder, its ``MTD_MSIL1C.xml``/``MTD_MSIL2A.xml``, or the SAFE ``.zip`` (read
+        in place through GDAL's ``/vsizip/``; one item per granule, see
+        :mod:`eo_pipeline.io.ingest_sentinel2`); a DIMAP V2 product (``DIM_*.XML``) or bundle
         folder (``P`` + ``MS`` products of one acquisition become one item; see
         :mod:`eo_pipeline.io.ingest_dimap`: one VRT mosaic of the tiles per band).
     catalog_dir
@@ -382,8 +335,12 @@ def ingest(
     overwrite
         Replace the item when the catalog already holds it (default: :class:`CatalogError`).
     asset_mode
-        ``"link"`` (default): hard-link the files into the catalog, copying when that is
-        impossible; ``"copy"``: always copy.
+        ``"link"`` (default, except for Sentinel-2): hard-link the files into the catalog,
+        copying when that is impossible; ``"copy"``: always copy; ``"reference"`` (the
+        default for Sentinel-2 SAFE products): leave the files where they are.
+    to_cog
+        Sentinel-2: convert the band rasters (and AOT, WVP, SCL) from JPEG 2000 to COG into
+        the item's folder (reading JPEG 2000 is several times slower; see the README).
     dem
         For a sensor-geometry (Primary) DIMAP product: the DEM (:class:`~eo_pipeline.io.dem.DEMSpec`
         or a path) whose heights the footprint is computed at from the RPC; default the RPC's
@@ -392,19 +349,21 @@ def ingest(
     Returns
     -------
     pystac.Item
-        The written item (self href inside the catalog).
+        The written item (self href inside the catalog); for a Sentinel-2 product of several
+        granules, the first (all are written).
 
     Raises
     ------
     MetadataError
-        No metadata file, or one that is truncated or lacks required groups.
+        No metadata file, or one that is truncated, lacks required groups, or is of an unknown
+        Sentinel-2 processing baseline.
     UnknownSensorError
         The metadata names a spacecraft no sensor file describes.
     InputDataError
-        Missing band files, stray band files, a file that is not a raster, a band count,
-        data type, grid or extent that disagrees with the sensor or the metadata, a
-        metadata-only Sentinel-2 product; a DIMAP tile listed but absent, or not matching
-        its place in the tiling.
+        Missing band files (named), stray band files, a file that is not a raster or a
+        truncated JPEG 2000, a band count, data type, grid or extent that disagrees with the
+        sensor or the metadata, a metadata-only Sentinel-2 product; a DIMAP tile listed but
+        absent, or not matching its place in the tiling.
     CatalogError
         The item is already catalogued (without ``overwrite``) or the catalog is broken.
 
@@ -415,8 +374,11 @@ def ingest(
     'LC08_L2SP_001070_20190114_20200830_02_T2'
     """
     from eo_pipeline.catalogs.readers import read_metadata
+    from eo_pipeline.catalogs.readers.safe import is_safe
     from eo_pipeline.io import ingest_dimap as _dimap_ingest
 
+    if is_safe(path):
+        return _ingest_safe(path, catalog_dir, overwrite, asset_mode or "reference", to_cog)
     docs = _dimap_ingest.dimap_documents(path)
     with tempfile.TemporaryDirectory(prefix="eo-pipeline-ingest-") as workdir:
         if docs:  # DIMAP V2 product or bundle: band VRTs are written into workdir
@@ -427,13 +389,11 @@ def ingest(
             lineage = f"ingested from {Path(meta.source).name}"
         sensor = _sensors.get(meta.sensor)
         if not docs:
-            if sensor.name.startswith("sentinel2"):
-                specs = sentinel2_assets(meta)
-            elif sensor.name.startswith("landsat"):
+            if sensor.name.startswith("landsat"):
                 specs = landsat_assets(meta)
             else:
                 raise InputDataError(
-                    f"{meta.source}: ingest supports Landsat C2, Sentinel-2 L1C and DIMAP V2 "
+                    f"{meta.source}: ingest supports Landsat C2, Sentinel-2 SAFE and DIMAP V2 "
                     f"deliveries; sensor {sensor.name!r} products in this format are not "
                     "supported yet"
                 )
@@ -452,8 +412,41 @@ def ingest(
                 meta.extra.get("footprint_source") or "footprint from the RPC"
             )
         item = build_item(meta, specs, cover_stats=cover, cover_source="QA_PIXEL", properties=props)
-        (written,) = add_items(catalog_dir, [item], asset_mode=asset_mode, overwrite=overwrite)
+        (written,) = add_items(
+            catalog_dir, [item], asset_mode=asset_mode or "link", overwrite=overwrite
+        )
     return written
+
+
+def _ingest_safe(
+    path: str | os.PathLike[str],
+    catalog_dir: str | os.PathLike[str],
+    overwrite: bool,
+    asset_mode: AssetMode,
+    to_cog: bool,
+) -> pystac.Item:
+    """Every granule of a Sentinel-2 SAFE product (folder or zip) as one item each."""
+    from eo_pipeline.catalogs.readers.sentinel2 import read_granules
+    from eo_pipeline.io import ingest_sentinel2 as s2
+
+    granules = read_granules(path)
+    with tempfile.TemporaryDirectory(prefix="eo-pipeline-ingest-") as workdir:
+        items, modes = [], {}
+        for meta in granules:
+            specs = s2.sentinel2_assets(meta)  # every check before anything is written
+            props: dict[str, Any] = s2.item_properties(meta, specs)
+            lineage = f"ingested in place from {Path(meta.source).name}"
+            if to_cog:
+                folder = Path(workdir) / meta.product_id
+                folder.mkdir()
+                specs, modes[meta.product_id] = s2.to_cog(specs, folder)
+                lineage += " (bands converted from JPEG 2000 to COG)"
+            props["processing:lineage"] = lineage + " (eo:cloud_cover: Cloud_Coverage_Assessment)"
+            items.append(build_item(meta, specs, properties=props))
+        written = add_items(
+            catalog_dir, items, asset_mode=asset_mode, overwrite=overwrite, asset_modes=modes
+        )
+    return written[0]
 
 
 def real_data_dir() -> Path:

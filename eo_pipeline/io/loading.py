@@ -166,6 +166,8 @@ def _resolve_bands(
 
 
 def _local_path(item: pystac.Item, asset: pystac.Asset) -> Path | None:
+    if asset.href.startswith("/vsi"):
+        return None if not asset.href.startswith("/vsizip/") else Path(asset.href)
     href = asset.get_absolute_href() or asset.href
     parsed = urlparse(href)
     if parsed.scheme not in ("", "file"):
@@ -190,7 +192,16 @@ def _check_assets(items: Sequence[pystac.Item], bands: Sequence[str]) -> tuple[i
             path = _local_path(it, asset)
             if path is None:
                 continue
-            if not path.is_file():
+            if asset.href.startswith("/vsizip/"):  # read in place from a zip archive
+                from eo_pipeline.catalogs.archive import vsi_exists
+
+                if not vsi_exists(asset.href):
+                    raise InputDataError(
+                        f"item {it.id!r} band {band!r}: {asset.href} is not in its archive; "
+                        "re-ingest the scene or fix the catalog"
+                    )
+                path = asset.href  # type: ignore[assignment]
+            elif not path.is_file():
                 raise InputDataError(
                     f"item {it.id!r} band {band!r}: asset file {path} does not exist; "
                     "re-ingest the scene or fix the catalog"

@@ -398,11 +398,11 @@ def test_s2_truncated_and_incomplete(s2_dir, tmp_path):
         read_metadata(path)
 
 
-def test_s2_level2a_is_refused(s2_dir, tmp_path):
+def test_s2_other_levels_are_refused(s2_dir, tmp_path):
     path = _s2_copy(
-        s2_dir, tmp_path, lambda t: t.replace("Level-1C_User_Product", "Level-2A_User_Product")
+        s2_dir, tmp_path, lambda t: t.replace("Level-1C_User_Product", "Level-2Ap_User_Product")
     )
-    with pytest.raises(MetadataError, match="only Sentinel-2 Level-1C"):
+    with pytest.raises(MetadataError, match="only Sentinel-2 Level-1C and Level-2A"):
         read_metadata(path)
 
 

@@ -1,33 +1,44 @@
-"""Sentinel-2 Level-1C product metadata: ``MTD_MSIL1C.xml`` (+ its tile ``MTD_TL.xml``).
+"""Sentinel-2 Level-1C and Level-2A products: ``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml`` + tiles.
 
-Reference: Sentinel-2 Products Specification Document (S2-PDGS-TAS-DI-PSD) and ESA's note on
-processing baseline 04.00 (the radiometric offset, from 25 January 2022).
+Reference: Sentinel-2 Products Specification Document (S2-PDGS-TAS-DI-PSD), the L2A product
+format specification, and ESA's note on processing baseline 04.00 (the radiometric offsets,
+from 25 January 2022).
+
+A product is a SAFE folder, its product metadata file, or the SAFE ``.zip`` (read in place,
+see :mod:`.safe`). One :class:`SceneMetadata` per **granule** (tile): products since 2016
+hold one; older ones several (:func:`read_granules` returns them all).
 
 What is read
 ------------
-From ``MTD_MSIL1C.xml``: ``SPACECRAFT_NAME`` (-> ``sentinel2a``/``sentinel2b``...),
-``PRODUCT_START_TIME``, ``PROCESSING_BASELINE``, ``QUANTIFICATION_VALUE`` (Q), ``U``,
-``SOLAR_IRRADIANCE`` per band (-> ``esun``), ``RADIO_ADD_OFFSET`` per band (baseline >= 04.00;
-absent -> 0), ``Special_Values`` (NODATA, SATURATED), ``Product_Footprint`` ``EXT_POS_LIST``,
-``Cloud_Coverage_Assessment``, ``SENSING_ORBIT_NUMBER``/``DIRECTION`` and the granule's
-``IMAGE_FILE`` list. Reflectance is ``rho = (DN + RADIO_ADD_OFFSET) / Q``, so per band
-``reflectance_mult = 1 / Q``, ``reflectance_add = RADIO_ADD_OFFSET / Q`` and
-``reflectance_sun_corrected = True``; ``earth_sun_distance = 1 / sqrt(U)`` (U is the
-``(d0/d)^2`` correction ESA applied).
+From the product metadata: ``SPACECRAFT_NAME`` (-> ``sentinel2a``/``sentinel2b``...),
+``PRODUCT_START_TIME``, ``PROCESSING_BASELINE`` (one of :data:`BASELINES`, else refused),
+the quantification value Q (L1C ``QUANTIFICATION_VALUE``; L2A ``BOA_QUANTIFICATION_VALUE``,
+with ``AOT_``/``WVP_QUANTIFICATION_VALUE``), ``U``, ``SOLAR_IRRADIANCE`` per band (->
+``esun``), the per-band offsets (L1C ``RADIO_ADD_OFFSET``, L2A ``BOA_ADD_OFFSET``; required
+from baseline 04.00, absent before -> 0), ``Special_Values``, ``EXT_POS_LIST``,
+``Cloud_Coverage_Assessment`` (ESA's cloud cover, -> ``cloud_cover``), the orbit, the L2A
+scene classification list and each granule's ``IMAGE_FILE`` list. L2A products of
+baselines 02.04-02.06 name their groups ``L2A_Product_Info``... and ``IMAGE_FILE_2A``; they
+are read the same way.
 
-From ``MTD_TL.xml`` (beside the MTD or in ``GRANULE/*/``): ``SENSING_TIME`` (then used as
-``datetime``), ``HORIZONTAL_CS_CODE`` (EPSG), ``Mean_Sun_Angle`` (elevation = 90 - zenith),
-``Mean_Viewing_Incidence_Angle_List`` (mean over bands -> ``view_incidence_angle``,
-``view_azimuth``; per band in ``extra``) and the tile geocoding. Without a tile file the sun
-angles are computed at the footprint centre with :mod:`eo_pipeline.kernels.solar` at
-``PRODUCT_START_TIME`` and ``extra["sun_angles"]`` says so.
+- L1C: ``rho_toa = (DN + RADIO_ADD_OFFSET) / Q``: ``reflectance_mult = 1 / Q``,
+  ``reflectance_add = RADIO_ADD_OFFSET / Q``, ``reflectance_sun_corrected = True``.
+- L2A: ``rho_boa = (DN + BOA_ADD_OFFSET) / Q``: ``sr_scale = 1 / Q``,
+  ``sr_offset = BOA_ADD_OFFSET / Q`` (so calibration refuses TOA on L2A bands).
+
+``earth_sun_distance = 1 / sqrt(U)``. From the tile metadata (:mod:`.sentinel2_tile`):
+``SENSING_TIME`` (``datetime``), the EPSG code, the mean sun angles (elevation = 90 - zenith)
+and viewing angles; without a tile file the sun angles are computed at the footprint centre
+(:mod:`eo_pipeline.kernels.solar`) and ``extra["sun_angles"]`` says so.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +55,25 @@ from eo_pipeline.catalogs.readers._common import (
     parse_utc,
     parse_xml,
 )
+from eo_pipeline.catalogs.readers.safe import Safe, locate
+from eo_pipeline.catalogs.readers.sentinel2_tile import BAND_IDS, TileMetadata, parse_tile
 from eo_pipeline.catalogs.scene import BandCalibration, SceneMetadata
 from eo_pipeline.errors import MetadataError, UnknownSensorError
 from eo_pipeline.kernels.ephemeris import sun_position_at
 
-__all__ = ["FORMAT", "read_mtd_msil1c"]
+__all__ = ["BASELINES", "FORMAT", "read_granules", "read_mtd_msil1c", "read_sentinel2"]
 
-# ESA's bandId order in the MTD; ids as the L1C file names spell them.
-BAND_IDS = tuple("B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 B10 B11 B12".split())
+BASELINES = ("02.00", "05.99")
+"""Processing baselines this reader knows (inclusive range): 02.xx and 03.xx (no offsets),
+04.00 on (offsets from 25 January 2022), 05.xx (the 2022-2024 reprocessing and later)."""
 _GENERAL = "General_Info"
 _CHARACTERISTICS = f"{_GENERAL}/Product_Image_Characteristics"
+_INFO = f"{_GENERAL}/Product_Info"
+_RENAMED = {
+    "L1C_L2A_Quantification_Values_List": "QUANTIFICATION_VALUES_LIST",
+    "IMAGE_ID": "IMAGE_FILE",
+}
+_BAND_FILE = re.compile(r"_(B\d\w|TCI|AOT|WVP|SCL)(?:_(\d+)m)?$")
 
 
 def _band_id(physical: str) -> str:
@@ -68,23 +88,39 @@ def _band_id(physical: str) -> str:
     )
 
 
+def _normalise(root: ET.Element) -> None:
+    """Old L2A names (``L2A_Product_Info``, ``IMAGE_FILE_2A``...) -> the current ones, in place."""
+    for elem in root.iter():
+        name = local_name(elem.tag)
+        new = _RENAMED.get(name, name)
+        if new.startswith("L2A_") and not new.startswith("L2A_QUALITY"):
+            new = new[4:]
+        if new.endswith("_2A"):
+            new = new[:-3]
+        new = _RENAMED.get(new, new)
+        if new != name:
+            elem.tag = new
+
+
 def _kids(root: ET.Element, xpath: str, name: str) -> list[ET.Element]:
-    """Children named ``name`` of the element at ``xpath`` (empty when that is absent)."""
     parent = child(root, xpath)
     return [] if parent is None else list(children(parent, name))
 
 
-def _need(path: Path, root: ET.Element, xpath: str) -> str:
+def _need(path: str, root: ET.Element, xpath: str) -> str:
     return need_text(
-        path, root, xpath, hint="the MTD is incomplete (compare it with the file ESA delivers)"
+        Path(path),
+        root,
+        xpath,
+        hint="the MTD is incomplete (compare it with the file ESA delivers)",
     )
 
 
-def _number(path: Path, where: str, text: str) -> float:
+def _number(path: str, where: str, text: str) -> float:
     return parse_number(text, where=f"{path}: {where}")
 
 
-def _per_band(path: Path, elems: list[ET.Element], what: str) -> dict[str, float]:
+def _per_band(path: str, elems: list[ET.Element], what: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for elem in elems:
         index = elem.get("bandId", elem.get("band_id"))
@@ -94,69 +130,13 @@ def _per_band(path: Path, elems: list[ET.Element], what: str) -> dict[str, float
     return out
 
 
-def _find_tile(path: Path) -> Path | None:
-    beside = path.with_name("MTD_TL.xml")
-    if beside.is_file():
-        return beside
-    found = sorted(path.parent.glob("GRANULE/*/MTD_TL.xml"))
-    return found[0] if len(found) == 1 else None
-
-
 def _circular_mean(degrees: list[float]) -> float:
     s = sum(math.sin(math.radians(d)) for d in degrees)
     c = sum(math.cos(math.radians(d)) for d in degrees)
     return math.degrees(math.atan2(s, c)) % 360.0
 
 
-def _read_tile(path: Path) -> dict[str, Any]:
-    root = parse_xml(path)
-    if not local_name(root.tag).startswith("Level-1C_Tile_ID"):
-        raise MetadataError(f"{path}: root element <{local_name(root.tag)}> is not a L1C tile file")
-    tile: dict[str, Any] = {"file": path}
-    tile["sensing_time"] = parse_utc(
-        _need(path, root, f"{_GENERAL}/SENSING_TIME"), where=f"{path}: SENSING_TIME"
-    )
-    code = _need(path, root, "Geometric_Info/Tile_Geocoding/HORIZONTAL_CS_CODE")
-    match = re.fullmatch(r"EPSG:(\d+)", code.strip())
-    if match is None:
-        raise MetadataError(f"{path}: HORIZONTAL_CS_CODE = {code!r} is not 'EPSG:<code>'")
-    tile["epsg"] = int(match.group(1))
-    angles = "Geometric_Info/Tile_Angles"
-    zen = _need(path, root, f"{angles}/Mean_Sun_Angle/ZENITH_ANGLE")
-    azi = _need(path, root, f"{angles}/Mean_Sun_Angle/AZIMUTH_ANGLE")
-    tile["sun_zenith"] = _number(path, "Mean_Sun_Angle.ZENITH_ANGLE", zen)
-    tile["sun_azimuth"] = _number(path, "Mean_Sun_Angle.AZIMUTH_ANGLE", azi)
-    views: dict[str, tuple[float, float]] = {}
-    for elem in _kids(
-        root, f"{angles}/Mean_Viewing_Incidence_Angle_List", "Mean_Viewing_Incidence_Angle"
-    ):
-        index = elem.get("bandId", "")
-        z, a = child_text(elem, "ZENITH_ANGLE"), child_text(elem, "AZIMUTH_ANGLE")
-        if index.isdigit() and int(index) < len(BAND_IDS) and z is not None and a is not None:
-            where = f"Mean_Viewing_Incidence_Angle[bandId={index}]"
-            views[BAND_IDS[int(index)]] = (_number(path, where, z), _number(path, where, a))
-    tile["views"] = {b: views[b] for b in BAND_IDS if b in views}
-    geocoding: dict[str, dict[str, float]] = {}
-    for pos in _kids(root, "Geometric_Info/Tile_Geocoding", "Geoposition"):
-        res = pos.get("resolution", "")
-        geocoding[res] = {
-            k: _number(path, f"Geoposition[{res}].{k}", child_text(pos, k) or "")
-            for k in ("ULX", "ULY", "XDIM", "YDIM")
-        }
-    for size in _kids(root, "Geometric_Info/Tile_Geocoding", "Size"):
-        res = size.get("resolution", "")
-        geocoding.setdefault(res, {}).update(
-            {
-                k: int(_number(path, f"Size[{res}].{k}", child_text(size, k) or ""))
-                for k in ("NROWS", "NCOLS")
-            }
-        )
-    tile["geocoding"] = geocoding
-    tile["tile_id"] = child_text(root, f"{_GENERAL}/TILE_ID")
-    return tile
-
-
-def _sensor(path: Path, name: str) -> sensors.Sensor:
+def _sensor(path: str, name: str) -> sensors.Sensor:
     key = name.lower().replace("-", "").replace("_", "").replace(" ", "")
     try:
         return sensors.get(key)
@@ -174,164 +154,368 @@ def _sun_from_solar(when: Any, bbox: tuple[float, float, float, float]) -> tuple
     return 90.0 - float(zenith), float(azimuth)
 
 
-def read_mtd_msil1c(path: str | Path) -> SceneMetadata:
-    """Read a Sentinel-2 L1C ``MTD_MSIL1C.xml`` (and its ``MTD_TL.xml`` when found).
+def _baseline(path: str, root: ET.Element) -> str:
+    text = _need(path, root, f"{_INFO}/PROCESSING_BASELINE").strip()
+    if re.fullmatch(r"\d{2}\.\d{2}", text) is None or not BASELINES[0] <= text <= BASELINES[1]:
+        raise MetadataError(
+            f"{path}: processing baseline {text!r} is not one this reader knows "
+            f"({BASELINES[0]} to {BASELINES[1]}); its radiometric conventions (offsets, "
+            "quantification) may differ. Check ESA's baseline notes and extend "
+            "eo_pipeline.catalogs.readers.sentinel2.BASELINES"
+        )
+    return text
 
-    Raises
-    ------
-    MetadataError
-        Truncated or malformed XML, a product that is not L1C, or missing elements (named).
-    UnknownSensorError
-        ``SPACECRAFT_NAME`` without a sensor file.
 
-    Examples
-    --------
-    >>> import eo_pipeline
-    >>> meta = eo_pipeline.read_metadata("S2A_MSIL1C_....SAFE")  # doctest: +SKIP
-    >>> meta.earth_sun_distance == 1 / meta.u ** 0.5  # doctest: +SKIP
-    True
-    >>> _band_id("B8"), _band_id("B8A")
-    ('B08', 'B8A')
-    """
-    p = Path(path)
-    root = parse_xml(p)
+def _quantification(path: str, root: ET.Element, level: str) -> dict[str, float]:
+    if level == "L1C":
+        names = {"BOA": f"{_CHARACTERISTICS}/QUANTIFICATION_VALUE"}
+    else:
+        lst = f"{_CHARACTERISTICS}/QUANTIFICATION_VALUES_LIST"
+        names = {k: f"{lst}/{k}_QUANTIFICATION_VALUE" for k in ("BOA", "AOT", "WVP")}
+    out = {}
+    for key, xpath in names.items():
+        value = _number(path, xpath.rsplit("/", 1)[-1], _need(path, root, xpath))
+        if value <= 0:
+            raise MetadataError(f"{path}: {xpath.rsplit('/', 1)[-1]} = {value} must be positive")
+        out[key] = value
+    return out
+
+
+def _offsets(path: str, root: ET.Element, level: str, baseline: str) -> dict[str, float]:
+    group, name = (
+        ("Radiometric_Offset_List", "RADIO_ADD_OFFSET")
+        if level == "L1C"
+        else ("BOA_ADD_OFFSET_VALUES_LIST", "BOA_ADD_OFFSET")
+    )
+    if child(root, f"{_CHARACTERISTICS}/{group}") is None:
+        if baseline >= "04.00":
+            raise MetadataError(
+                f"{path}: processing baseline {baseline} (>= 04.00) but no {group}; "
+                "the MTD is incomplete"
+            )
+        return {}
+    return _per_band(path, _kids(root, f"{_CHARACTERISTICS}/{group}", name), name)
+
+
+def _granules(path: str, root: ET.Element) -> list[tuple[str, list[str]]]:
+    """(granule folder relative to the product, [image file paths relative to the product])."""
+    out = []
+    for granule in (e for e in root.iter() if local_name(e.tag) in ("Granule", "Granules")):
+        ident = granule.get("granuleIdentifier", "")
+        files = [(f.text or "").strip() for f in children(granule, "IMAGE_FILE")]
+        files = [f for f in files if f]
+        folder = next((f.split("/")[1] for f in files if f.startswith("GRANULE/")), None)
+        if folder is None:  # products before 2016 give bare ids in GRANULE/<granule id>/IMG_DATA
+            folder = ident
+            files = [f"GRANULE/{ident}/IMG_DATA/{f}" for f in files]
+        out.append((f"GRANULE/{folder}", files))
+    return out
+
+
+def _files(files: list[str]) -> dict[str, dict[int | None, str]]:
+    """Band or layer id -> resolution (None: native) -> ``.jp2`` path."""
+    out: dict[str, dict[int | None, str]] = {}
+    for name in files:
+        match = _BAND_FILE.search(name)
+        if match:
+            res = int(match.group(2)) if match.group(2) else None
+            out.setdefault(match.group(1), {})[res] = f"{name}.jp2"
+    return out
+
+
+def _find_tile(safe: Safe, folder: str) -> str | None:
+    if safe.exists("MTD_TL.xml"):  # a flat copy: the tile file beside the product file
+        return "MTD_TL.xml"
+    for pattern in ("MTD_TL.xml", "S2?_OPER_MTD_L1C_TL_*.xml", "*MTD*TL*.xml"):
+        hits = safe.files(folder, pattern)
+        if len(hits) == 1:
+            return hits[0]
+    return None
+
+
+def _product(safe: Safe) -> tuple[ET.Element, str]:
+    source = safe.href(safe.mtd)
+    root = parse_xml(Path(source), safe.text(safe.mtd))
     kind = local_name(root.tag)
     if kind.endswith("_Tile_ID"):
         raise MetadataError(
-            f"{p}: this is the tile metadata ({kind}); pass the product's MTD_MSIL1C.xml "
-            "(or the product folder): the tile file is read from beside it"
+            f"{source}: this is the tile metadata ({kind}); pass the product's MTD_MSIL1C.xml "
+            "or MTD_MSIL2A.xml (or the SAFE folder or zip): the tile file is read from there"
         )
-    if kind != "Level-1C_User_Product":
+    if kind not in ("Level-1C_User_Product", "Level-2A_User_Product"):
         raise MetadataError(
-            f"{p}: a {kind} file; only Sentinel-2 Level-1C (MTD_MSIL1C.xml) is supported"
+            f"{source}: a {kind} file; only Sentinel-2 Level-1C and Level-2A user products "
+            "(MTD_MSIL1C.xml, MTD_MSIL2A.xml) are supported"
         )
-    info = f"{_GENERAL}/Product_Info"
-    sensor = _sensor(p, _need(p, root, f"{info}/Datatake/SPACECRAFT_NAME"))
-    start = parse_utc(
-        _need(p, root, f"{info}/PRODUCT_START_TIME"), where=f"{p}: PRODUCT_START_TIME"
-    )
-    baseline = _need(p, root, f"{info}/PROCESSING_BASELINE")
-    q = _number(
-        p, "QUANTIFICATION_VALUE", _need(p, root, f"{_CHARACTERISTICS}/QUANTIFICATION_VALUE")
-    )
-    if q <= 0:
-        raise MetadataError(f"{p}: QUANTIFICATION_VALUE = {q} must be positive")
-    u = _number(p, "U", _need(p, root, f"{_CHARACTERISTICS}/Reflectance_Conversion/U"))
-    if u <= 0:
-        raise MetadataError(f"{p}: Reflectance_Conversion.U = {u} must be positive")
-    conversion = f"{_CHARACTERISTICS}/Reflectance_Conversion/Solar_Irradiance_List"
-    esun = _per_band(p, _kids(root, conversion, "SOLAR_IRRADIANCE"), "SOLAR_IRRADIANCE")
-    offsets_elem = child(root, f"{_CHARACTERISTICS}/Radiometric_Offset_List")
-    offsets = _per_band(
-        p,
-        _kids(root, f"{_CHARACTERISTICS}/Radiometric_Offset_List", "RADIO_ADD_OFFSET"),
-        "RADIO_ADD_OFFSET",
-    )
-    if offsets_elem is None and baseline >= "04.00":
-        raise MetadataError(
-            f"{p}: processing baseline {baseline} (>= 04.00) but no Radiometric_Offset_List; "
-            "the MTD is incomplete"
-        )
+    _normalise(root)
+    return root, source
+
+
+def _special(root: ET.Element) -> dict[str, int]:
     special: dict[str, int] = {}
     for sv in _kids(root, _CHARACTERISTICS, "Special_Values"):
         name, index = child_text(sv, "SPECIAL_VALUE_TEXT"), child_text(sv, "SPECIAL_VALUE_INDEX")
         if name and index and index.lstrip("-").isdigit():
             special[name.upper()] = int(index)
-    bands = {
-        band_id: BandCalibration(
+    return special
+
+
+def _scl_classes(root: ET.Element) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for elem in (e for e in root.iter() if local_name(e.tag) == "Scene_Classification_ID"):
+        text, index = (
+            child_text(elem, "SCENE_CLASSIFICATION_TEXT"),
+            child_text(elem, "SCENE_CLASSIFICATION_INDEX"),
+        )
+        if text and index and index.isdigit():
+            out[int(index)] = text.removeprefix("SC_").lower()
+    return out
+
+
+def _bands(
+    sensor: sensors.Sensor,
+    level: str,
+    q: float,
+    offsets: dict[str, float],
+    special: dict[str, int],
+    esun: dict[str, float],
+    present: set[str],
+) -> dict[str, BandCalibration]:
+    """Per-band calibration of the bands the product holds (L2A has no B10)."""
+    out = {}
+    for band_id in BAND_IDS:
+        if band_id not in sensor.band_ids or (present and band_id not in present):
+            continue
+        if not present and level == "L2A" and band_id == "B10":
+            continue
+        offset = offsets.get(band_id, 0.0)
+        numbers: dict[str, Any] = (
+            {"reflectance_mult": 1.0 / q, "reflectance_add": offset / q,
+             "reflectance_sun_corrected": True}
+            if level == "L1C"
+            else {"sr_scale": 1.0 / q, "sr_offset": offset / q}
+        )  # fmt: skip
+        out[band_id] = BandCalibration(
             band=band_id,
-            reflectance_mult=1.0 / q,
-            reflectance_add=offsets.get(band_id, 0.0) / q,
-            reflectance_sun_corrected=True,
             esun=esun.get(band_id),
             nodata=special.get("NODATA", 0),
             saturation=special.get("SATURATED"),
+            **numbers,
         )
-        for band_id in BAND_IDS
-        if band_id in sensor.band_ids
-    }
+    return out
+
+
+def _footprint(path: str, root: ET.Element) -> Any:
     pos_list = _need(
-        p, root, "Geometric_Info/Product_Footprint/Product_Footprint/Global_Footprint/EXT_POS_LIST"
+        path,
+        root,
+        "Geometric_Info/Product_Footprint/Product_Footprint/Global_Footprint/EXT_POS_LIST",
     )
-    values = [_number(p, "EXT_POS_LIST", v) for v in pos_list.split()]
+    values = [_number(path, "EXT_POS_LIST", v) for v in pos_list.split()]
     if len(values) % 2 or len(values) < 6:
-        raise MetadataError(f"{p}: EXT_POS_LIST must hold lat/lon pairs, got {len(values)} numbers")
-    footprint = footprint_from_corners(
-        [(values[i + 1], values[i]) for i in range(0, len(values), 2)], where=f"{p}: EXT_POS_LIST"
+        raise MetadataError(
+            f"{path}: EXT_POS_LIST must hold lat/lon pairs, got {len(values)} numbers"
+        )
+    return footprint_from_corners(
+        [(values[i + 1], values[i]) for i in range(0, len(values), 2)],
+        where=f"{path}: EXT_POS_LIST",
     )
-    uri = _need(p, root, f"{info}/PRODUCT_URI")
-    tile_match = re.search(r"_T(\d{2}[A-Z]{3})_", uri)
-    files: dict[str, str] = {}
-    for image in root.iter("IMAGE_FILE"):
-        name = (image.text or "").strip()
-        match = re.search(r"_(B\d\w|TCI)$", name)
-        if match:
-            files[match.group(1)] = f"{name}.jp2"
-    extra: dict[str, Any] = {
-        "product_start_time": start.isoformat(),
-        "product_type": child_text(root, f"{info}/PRODUCT_TYPE"),
-        "radio_add_offset": {b: offsets.get(b, 0.0) for b in bands},
-        "physical_gains": _per_band(
-            p, _kids(root, _CHARACTERISTICS, "PHYSICAL_GAINS"), "PHYSICAL_GAINS"
+
+
+def _product_facts(safe: Safe, root: ET.Element, source: str) -> dict[str, Any]:
+    """Everything the product file says that every granule shares."""
+    level = "L1C" if local_name(root.tag).startswith("Level-1C") else "L2A"
+    baseline = _baseline(source, root)
+    quant = _quantification(source, root, level)
+    u = _number(source, "U", _need(source, root, f"{_CHARACTERISTICS}/Reflectance_Conversion/U"))
+    if u <= 0:
+        raise MetadataError(f"{source}: Reflectance_Conversion.U = {u} must be positive")
+    conversion = f"{_CHARACTERISTICS}/Reflectance_Conversion/Solar_Irradiance_List"
+    uri = child_text(root, f"{_INFO}/PRODUCT_URI") or (safe.prefix.rstrip("/") or safe.root.name)
+    facts: dict[str, Any] = {
+        "level": level,
+        "baseline": baseline,
+        "quant": quant,
+        "u": u,
+        "sensor": _sensor(source, _need(source, root, f"{_INFO}/Datatake/SPACECRAFT_NAME")),
+        "start": parse_utc(
+            _need(source, root, f"{_INFO}/PRODUCT_START_TIME"),
+            where=f"{source}: PRODUCT_START_TIME",
         ),
-        "special_values": special,
+        "esun": _per_band(source, _kids(root, conversion, "SOLAR_IRRADIANCE"), "SOLAR_IRRADIANCE"),
+        "offsets": _offsets(source, root, level, baseline),
+        "special": _special(root),
+        "footprint": _footprint(source, root),
+        "uri": uri.removesuffix(".SAFE").removesuffix(".zip"),
     }
-    orbit = child_text(root, f"{info}/Datatake/SENSING_ORBIT_NUMBER")
+    cloud = child_text(root, "Quality_Indicators_Info/Cloud_Coverage_Assessment")
+    facts["cloud"] = _number(source, "Cloud_Coverage_Assessment", cloud) if cloud else None
+    extra: dict[str, Any] = {
+        "product_start_time": facts["start"].isoformat(),
+        "product_type": child_text(root, f"{_INFO}/PRODUCT_TYPE"),
+        "physical_gains": _per_band(
+            source, _kids(root, _CHARACTERISTICS, "PHYSICAL_GAINS"), "PHYSICAL_GAINS"
+        ),
+        "special_values": facts["special"],
+        "quantification": quant,
+        "safe_root": str(safe.root),
+        "safe_prefix": safe.prefix,
+        "safe_mtd": safe.mtd,
+    }
+    offsets_key = "radio_add_offset" if level == "L1C" else "boa_add_offset"
+    extra[offsets_key] = {b: facts["offsets"].get(b, 0.0) for b in BAND_IDS}
+    if level == "L2A":
+        extra["scl_classes"] = _scl_classes(root)
+    orbit = child_text(root, f"{_INFO}/Datatake/SENSING_ORBIT_NUMBER")
     if orbit and orbit.isdigit():
         extra["relative_orbit"] = int(orbit)
-    direction = child_text(root, f"{info}/Datatake/SENSING_ORBIT_DIRECTION")
+    direction = child_text(root, f"{_INFO}/Datatake/SENSING_ORBIT_DIRECTION")
     if direction:
         extra["orbit_state"] = direction.lower()
-    cloud_text = child_text(root, "Quality_Indicators_Info/Cloud_Coverage_Assessment")
-    tile_file = _find_tile(p)
-    tile = _read_tile(tile_file) if tile_file is not None else None
-    if tile is not None and tile_file is not None:
-        when = tile["sensing_time"]
-        sun_elevation, sun_azimuth = 90.0 - tile["sun_zenith"], tile["sun_azimuth"]
-        views = tile["views"]
+    facts["extra"] = extra
+    return facts
+
+
+def _granule(
+    safe: Safe, facts: dict[str, Any], folder: str, image_files: list[str], several: bool
+) -> SceneMetadata:
+    source = safe.href(safe.mtd)
+    files = _files(image_files)
+    present = {b for b in files if b in BAND_IDS}
+    q = facts["quant"]["BOA"]
+    bands = _bands(
+        facts["sensor"], facts["level"], q, facts["offsets"], facts["special"], facts["esun"],
+        present,
+    )  # fmt: skip
+    extra = dict(facts["extra"])
+    extra["granule"] = folder
+    extra["band_files"] = {k: {str(r): p for r, p in v.items()} for k, v in files.items()}
+    tile_rel = _find_tile(safe, folder)
+    tile: TileMetadata | None = None
+    if tile_rel is not None:
+        tile = parse_tile(safe.href(tile_rel), safe.text(tile_rel))
+    footprint = facts["footprint"]
+    match = re.search(r"_T(\d{2}[A-Z]{3})(?:_|$)", facts["uri"]) or re.search(
+        r"_T(\d{2}[A-Z]{3})(?:_|$)", folder
+    )
+    mgrs = match.group(1) if match else None
+    incidence = view_azimuth = None
+    if tile is not None:
+        when = tile.sensing_time
+        sun_elevation, sun_azimuth = 90.0 - tile.sun_zenith, tile.sun_azimuth
+        views = tile.views
         extra.update(
-            tile_file=str(tile_file.relative_to(p.parent)),
-            tile_id=tile["tile_id"],
-            tile_geocoding=tile["geocoding"],
+            tile_file=tile_rel,
+            tile_id=tile.tile_id,
+            tile_geocoding={k: dict(v) for k, v in tile.geocoding.items()},
             view_incidence_angles={b: {"zenith": z, "azimuth": a} for b, (z, a) in views.items()},
             sun_angles="MTD_TL Mean_Sun_Angle",
+            quality_indicators=dict(tile.quality),
+            qi_masks=[{"type": m.type, "band": m.band, "path": m.path} for m in tile.masks],
         )
-        incidence = sum(z for z, _ in views.values()) / len(views) if views else None
-        view_azimuth = _circular_mean([a for _, a in views.values()]) if views else None
+        if views:
+            incidence = sum(z for z, _ in views.values()) / len(views)
+            view_azimuth = _circular_mean([a for _, a in views.values()])
+        tile_match = re.search(r"_T(\d{2}[A-Z]{3})_", tile.tile_id or "")
+        mgrs = mgrs or (tile_match.group(1) if tile_match else None)
     else:
-        when = start
-        sun_elevation, sun_azimuth = _sun_from_solar(start, footprint.bbox)
+        when = facts["start"]
+        sun_elevation, sun_azimuth = _sun_from_solar(facts["start"], footprint.bbox)
         extra["sun_angles"] = (
             "computed (eo_pipeline.kernels.solar) at the footprint centre: no MTD_TL.xml"
         )
-        incidence = view_azimuth = None
+    native = {b: v.get(None) or v[min(k for k in v if k is not None)] for b, v in files.items()}
+    product_id = (
+        facts["uri"] if not several else f"{facts['uri']}_{mgrs or folder.rsplit('/', 1)[-1]}"
+    )
     return SceneMetadata(
-        sensor=sensor.name,
+        sensor=facts["sensor"].name,
         datetime=when,
         sun_elevation=sun_elevation,
         sun_azimuth=sun_azimuth,
-        earth_sun_distance=1.0 / math.sqrt(u),
+        earth_sun_distance=1.0 / math.sqrt(facts["u"]),
         footprint=footprint.geometry,
         bbox=footprint.bbox,
         bands=bands,
-        product_id=uri.removesuffix(".SAFE"),
-        processing_level="L1C",
-        processing_baseline=baseline,
+        product_id=product_id,
+        processing_level=facts["level"],
+        processing_baseline=facts["baseline"],
         quantification_value=q,
-        u=u,
-        mgrs_tile=tile_match.group(1) if tile_match else None,
-        epsg=tile["epsg"] if tile is not None else None,
-        cloud_cover=_number(p, "Cloud_Coverage_Assessment", cloud_text) if cloud_text else None,
+        u=facts["u"],
+        mgrs_tile=mgrs,
+        epsg=tile.epsg if tile is not None else None,
+        cloud_cover=facts["cloud"],
         view_incidence_angle=incidence,
         view_azimuth=view_azimuth,
-        files=files,
-        source=str(p),
+        files=native,
+        source=source,
         extra=extra,
     )
 
 
+def read_granules(path: str | os.PathLike[str]) -> list[SceneMetadata]:
+    """One :class:`SceneMetadata` per granule of a Sentinel-2 L1C/L2A product.
+
+    Parameters
+    ----------
+    path
+        The SAFE folder, its ``MTD_MSIL1C.xml``/``MTD_MSIL2A.xml``, or the product ``.zip``
+        (read in place; ``source`` and the tile file are then ``/vsizip/`` paths).
+
+    Raises
+    ------
+    MetadataError
+        Truncated or malformed XML, a file that is neither L1C nor L2A product metadata, an
+        unknown processing baseline, missing elements (named).
+    UnknownSensorError
+        ``SPACECRAFT_NAME`` without a sensor file.
+    """
+    safe = locate(path)
+    root, source = _product(safe)
+    facts = _product_facts(safe, root, source)
+    granules = _granules(source, root) or [("", [])]
+    return [_granule(safe, facts, folder, files, len(granules) > 1) for folder, files in granules]
+
+
+def read_sentinel2(path: str | os.PathLike[str]) -> SceneMetadata:
+    """Read a single-granule Sentinel-2 L1C/L2A product (folder, MTD file or zip).
+
+    Raises
+    ------
+    MetadataError
+        As :func:`read_granules`, and for a product of several granules (ingest makes one
+        item per granule; :func:`read_granules` returns them all).
+
+    Examples
+    --------
+    >>> import eo_pipeline
+    >>> meta = eo_pipeline.read_metadata("S2A_MSIL2A_....SAFE")  # doctest: +SKIP
+    >>> meta.band("B04").sr_scale, meta.band("B04").sr_offset  # doctest: +SKIP
+    (0.0001, -0.1)
+    >>> _band_id("B8"), _band_id("B8A")
+    ('B08', 'B8A')
+    """
+    granules = read_granules(path)
+    if len(granules) > 1:
+        raise MetadataError(
+            f"{path}: the product holds {len(granules)} granules; use "
+            "eo_pipeline.catalogs.readers.sentinel2.read_granules (ingest makes one item each)"
+        )
+    return granules[0]
+
+
+read_mtd_msil1c = read_sentinel2
+"""Former name (Level-1C only), kept for callers."""
+
+
 def _sniff(path: Path, head: bytes) -> bool:
-    if b"Level-1C_User_Product" in head:
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                return any("/MTD_MSIL" in n or n.startswith("MTD_MSIL") for n in zf.namelist())
+        except (OSError, zipfile.BadZipFile):
+            return False
+    if b"Level-1C_User_Product" in head or b"Level-2A_User_Product" in head:
         return True
     # other Sentinel-2 product or tile files: claimed so that the reader says what to pass
     return (
@@ -340,8 +524,8 @@ def _sniff(path: Path, head: bytes) -> bool:
 
 
 FORMAT = MetadataFormat(
-    name="Sentinel-2 L1C MTD_MSIL1C.xml",
-    patterns=("MTD_MSIL1C.xml", "*.SAFE/MTD_MSIL1C.xml"),
+    name="Sentinel-2 L1C/L2A SAFE (MTD_MSIL1C.xml, MTD_MSIL2A.xml, or the .zip)",
+    patterns=("MTD_MSIL1C.xml", "MTD_MSIL2A.xml", "*.SAFE/MTD_MSIL1C.xml", "*.SAFE/MTD_MSIL2A.xml"),
     sniff=_sniff,
-    read=read_mtd_msil1c,
+    read=read_sentinel2,
 )

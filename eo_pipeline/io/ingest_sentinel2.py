@@ -1,0 +1,327 @@
+"""Sentinel-2 SAFE products (Level-1C and Level-2A, folder or zip) as STAC items, in place.
+
+One item per granule. Every file stays where it is: assets reference the SAFE folder's files
+by absolute path, or the zip's members by GDAL ``/vsizip/`` path (nothing is unpacked or
+copied); with ``to_cog`` the band rasters (and AOT, WVP, SCL) are converted to Cloud
+Optimized GeoTIFFs that move into the item's folder, the rest stays referenced.
+
+Assets (keys):
+
+- ``B01`` ... ``B12``: each band at the finest resolution present (L1C: its native one; L2A:
+  ``R10m`` < ``R20m`` < ``R60m``), ``raster:bands`` scale ``1/Q`` and offset
+  ``RADIO_ADD_OFFSET/Q`` (L1C, TOA reflectance) or ``BOA_ADD_OFFSET/Q`` (L2A, surface
+  reflectance); coarser copies as ``B02_20m``, ``B02_60m``...;
+- L2A: ``AOT`` (scale ``1/AOT_QUANTIFICATION_VALUE``), ``WVP`` (cm), ``SCL`` (scene
+  classification, role ``cloud``, classes in ``eo_pipeline:classes``); ``visual`` (TCI);
+- the pixel-level QI masks the tile lists and the product holds, keyed by file stem
+  (``MSK_DETFOO_B01``, ``MSK_CLDPRB_60m``, ``MSK_SNWPRB_60m``, ``MSK_CLASSI_B00``,
+  ``MSK_QUALIT_B01``; GML masks of baselines before 04.00 as vector files);
+- ``MTD_MSIL1C``/``MTD_MSIL2A`` and ``MTD_TL`` (role ``metadata``).
+
+Checks before anything is written: every band the metadata lists at a resolution that is
+present exists (missing ones are named), every JPEG 2000 file is complete (its box structure
+adds up to the file size and the codestream ends with the EOC marker: a truncated download
+fails here, not at the first read), each raster sits exactly on the tile grid its resolution's
+``Geoposition``/``Size`` describes.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from eo_pipeline.catalogs.readers.safe import Safe
+from eo_pipeline.catalogs.scene import SceneMetadata
+from eo_pipeline.catalogs.stac import AssetSpec
+from eo_pipeline.catalogs.store import AssetMode
+from eo_pipeline.errors import InputDataError
+
+__all__ = ["check_jp2", "safe_of", "sentinel2_assets", "to_cog"]
+
+_RES = re.compile(r"_(\d+)m\.jp2$")
+_QI_ROLES = {
+    "MSK_DETFOO": ("detector-footprint",),
+    "MSK_QUALIT": ("quality",),
+    "MSK_CLASSI": ("cloud",),
+    "MSK_CLDPRB": ("cloud", "probability"),
+    "MSK_SNWPRB": ("snow-ice", "probability"),
+}
+
+
+def safe_of(meta: SceneMetadata) -> Safe:
+    """The SAFE container a Sentinel-2 :class:`SceneMetadata` was read from."""
+    extra = meta.extra
+    if "safe_root" not in extra:
+        raise InputDataError(f"{meta.source}: not read from a SAFE product (no safe_root)")
+    return Safe(Path(extra["safe_root"]), extra.get("safe_prefix", ""), extra["safe_mtd"])
+
+
+@contextmanager
+def _open(href: str) -> Iterator[IO[bytes]]:
+    from eo_pipeline.catalogs.archive import open_member, split_vsizip
+
+    if split_vsizip(href) is not None:
+        with open_member(href) as fh:
+            yield fh
+    else:
+        with open(href, "rb") as fh:
+            yield fh
+
+
+def check_jp2(href: str) -> None:
+    """Raise :class:`InputDataError` unless ``href`` is a complete JPEG 2000 file.
+
+    The JP2 boxes must add up to the file size exactly and the codestream (``jp2c`` box, or
+    a raw ``.j2k`` codestream) must end with the EOC marker ``FF D9``. Reads a few bytes per
+    box, not the image.
+    """
+    try:
+        with _open(href) as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(0)
+            head = fh.read(12)
+            if head[:4] == b"\xff\x4f\xff\x51":  # raw codestream
+                last = size
+            elif head[4:8] == b"jP  ":
+                pos, last = 0, 0
+                while pos < size:
+                    fh.seek(pos)
+                    box = fh.read(16)
+                    if len(box) < 8:
+                        raise ValueError(f"a box header is cut at byte {pos}")
+                    length, kind = struct.unpack(">I4s", box[:8])
+                    if length == 1:
+                        length = struct.unpack(">Q", box[8:16])[0]
+                    elif length == 0:
+                        length = size - pos
+                    if length < 8 or pos + length > size:
+                        raise ValueError(
+                            f"box {kind.decode('latin-1')!r} at byte {pos} declares {length} "
+                            f"bytes but the file ends at {size}"
+                        )
+                    pos += length
+                    if kind == b"jp2c":
+                        last = pos
+                if last == 0:
+                    raise ValueError("no codestream (jp2c) box")
+            else:
+                raise ValueError("not a JPEG 2000 file (no JP2 signature)")
+            fh.seek(last - 2)
+            if fh.read(2) != b"\xff\xd9":
+                raise ValueError("the codestream does not end with the EOC marker")
+    except (OSError, ValueError, struct.error) as err:
+        raise InputDataError(
+            f"{href}: truncated or corrupt JPEG 2000 ({err}); re-download the product"
+        ) from None
+
+
+def _present(safe: Safe, meta: SceneMetadata) -> dict[str, dict[int, str]]:
+    """Layer id -> resolution (m) -> file, for the files present; missing ones raise."""
+    from eo_pipeline.catalogs import sensors
+
+    sensor = sensors.get(meta.sensor)
+    listed: dict[str, dict[str, str]] = meta.extra.get("band_files", {})
+    by_res: dict[int, list[tuple[str, str]]] = {}
+    for layer, files in listed.items():
+        for res, rel in files.items():
+            if res != "None":
+                gsd = int(res)
+            else:  # L1C: each band at its native resolution (TCI at 10 m)
+                gsd = int(sensor.band(layer).gsd) if layer in sensor.band_ids else 10
+            by_res.setdefault(gsd, []).append((layer, rel))
+    found: dict[str, dict[int, str]] = {}
+    missing: list[str] = []
+    for gsd, pairs in sorted(by_res.items()):
+        here = [(layer, rel) for layer, rel in pairs if safe.exists(rel)]
+        if not here:
+            continue  # this resolution is not in the product (e.g. a 60 m only copy)
+        missing += [  # TCI is a derived preview: optional
+            f"{layer} ({rel})" for layer, rel in pairs if layer != "TCI" and not safe.exists(rel)
+        ]
+        for layer, rel in here:
+            found.setdefault(layer, {})[gsd] = rel
+    if not found:
+        raise InputDataError(
+            f"{meta.source}: no band images of the files the metadata lists are in the product; "
+            "this Sentinel-2 product is metadata only and cannot be ingested; download the "
+            "full SAFE folder"
+        )
+    if missing:
+        raise InputDataError(
+            f"{meta.source}: band file(s) listed in {safe.mtd} are missing from the product: "
+            f"{', '.join(missing)}; re-download the SAFE product"
+        )
+    return found
+
+
+def _band_specs(
+    safe: Safe, meta: SceneMetadata, found: dict[str, dict[int, str]]
+) -> list[AssetSpec]:
+    specs = []
+    quant = meta.extra.get("quantification", {})
+    for layer, files in found.items():
+        for i, (gsd, rel) in enumerate(sorted(files.items())):
+            key = layer if i == 0 else f"{layer}_{gsd}m"
+            href = safe.href(rel)
+            cal = meta.bands.get(layer)
+            if cal is not None:
+                scale = cal.sr_scale if cal.sr_scale is not None else cal.reflectance_mult
+                offset = cal.sr_offset if cal.sr_scale is not None else cal.reflectance_add
+                specs.append(AssetSpec(key, href, bands=(layer,), scale=scale, offset=offset))
+            elif layer in ("AOT", "WVP"):
+                q = quant.get(layer)
+                unit = "cm" if layer == "WVP" else None
+                desc = "aerosol optical thickness at 550 nm" if layer == "AOT" else "water vapour"
+                specs.append(
+                    AssetSpec(key, href, scale=1.0 / q if q else None, unit=unit, description=desc)
+                )
+            elif layer == "SCL":
+                classes = {str(k): v for k, v in meta.extra.get("scl_classes", {}).items()}
+                specs.append(
+                    AssetSpec(
+                        key, href, roles=("cloud",), nodata=0,
+                        description="Sen2Cor scene classification",
+                        extra_fields={"eo_pipeline:classes": classes},
+                    )
+                )  # fmt: skip
+            elif layer == "TCI":
+                specs.append(
+                    AssetSpec("visual" if i == 0 else f"visual_{gsd}m", href, roles=("visual",))
+                )
+    return specs
+
+
+def _qi_specs(safe: Safe, meta: SceneMetadata) -> list[AssetSpec]:
+    specs = []
+    seen = set()
+    for mask in meta.extra.get("qi_masks", []):
+        rel = mask["path"]
+        stem = Path(rel).stem
+        if stem in seen or not safe.exists(rel):
+            continue  # listed but not delivered (e.g. the 20 m probabilities of a 60 m copy)
+        seen.add(stem)
+        roles = _QI_ROLES.get(mask["type"], ("quality",))
+        gml = rel.lower().endswith(".gml")
+        specs.append(
+            AssetSpec(
+                stem,
+                safe.href(rel),
+                roles=roles if not gml else (*roles, "metadata"),
+                media_type="application/gml+xml" if gml else None,
+                raster=not gml,
+                unit="%" if mask["type"] in ("MSK_CLDPRB", "MSK_SNWPRB") else None,
+            )
+        )
+    return specs
+
+
+def sentinel2_assets(meta: SceneMetadata) -> list[AssetSpec]:
+    """Asset specs of one granule of a Sentinel-2 L1C/L2A SAFE product (module docstring),
+    after checking the files (missing bands named, truncated JPEG 2000, grids)."""
+    safe = safe_of(meta)
+    found = _present(safe, meta)
+    specs = _band_specs(safe, meta, found) + _qi_specs(safe, meta)
+    for spec in specs:
+        if str(spec.path).lower().endswith(".jp2"):
+            check_jp2(str(spec.path))
+    _check_grids(meta, specs)
+    specs.append(AssetSpec(Path(safe.mtd).stem, safe.href(safe.mtd), roles=("metadata",)))
+    tile = meta.extra.get("tile_file")
+    if tile:
+        specs.append(AssetSpec("MTD_TL", safe.href(tile), roles=("metadata",)))
+    return specs
+
+
+def _check_grids(meta: SceneMetadata, specs: list[AssetSpec]) -> None:
+    """Each raster opens and lies on the tile grid of its resolution (MTD_TL geocoding)."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    geocoding: dict[str, dict[str, float]] = meta.extra.get("tile_geocoding", {})
+    for spec in specs:
+        if not spec.is_raster():
+            continue
+        what = f"scene {meta.product_id} asset {spec.key}"
+        try:
+            with rasterio.open(spec.path) as ds:
+                crs, t, shape = ds.crs, ds.transform, (ds.height, ds.width)
+                dtype = ds.dtypes[0]
+        except RasterioIOError as err:
+            raise InputDataError(
+                f"{what}: {spec.path} is not a readable raster ({err}); re-download the product"
+            ) from None
+        if meta.epsg is not None and (crs is None or crs.to_epsg() != meta.epsg):
+            raise InputDataError(f"{what}: {spec.path} is in {crs}, the tile in EPSG:{meta.epsg}")
+        if spec.bands and dtype != "uint16":
+            raise InputDataError(f"{what}: {spec.path} is {dtype}; Sentinel-2 bands are uint16")
+        g = geocoding.get(f"{abs(t.a):g}")
+        if g is None:
+            continue
+        expected = (g.get("ULX"), g.get("ULY"), g.get("NROWS"), g.get("NCOLS"))
+        if (t.c, t.f, *shape) != expected:
+            raise InputDataError(
+                f"{what}: {Path(spec.path).name} has origin ({t.c}, {t.f}) and shape {shape} "
+                f"but MTD_TL's {abs(t.a):g} m grid is {expected}; the file is of another tile "
+                "or cut"
+            )
+
+
+def to_cog(specs: list[AssetSpec], workdir: Path) -> tuple[list[AssetSpec], dict[str, AssetMode]]:
+    """Convert the band rasters (and AOT, WVP, SCL) to COGs in ``workdir``.
+
+    Returns the new specs and the asset modes for :func:`eo_pipeline.catalogs.store.add_items`
+    (converted files are moved into the catalog, the rest stays referenced). GDAL's COG
+    driver streams the conversion (DEFLATE, predictor 2, 512-pixel tiles, overviews), so no
+    band is held in memory whole.
+    """
+    import dataclasses
+
+    import rasterio.shutil
+
+    out: list[AssetSpec] = []
+    modes: dict[str, AssetMode] = {}
+    for spec in specs:
+        convert = spec.bands or spec.key in ("AOT", "WVP", "SCL")
+        if not convert or not spec.is_raster():
+            out.append(spec)
+            continue
+        dest = workdir / f"{Path(str(spec.path)).stem}.tif"
+        resampling = "NEAREST" if spec.key == "SCL" else "AVERAGE"
+        try:
+            rasterio.shutil.copy(
+                str(spec.path), dest, driver="COG", COMPRESS="DEFLATE", LEVEL=1, PREDICTOR=2,
+                BLOCKSIZE=512, OVERVIEW_RESAMPLING=resampling, NUM_THREADS="ALL_CPUS",
+            )  # fmt: skip
+        except rasterio.errors.RasterioError as err:
+            raise InputDataError(f"{spec.path}: conversion to COG failed ({err})") from None
+        out.append(dataclasses.replace(spec, path=dest, media_type=None))
+        modes[spec.key] = "move"
+    return out, modes
+
+
+def item_properties(meta: SceneMetadata, specs: list[AssetSpec]) -> dict[str, Any]:
+    """Item properties beyond :func:`eo_pipeline.catalogs.stac.build_item`'s: the gsd of the
+    band files delivered, the format, ESA's quality indicators."""
+    import rasterio
+
+    gsds = []
+    for spec in specs:
+        if spec.bands and "data" in spec.roles:
+            with rasterio.open(spec.path) as ds:
+                gsds.append(float(abs(ds.transform.a)))
+    props: dict[str, Any] = {"eo_pipeline:format": "safe"}
+    absent = [b for b in meta.bands if b not in {s.key for s in specs}]
+    if absent:  # e.g. B08 (10 m only in L2A) of a product delivered at 20/60 m
+        props["eo_pipeline:bands_not_delivered"] = absent
+    if gsds:
+        props["gsd"] = min(gsds)
+    quality = meta.extra.get("quality_indicators", {})
+    for key in ("NODATA_PIXEL_PERCENTAGE", "CLOUD_SHADOW_PERCENTAGE", "SNOW_ICE_PERCENTAGE"):
+        if key in quality:
+            props[f"eo_pipeline:{key.lower()}"] = quality[key]
+    return props

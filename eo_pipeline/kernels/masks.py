@@ -71,6 +71,7 @@ __all__ = [
     "dn_nodata_saturation",
     "mask_names",
     "qa_pixel_to_mask",
+    "scl_to_mask",
     "shadow_and_clear",
     "spectral_flags",
 ]
@@ -170,6 +171,41 @@ def qa_pixel_to_mask(
                 m |= CIRRUS
             if pre & SATURATED or (use_radsat and np.int64(radsat[r, c]) & RADSAT_SATURATION_BITS):
                 m |= SATURATED
+            if not m & NOT_CLEAR:
+                m |= CLEAR
+            out[r, c] = m
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
+def scl_to_mask(scl: np.ndarray, lut: np.ndarray, prior: np.ndarray, out: np.ndarray) -> None:
+    """Map a Sentinel-2 L2A scene classification (SCL, uint8) onto the common mask.
+
+    Parameters
+    ----------
+    scl
+        SCL class codes, uint8 ``(rows, cols)`` (Sen2Cor: 0 no data, 1 saturated/defective,
+        2 dark features, 3 cloud shadow, 4 vegetation, 5 not vegetated, 6 water,
+        7 unclassified, 8 cloud medium probability, 9 cloud high probability, 10 thin cirrus,
+        11 snow/ice).
+    lut
+        uint8 ``(256,)``: the mask bits of each class (``clear`` is recomputed here; a class
+        mapped to :data:`NODATA` gets no other bit).
+    prior
+        uint8 flags to merge (e.g. :func:`dn_nodata_saturation` of the bands) or ``(0, 0)``;
+        only its ``nodata`` and ``saturated`` bits are used.
+    out
+        uint8 ``(rows, cols)`` output.
+    """
+    rows, cols = scl.shape
+    use_prior = prior.shape[0] == rows and prior.shape[1] == cols
+    for r in prange(rows):
+        for c in range(cols):
+            m = np.int64(lut[scl[r, c]])
+            pre = np.int64(prior[r, c]) if use_prior else np.int64(0)
+            if m & NODATA or pre & NODATA:
+                out[r, c] = NODATA
+                continue
+            m |= pre & SATURATED
             if not m & NOT_CLEAR:
                 m |= CLEAR
             out[r, c] = m

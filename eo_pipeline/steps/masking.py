@@ -15,7 +15,13 @@ Two methods:
   ``eo_pipeline.calibrate(ds, to="toa_reflectance")`` (``"surface_reflectance"`` when every
   band declares ``sr_scale``, i.e. an L2 product); the thresholds are meant for TOA.
 
-``"auto"`` picks ``"qa"`` when the Dataset has a ``QA_PIXEL`` variable, else ``"spectral"``.
+- ``"scl"``: the Sentinel-2 Level-2A scene classification ``SCL`` mapped class by class
+  (:mod:`eo_pipeline.steps.masks_scl`; cloud medium/high probability -> cloud, cloud shadows,
+  thin cirrus, snow, water, saturated/defective, no data), with the DN bands' nodata and
+  saturation merged; ``spectral=True`` adds the flags of the spectral tests.
+
+``"auto"`` picks ``"qa"`` when the Dataset has a ``QA_PIXEL`` variable, ``"scl"`` when it has
+``SCL``, else ``"spectral"``.
 
 Neighbourhood steps (dilation, shadow projection) run on dask blocks extended by a halo
 (:func:`eo_pipeline.steps.dispatch.apply_kernel` with ``depth``) as wide as the longest shadow
@@ -44,6 +50,7 @@ import xarray as xr
 from eo_pipeline.errors import BandError, InputDataError
 from eo_pipeline.kernels import masks as k
 from eo_pipeline.steps.dispatch import apply_kernel
+from eo_pipeline.steps.masks_scl import SCLOptions, combine, scl_masks
 from eo_pipeline.steps.masks_spectral import (
     ShadowSearch,
     SpectralTests,
@@ -57,6 +64,7 @@ from eo_pipeline.steps.masks_spectral import (
 
 __all__ = [
     "QAOptions",
+    "SCLOptions",
     "ShadowSearch",
     "SpectralTests",
     "clear",
@@ -66,7 +74,7 @@ __all__ = [
     "shadow_offsets",
 ]
 
-Method = Literal["auto", "qa", "spectral"]
+Method = Literal["auto", "qa", "scl", "spectral"]
 _SPATIAL = ("y", "x")
 _EMPTY8 = np.empty((0, 0), np.uint8)
 _EMPTY16 = np.empty((0, 0), np.uint16)
@@ -96,6 +104,8 @@ def masks(
     qa: QAOptions = QAOptions(),
     tests: SpectralTests = SpectralTests(),
     shadow: ShadowSearch = ShadowSearch(),
+    scl: SCLOptions = SCLOptions(),
+    spectral: bool = False,
 ) -> xr.DataArray:
     """The uint8 pixel mask of every scene in ``ds`` (dims ``time, y, x``), lazy with dask.
 
@@ -106,11 +116,15 @@ def masks(
         ``common_name`` attr; ``QA_PIXEL``/``QA_RADSAT`` when the product has them; per-time
         coords ``sun_elevation``/``sun_azimuth`` in degrees), raw DN or calibrated.
     method
-        ``"qa"``, ``"spectral"`` or ``"auto"`` (QA when ``QA_PIXEL`` is present).
+        ``"qa"``, ``"scl"``, ``"spectral"`` or ``"auto"`` (QA when ``QA_PIXEL`` is present,
+        SCL when ``SCL`` is).
     dilate
         Grow clouds by this many pixels (square window) before shadows are searched.
-    qa, tests, shadow
-        Options of the QA decoding, spectral thresholds, shadow search.
+    qa, tests, shadow, scl
+        Options of the QA decoding, spectral thresholds, shadow search, SCL class mapping.
+    spectral
+        With ``method="scl"``: also run the spectral tests and keep the union of both masks
+        (:func:`eo_pipeline.steps.masks_scl.combine`).
 
     Returns
     -------
@@ -127,13 +141,25 @@ def masks(
     """
     if not isinstance(ds, xr.Dataset):
         raise InputDataError(f"masks() needs an xarray.Dataset, got {type(ds).__name__}")
-    if method not in ("auto", "qa", "spectral"):
-        raise InputDataError(f"masks(method={method!r}): use 'auto', 'qa' or 'spectral'")
+    if method not in ("auto", "qa", "scl", "spectral"):
+        raise InputDataError(f"masks(method={method!r}): use 'auto', 'qa', 'scl' or 'spectral'")
     if dilate < 0:
         raise InputDataError(f"masks(dilate={dilate}): dilation must be >= 0 pixels")
-    chosen = ("qa" if "QA_PIXEL" in ds.data_vars else "spectral") if method == "auto" else method
+    chosen = method
+    if method == "auto":
+        chosen = (
+            "qa" if "QA_PIXEL" in ds.data_vars else "scl" if "SCL" in ds.data_vars else "spectral"
+        )
     if chosen == "qa":
         out = _qa_masks(ds, qa, dilate)
+    elif chosen == "scl":
+        prior = _merge_saturated(ds, _dn_prior(ds, list(_bands(ds).values())))
+        out = scl_masks(ds, prior, scl)
+        if dilate:
+            out = _dilate_cloud(out, dilate)
+        if spectral:
+            out = combine(out, _spectral_masks(ds.drop_vars("SCL"), tests, shadow, dilate))
+            chosen = "scl+spectral"
     else:
         out = _spectral_masks(ds, tests, shadow, dilate)
     out.name = "mask"
@@ -212,6 +238,26 @@ def _qa_masks(ds: xr.Dataset, opts: QAOptions, dilate: int) -> xr.DataArray:
         input_core_dims=[list(_SPATIAL)] * len(inputs),
         output_core_dims=[list(_SPATIAL)],
         kwargs={"layout": tuple(layout), "opts": opts, "dilate": int(dilate)},
+        depth={"y": dilate, "x": dilate},
+    )
+
+
+def _dilate_block(mask: np.ndarray, dilate: int) -> np.ndarray:
+    out = np.empty(mask.shape, np.uint8)
+    for idx in np.ndindex(mask.shape[:-2]):
+        k.dilate_flag(np.ascontiguousarray(mask[idx]), k.CLOUD, dilate, k.CLEAR, out[idx])
+    return out
+
+
+def _dilate_cloud(mask: xr.DataArray, dilate: int) -> xr.DataArray:
+    """Grow the cloud flag by ``dilate`` pixels (halo-extended dask blocks)."""
+    return apply_kernel(
+        _dilate_block,
+        mask,
+        output_dtypes=[np.uint8],
+        input_core_dims=[list(_SPATIAL)],
+        output_core_dims=[list(_SPATIAL)],
+        kwargs={"dilate": int(dilate)},
         depth={"y": dilate, "x": dilate},
     )
 

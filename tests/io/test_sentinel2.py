@@ -164,3 +164,24 @@ def test_old_l2a_names_and_no_offsets(s2_l2a_safe: Path, tmp_path: Path) -> None
         (broken / "MTD_MSIL2A.xml").unlink()
         (broken / "MTD_MSIL2A.xml").write_text(text.replace(">02.09<", ">04.00<", 1))
         eo.read_metadata(broken)
+
+
+def test_scl_mask_counts_equal_scl_classes(loaded: xr.Dataset, s2_l2a_safe: Path) -> None:
+    (path,) = (s2_l2a_safe / R60).glob("*_SCL_60m.jp2")
+    with rasterio.open(path) as src:
+        scl = src.read(1)
+    mask = eo.masks(loaded).compute()  # auto: SCL present -> "scl", band nodata/saturation
+    assert mask.attrs["mask_method"] == "scl"
+    for name, classes in [
+        ("cloud", [8, 9]), ("shadow", [3]), ("snow", [11]), ("water", [6]), ("cirrus", [10]),
+        ("saturated", [1]), ("nodata", [0]),
+    ]:  # fmt: skip
+        got = int(eo.steps.masking.flag(mask, name).values.sum())
+        assert got == int(np.isin(scl, classes).sum()), name
+    assert int(np.isin(scl, [8, 9]).sum()) == 967852  # the tile is 60 % cloudy over land
+    crop = loaded.isel(y=slice(600, 856), x=slice(0, 256))  # spectral tests: a corner will do
+    both = eo.masks(crop, spectral=True)
+    assert both.attrs["mask_method"] == "scl+spectral"
+    alone, both = eo.masks(crop).values[0], both.values[0]
+    assert ((both & alone & 0x7F) == (alone & 0x7F)).all()  # every SCL flag kept
+    assert ((both & 0x7E) != 0).sum() >= ((alone & 0x7E) != 0).sum()

@@ -29,7 +29,7 @@ are read the same way.
 ``earth_sun_distance = 1 / sqrt(U)``. From the tile metadata (:mod:`.sentinel2_tile`):
 ``SENSING_TIME`` (``datetime``), the EPSG code, the mean sun angles (elevation = 90 - zenith)
 and viewing angles; without a tile file the sun angles are computed at the footprint centre
-(:mod:`eo_pipeline.kernels.solar`) and ``extra["sun_angles"]`` says so.
+(:mod:`eo_pipeline.kernels.ephemeris`) and ``extra["sun_angles"]`` says so.
 """
 
 from __future__ import annotations
@@ -422,7 +422,7 @@ def _granule(
         when = facts["start"]
         sun_elevation, sun_azimuth = _sun_from_solar(facts["start"], footprint.bbox)
         extra["sun_angles"] = (
-            "computed (eo_pipeline.kernels.solar) at the footprint centre: no MTD_TL.xml"
+            "computed (eo_pipeline.kernels.ephemeris) at the footprint centre: no MTD_TL.xml"
         )
     native = {b: v.get(None) or v[min(k for k in v if k is not None)] for b, v in files.items()}
     product_id = (

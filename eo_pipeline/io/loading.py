@@ -461,6 +461,17 @@ def load(
         else:
             out[key] = ds[key]
             out[key].attrs = _band_attrs(key, sensor, per_time, ds[key].attrs.get("nodata"))
+    tiles = [it.assets.get("MTD_TL") for it in per_time]
+    if tiles and all(t is not None for t in tiles):  # Sentinel-2: angle grids per time step
+        hrefs = [_asset_href(t) for t in tiles if t is not None]
+        out = out.assign_coords(tile_metadata=("time", np.array(hrefs, dtype=str)))
     levels = sorted({str(it.properties.get("processing:level", "")) for it in items})
     out.attrs = {"sensor": sensor.name, "processing_level": "/".join(levels)}
     return out
+
+
+def _asset_href(asset: pystac.Asset) -> str:
+    """An asset's href as GDAL opens it (``/vsi...`` paths kept as they are)."""
+    if asset.href.startswith("/vsi"):
+        return asset.href
+    return asset.get_absolute_href() or asset.href

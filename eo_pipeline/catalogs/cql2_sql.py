@@ -112,7 +112,9 @@ def _depth_of_text(text: str) -> int:
         elif ch == ")":
             depth -= 1
     nots = len(re.findall(r"(?i)\bnot\b", text))
-    signs = max((len(re.sub(r"\s", "", m)) for m in re.findall(r"(?:[-+]\s*){2,}", text)), default=0)
+    signs = max(
+        (len(re.sub(r"\s", "", m)) for m in re.findall(r"(?:[-+]\s*){2,}", text)), default=0
+    )
     return max(deepest, nots, signs)
 
 

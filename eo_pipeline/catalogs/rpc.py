@@ -305,7 +305,7 @@ class RPCModel:
                 lat = lat + (-c * er + a * ec) / det
         r0, c0 = self.project(lon, lat, h_a)
         worst = float(np.nanmax(np.hypot(line_a - r0, samp_a - c0)))
-        if not worst < 1e-3:
+        if not worst < 0.1:  # a tenth of a pixel: GDAL's own threshold is 0.1
             raise MetadataError(
                 f"{self.source or 'RPC'}: direct localisation did not converge (residual "
                 f"{worst:.3g} px); the image points lie outside the model's domain"

@@ -13,6 +13,7 @@ products.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import replace
@@ -95,10 +96,29 @@ def orthorectify_item(
     specs: list[AssetSpec] = []
     lineage: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="eo-pipeline-ortho-") as tmp:
+        datasets = {
+            ref: orthorectify(item, dem, crs=crs, resampling=resampling, height=height, bands=bands)
+            for ref, bands in groups.items()
+        }
+        if len(datasets) > 1:  # one extent for all: PAN pixels nest in MS pixels (pansharpening)
+            boxes = [ds.odc.geobox for ds in datasets.values()]
+            coarse = max(abs(b.resolution.x) for b in boxes)
+            west = math.floor(min(b.extent.boundingbox.left for b in boxes) / coarse) * coarse
+            south = math.floor(min(b.extent.boundingbox.bottom for b in boxes) / coarse) * coarse
+            east = math.ceil(max(b.extent.boundingbox.right for b in boxes) / coarse) * coarse
+            north = math.ceil(max(b.extent.boundingbox.top for b in boxes) / coarse) * coarse
+            crs = crs or f"EPSG:{boxes[0].crs.epsg}"
+            datasets = {
+                ref: orthorectify(
+                    item, dem, crs=crs, resampling=resampling, height=height, bands=bands,
+                    bounds=(west, south, east, north),
+                )
+                for ref, bands in groups.items()
+            }  # fmt: skip
         for ref, bands in groups.items():
-            ds = orthorectify(item, dem, crs=crs, resampling=resampling, height=height, bands=bands)
-            crs = crs or ds.odc.crs.to_string()
+            ds = datasets[ref]
             info = json.loads(ds.attrs["orthorectification"])
+            crs = crs or info["crs"]
             lineage.append({"product": ref.removeprefix("RPC_"), **info})
             for b in bands:
                 path = Path(tmp) / f"{item.id}_ORT_{b}.tif"

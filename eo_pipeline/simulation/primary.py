@@ -195,7 +195,7 @@ def fit_camera(
     from pyproj import Transformer
 
     to_ll = Transformer.from_crs(epsg, 4326, always_xy=True)
-    lo, hi = heights[0] - 100.0, heights[1] + 100.0
+    lo, hi = heights[0] - 250.0, heights[1] + 250.0  # the RPC's range: relief and a margin
 
     def points(line: np.ndarray, samp: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, ...]:
         e, n = camera.ground(line, samp, h)

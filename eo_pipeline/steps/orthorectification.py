@@ -91,8 +91,10 @@ def output_grid(
     *,
     crs: str | int | None = None,
     resolution: float | None = None,
+    bounds: tuple[float, float, float, float] | None = None,
 ) -> OrthoGrid:
-    """The map grid covering the scene seen at ``heights`` (low, high).
+    """The map grid covering the scene seen at ``heights`` (low, high), or ``bounds``
+    (west, south, east, north in the output CRS) when given.
 
     Raises
     ------
@@ -135,6 +137,9 @@ def output_grid(
         raise OrthorectificationError(
             f"output CRS {target.to_string()} cannot project the scene's footprint"
         )
+    if bounds is not None:
+        x = np.array([bounds[0], bounds[2]])
+        y = np.array([bounds[1], bounds[3]])
     x0, x1 = math.floor(x.min() / res) * res, math.ceil(x.max() / res) * res
     y0, y1 = math.floor(y.min() / res) * res, math.ceil(y.max() / res) * res
     code = target.to_epsg()
@@ -182,7 +187,7 @@ def _source_window(
 def _warp_tile(
     src: np.ndarray, rpc_gdal: dict[str, str], shape: tuple[int, int], transform: tuple[float, ...],
     crs: str, resampling: str, src_nodata: float | None, dst_nodata: float, options: dict[str, str],
-    tolerance: float = 0.0,
+    tolerance: float = 0.125,
 ) -> np.ndarray:  # fmt: skip
     """Warp one source window onto one output tile with GDAL's RPC transformer."""
     from affine import Affine
@@ -264,8 +269,9 @@ def orthorectify(
     resampling: str = "cubic",
     height: float | None = None,
     bands: list[str] | None = None,
-    tile_size: int = 1024,
-    tolerance: float = 0.0,
+    tile_size: int = 2048,
+    tolerance: float = 0.125,
+    bounds: tuple[float, float, float, float] | None = None,
 ) -> xr.Dataset:
     """Orthorectify a sensor-geometry product onto a map grid, lazily, tile by tile.
 
@@ -288,11 +294,13 @@ def orthorectify(
         Band asset keys, for an item holding several products.
     tile_size
         Output tile edge (pixels): one dask task each.
+    bounds
+        Output extent (west, south, east, north in the output CRS), e.g. to share one grid
+        between the PAN and MS products; default the scene's footprint.
     tolerance
-        GDAL's approximation error threshold in source pixels (``gdalwarp -et``). 0 (default)
-        transforms every pixel exactly: with a DEM the mapping follows the terrain, and
-        GDAL's default 0.125 (linear interpolation between checked points along each row)
-        misplaced simulated mountain terrain by 2-3 pixels.
+        GDAL's approximation error threshold in source pixels (``gdalwarp -et``; 0.125 is
+        GDAL's default). 0 transforms every output pixel exactly; on the simulated foothills
+        both gave the same CE90 (at 5-35 degrees off nadir), 0.125 being faster.
 
     Returns
     -------
@@ -330,7 +338,7 @@ def orthorectify(
     names = [str(n) for n, v in data.data_vars.items() if v.dims[-2:] == ("y", "x")]
     src_shape = tuple(int(s) for s in data[names[0]].shape[-2:])
     heights, options, dem_lineage = _heights(rpc, src_shape, dem, height)  # type: ignore[arg-type]
-    grid = output_grid(rpc, src_shape, heights, crs=crs, resolution=resolution)  # type: ignore[arg-type]
+    grid = output_grid(rpc, src_shape, heights, crs=crs, resolution=resolution, bounds=bounds)  # type: ignore[arg-type]
     rows, cols = grid.shape
     out_vars = {}
     gbox = GeoBox(grid.shape, Affine(*grid.transform), grid.crs)

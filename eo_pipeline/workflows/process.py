@@ -149,18 +149,40 @@ def _rgb_bands(names: list[str], common: dict[str, str]) -> list[str]:
 def _start(unit: Unit, wf: Workflow) -> UnitState:
     """Load the unit's items on the multispectral grid (PAN has its own, finer grid: the
     step that needs it loads it apart)."""
+    import xarray as xr
+
     from eo_pipeline.catalogs import sensors
-    from eo_pipeline.io.loading import load
+    from eo_pipeline.errors import WorkflowError
 
     items = _load_items(unit)
     chunks = {"x": wf.resources.chunk_size, "y": wf.resources.chunk_size}
     sensor = sensors.get(str(items[0].properties.get("eo_pipeline:sensor", "")))
-    present = set(items[0].assets)
-    pan_ids = [b.id for b in sensor.bands if b.common_name == "pan" and b.id in present]
-    ms_ids = [b.id for b in sensor.bands if b.common_name != "pan" and b.id in present]
-    extra = [k for k in ("QA_PIXEL",) if k in present]
-    ds = load(items, bands=ms_ids + extra, chunks=chunks)
-    return UnitState(unit, wf, items, sensor, chunks, present, ms_ids, pan_ids, dn=ds, data=ds)
+    state = UnitState(
+        unit, wf, items, sensor, chunks, set(), [], [], dn=xr.Dataset(), data=xr.Dataset()
+    )
+    sensor_geometry = [i.id for i in items if i.properties.get("eo_pipeline:geometry") == "sensor"]
+    if sensor_geometry:  # Primary products: the orthorectify step loads them once on a map grid
+        if wf.step("orthorectify") is None:
+            raise WorkflowError(
+                f"unit {unit.key}: item(s) {', '.join(sensor_geometry)} are in sensor geometry "
+                "(Primary); add the step `- orthorectify: {dem: <DEM file>}` to the workflow"
+            )
+        return state
+    load_state(state, items)
+    return state
+
+
+def load_state(state: UnitState, items: list[Any]) -> None:
+    """(Re)load ``items`` into ``state`` on the multispectral grid (DN; PAN loaded apart)."""
+    from eo_pipeline.io.loading import load
+
+    state.items = items
+    state.present = set(items[0].assets)
+    bands = state.sensor.bands
+    state.pan_ids = [b.id for b in bands if b.common_name == "pan" and b.id in state.present]
+    state.ms_ids = [b.id for b in bands if b.common_name != "pan" and b.id in state.present]
+    extra = [k for k in ("QA_PIXEL",) if k in state.present]
+    state.dn = state.data = load(items, bands=state.ms_ids + extra, chunks=state.chunks)
 
 
 def _unit_products(state: UnitState) -> list[Product]:
@@ -228,6 +250,7 @@ def process_unit(
     files: list[ProductFile] = []
     with _threads_cap(threads, scheduler):
         state = _start(unit, wf)
+        state.root = str(out_root)
         timings["load"] = time.perf_counter() - t0
         run_steps(state)
         products = _unit_products(state)

@@ -141,6 +141,8 @@ class UnitState:
     """Products written after the reflectance (indices...)."""
     index_names: list[str] = field(default_factory=list)
     """Products that get an index map quicklook."""
+    root: str = ""
+    """The output catalog folder (steps that write intermediate items put them there)."""
 
     @property
     def band_vars(self) -> list[str]:

@@ -9,17 +9,59 @@ are deferred to the call, so parsing a workflow file stays cheap.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from eo_pipeline.errors import WorkflowError
 from eo_pipeline.workflows.registry import UnitState, step
 
-__all__ = ["calibrate", "composite", "indices", "mask", "pansharpen"]
+__all__ = ["calibrate", "composite", "indices", "mask", "orthorectify", "pansharpen"]
 
 CALIBRATE_TO = ("toa_reflectance", "radiance", "surface_reflectance")
 COMPOSITE_METHODS = ("median", "max_ndvi", "bap")
 PANSHARPEN_METHODS = ("brovey", "ihs")
 MASK_METHODS = ("auto", "qa", "spectral")
+
+
+@step(
+    "orthorectify",
+    order=10,
+    params={
+        "dem": (str,), "vertical_datum": (str,), "geoid": (str,), "voids": (str,),
+        "resampling": (str,), "crs": (str,), "height": (float, int),
+    },
+    choices={
+        "vertical_datum": ("ellipsoid", "egm96", "egm2008"), "voids": ("fill", "flag"),
+        "resampling": ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average"),
+    },
+)  # fmt: skip
+def orthorectify(state: UnitState, params: Mapping[str, Any]) -> None:
+    """Sensor-geometry (Primary) items -> ortho items (COGs + STAC, under the output catalog's
+    ``ortho/``), then loaded as the unit's data; map-projected items pass unchanged. Without
+    ``dem`` a constant height is used (with a warning stating the error bound)."""
+    from eo_pipeline.io.dem import DEMSpec
+    from eo_pipeline.io.ortho_product import orthorectify_item
+    from eo_pipeline.workflows.process import load_state
+
+    if not any(i.properties.get("eo_pipeline:geometry") == "sensor" for i in state.items):
+        return
+    dem = None
+    if "dem" in params:
+        dem = DEMSpec(
+            params["dem"], vertical_datum=params.get("vertical_datum"),
+            geoid=params.get("geoid"), voids=str(params.get("voids", "fill")),
+        )  # fmt: skip
+    catalog = Path(state.root or ".") / "ortho"
+    items = [
+        orthorectify_item(
+            i, catalog, dem, crs=params.get("crs"), overwrite=True,
+            resampling=str(params.get("resampling", "cubic")), height=params.get("height"),
+        )
+        if i.properties.get("eo_pipeline:geometry") == "sensor"
+        else i
+        for i in state.items
+    ]  # fmt: skip
+    load_state(state, items)
 
 
 @step(

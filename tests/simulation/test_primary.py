@@ -88,3 +88,38 @@ def test_primary_level_needs_kazeosat1_dimap(tmp_path: Path) -> None:
         eo.simulate("kazeosat1", tmp_path, size=32, format="cog", level="primary")
     with pytest.raises(InputDataError, match="level 'raw'"):
         eo.simulate("kazeosat1", tmp_path, size=32, format="dimap", level="raw")
+
+
+@pytest.mark.slow
+def test_builtin_kazeosat1_workflow_orthorectifies_and_pansharpens_a_primary_delivery(
+    tmp_path: Path,
+) -> None:
+    from eo_pipeline.workflows.plan import plan_units
+    from eo_pipeline.workflows.process import process_unit
+    from eo_pipeline.workflows.spec import load_workflow
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        (item,) = eo.simulate(
+            "kazeosat1", tmp_path / "cat", size=32, format="dimap", level="primary"
+        )
+    assert item.collection_id == "kazeosat1-sen"
+    dem = item.assets["DEM"].get_absolute_href()
+    wf = load_workflow(
+        "kazeosat1-pansharpened",
+        inputs={"catalog": str(tmp_path / "cat" / "catalog.json")},
+        output={"catalog": str(tmp_path / "out"), "quicklook": False},
+    )
+    steps = [
+        s if s.name != "orthorectify" else type(s)("orthorectify", {"dem": dem}) for s in wf.steps
+    ]
+    wf = type(wf)(**{**wf.__dict__, "steps": tuple(steps)})
+    (unit,) = plan_units(wf)
+    result = process_unit(unit, wf, str(tmp_path / "out"), threads=1, scheduler="sync")
+    (product,) = [f for f in result.files if f.key == "reflectance"]
+    ortho = next((tmp_path / "out" / "ortho").rglob("*_ORT.json"))
+    assert "KZ1_SIM_PRIMARY_0_20_DEM.tif" in ortho.read_text()  # lineage names the DEM
+    with rasterio.open(tmp_path / "out" / product.path) as src:
+        assert src.count == 4 and src.crs.to_epsg() == 32643 and src.res == (1.0, 1.0)
+        refl = src.read(masked=True).astype(np.float64) * src.scales[0]
+    assert 0.0 < float(refl.mean()) < 1.0

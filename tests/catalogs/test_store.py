@@ -65,7 +65,7 @@ def test_overwrite_and_read_back(tmp_path: Path) -> None:
 def test_find_and_write_errors(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="no such file"):
         find_stac_file(tmp_path / "missing")
-    with pytest.raises(CatalogError, match="no catalog.json"):
+    with pytest.raises(CatalogError, match=r"no catalog\.json"):
         find_stac_file(tmp_path)
     (tmp_path / "x.json").write_text('{"type": "FeatureCollection"}')
     with pytest.raises(CatalogError, match="not a STAC"):

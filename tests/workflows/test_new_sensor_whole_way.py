@@ -118,7 +118,7 @@ def test_a_sensor_file_in_a_temp_folder_goes_the_whole_way(tmp_path: Path) -> No
     assert report.ok and len(report.done) == 1, report.failed
     manifest = json.loads((tmp_path / "products" / "manifest.json").read_text())
     (unit,) = manifest["units"].values()
-    assert unit["worker"]  # computed on a worker process, not here
+    assert unit["worker"].split("@")[0].rsplit(":", 1)[1] != str(os.getpid())  # on a worker
 
     # publish in a process told nothing about the sensor: the items describe it
     _cli("publish", str(tmp_path / "products"), "--catalog", str(tmp_path / "export"), env=env)
@@ -164,3 +164,32 @@ def test_a_sensor_file_in_a_temp_folder_goes_the_whole_way(tmp_path: Path) -> No
     assert got["finite"] == int(written.count())
     assert got["mean"] == pytest.approx(float(np.ma.mean(written)), abs=1e-4)
     assert -1.0 < got["mean"] < 1.0
+
+
+def test_remote_workers_learn_the_sensor_from_the_tasks(tmp_path: Path, dask_cluster) -> None:
+    """`dask scheduler` + two `dask worker` processes started without the sensor file."""
+    import eo_pipeline as eo
+    from eo_pipeline.workflows.runner import run
+
+    sensor_file = _sensor_file(tmp_path)
+    try:
+        eo.simulate(str(sensor_file), tmp_path / "l1", scenes=2, size=48, seed=9)
+    finally:
+        sensors.unregister("kazeosat7")
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text(textwrap.dedent("""\
+        name: k7-remote
+        sensors: [kazeosat7.yaml]
+        inputs: {catalog: l1/catalog.json}
+        steps: [{calibrate: {to: toa_reflectance}}, {indices: {names: [NDVI]}}]
+        output: {catalog: products, quicklook: false}
+        resources: {retries: 0}
+        """))  # fmt: skip
+    try:
+        report = run(workflow, scheduler=dask_cluster.address, verbose=False)
+    finally:
+        sensors.unregister("kazeosat7")
+    assert report.ok and len(report.done) == 2, report.failed
+    manifest = json.loads((tmp_path / "products" / "manifest.json").read_text())
+    pids = {u["worker"].split("@")[0].rsplit(":", 1)[1] for u in manifest["units"].values()}
+    assert str(os.getpid()) not in pids  # computed by the dask workers, not here

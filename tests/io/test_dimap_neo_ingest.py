@@ -9,6 +9,7 @@ across the corner of four tiles. Ingest must mosaic each band from the right fil
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from affine import Affine
 from eo_pipeline import read_metadata
 from eo_pipeline.io.ingestion import ingest
 from eo_pipeline.io.loading import load
+from eo_pipeline.kernels.ephemeris import earth_sun_distance_at
+from eo_pipeline.steps.calibration import calibrate
+from eo_pipeline.steps.indices import compute_indices
 from tests.catalogs.test_dimap_airbus import ORT_MS, _neo
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # ~25 s: twelve sparse tiles
@@ -127,3 +131,16 @@ def test_two_files_per_tile_mosaic_band_by_band(tmp_path: Path) -> None:
     window = ds.isel(y=slice(Y0, Y0 + H), x=slice(X0, X0 + W)).compute()
     for b, t in truth.items():
         np.testing.assert_array_equal(window[b].values[0], t, err_msg=b)
+    # calibrate and NDVI on the Neo bands, against the formula with the document's numbers
+    refl = calibrate(window, "toa_reflectance")
+    ndvi = compute_indices(refl, ["NDVI"])["NDVI"].values[0]
+    d = earth_sun_distance_at(meta.datetime)
+    cos_sza = math.cos(math.radians(90.0 - meta.sun_elevation))
+
+    def rho(b: str) -> np.ndarray:
+        cal = meta.bands[b]
+        return truth[b] / cal.gain * math.pi * d * d / (cal.esun * cos_sza)  # type: ignore[operator]
+
+    np.testing.assert_allclose(refl["DB"].values[0], rho("DB"), rtol=1e-5)
+    expected = (rho("NIR") - rho("R")) / (rho("NIR") + rho("R"))
+    np.testing.assert_allclose(ndvi, expected, rtol=1e-4, atol=1e-6)

@@ -148,7 +148,8 @@ def _known() -> dict[str, Sensor]:
 
 
 def _same(a: Sensor, b: Sensor) -> bool:
-    skip = ("path", "origin")
+    """Same physics: everything but where it was read from and its prose."""
+    skip = ("path", "origin", "description", "source")
     da, db = to_dict(a), to_dict(b)
     return {k: v for k, v in da.items() if k not in skip} == {
         k: v for k, v in db.items() if k not in skip

@@ -35,7 +35,7 @@ def _cmd_sensors(args: argparse.Namespace) -> int:
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from eo_pipeline.io.ingestion import ingest
 
-    item = ingest(args.path, args.catalog, overwrite=args.overwrite)
+    item = ingest(args.path, args.catalog, overwrite=args.overwrite, to_cog=args.to_cog)
     bands = [k for k, a in item.assets.items() if "data" in (a.roles or [])]
     cover = item.properties.get("eo:cloud_cover")
     print(
@@ -172,10 +172,20 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest",
         help="ingest a Landsat/Sentinel-2/DIMAP scene folder into a STAC catalog",
     )
-    p.add_argument("path", help="scene folder or metadata file (MTL, MTD_MSIL1C.xml, DIM_*.XML)")
+    p.add_argument(
+        "path",
+        help="scene folder or metadata file (MTL, DIM_*.XML); Sentinel-2: SAFE folder, "
+        "MTD_MSIL1C.xml/MTD_MSIL2A.xml or the SAFE .zip (read in place)",
+    )
     p.add_argument("--catalog", required=True, help="static catalog folder (created when missing)")
     p.add_argument(
         "--overwrite", action="store_true", help="replace the item if already catalogued"
+    )
+    p.add_argument(
+        "--to-cog",
+        action="store_true",
+        help="Sentinel-2: convert the JPEG 2000 bands (and AOT, WVP, SCL) to COGs in the "
+        "catalog (faster to read); without it the SAFE files are referenced in place",
     )
     p.set_defaults(handler=_cmd_ingest)
 

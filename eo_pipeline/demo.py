@@ -4,7 +4,8 @@
    times JIT compilation;
 1. simulate a day of the constellation over Kazakhstan (KazEOSat-1 and KazEOSat-2 scenes, and a
    short KazEOSat-2 revisit series for a composite) into ``<out>/catalog``, and ingest the real
-   Landsat 8 scene from ``shared/real-data`` beside it when it is there;
+   Landsat 8 scene and the real Sentinel-2 L2A tile (in place) from ``shared/real-data``
+   beside it when they are there;
 2. validate that L1 catalog against the official STAC schemas (offline);
 3. on a local dask cluster with a progress bar: the built-in TOA + indices workflow per scene,
    the KazEOSat-1 pan-sharpened true colour, and a median composite of the revisit series;
@@ -104,6 +105,16 @@ def run_demo(args: argparse.Namespace) -> int:
         real.append(item)
     except InputDataError as err:
         _say(f"  (real Landsat scene skipped: {err})")
+    from eo_pipeline.io.ingest_sentinel2 import DEMO_TILE, demo_tile
+
+    tile = demo_tile()
+    if tile is not None:  # referenced in place: nothing is copied
+        s2 = eo.ingest(tile, l1, overwrite=True)
+        _say(f"  ingested the real Sentinel-2 L2A tile {s2.id} in place")
+        n_scenes += 1
+        real.append(s2)
+    else:
+        _say(f"  (real Sentinel-2 tile skipped: {DEMO_TILE} is not in the real-data folder)")
     rows.append(("L1 scenes", str(n_scenes), f"{time.perf_counter() - t:.1f} s"))
 
     t = _stage(2, "Validate the L1 catalog against the official STAC schemas (offline)")
@@ -115,7 +126,7 @@ def run_demo(args: argparse.Namespace) -> int:
         ("kazeosat1-pansharpened", k1, "pansharpened"),
         ("monthly-median", series, "composites"),
     ]
-    if real:  # the real Level-2 scene: surface-reflectance indices
+    if real:  # the real Level-2 scenes (Landsat L2SP, Sentinel-2 L2A): SR indices
         jobs.append(("sr-indices", real, "sr-products"))
     reports = []
     with connect(None) as client:
@@ -156,7 +167,7 @@ def run_demo(args: argparse.Namespace) -> int:
     _say(
         f"  look at: {out / 'products'}/items/*/*quicklook.png, *_NDVI_map.png; "
         f"{out / 'composites'}; {out / 'pansharpened'}"
-        + (f"; {out / 'sr-products'} (the real Landsat scene)" if real else "")
+        + (f"; {out / 'sr-products'} (the real Level-2 scenes)" if real else "")
         + "; manifests in each folder"
     )
     return _serve(export, interactive=not args.no_serve and sys.stdin.isatty())

@@ -39,3 +39,10 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         manifest = json.loads((out / folder / "manifest.json").read_text())
         assert manifest["units"] and all(u["status"] == "done" for u in manifest["units"].values())
     assert list((out / "products" / "items").glob("*/*_NDVI.tif"))
+    from eo_pipeline.io.ingest_sentinel2 import demo_tile
+
+    if demo_tile() is not None:  # the real Sentinel-2 L2A tile, in place, through sr-indices
+        assert "ingested the real Sentinel-2 L2A tile" in text
+        manifest = json.loads((out / "sr-products" / "manifest.json").read_text())
+        assert any("T29UNU" in key for key in manifest["units"]), list(manifest["units"])
+        assert list((out / "sr-products" / "items").glob("*T29UNU*/*_NDVI.tif"))

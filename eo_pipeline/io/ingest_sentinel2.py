@@ -40,7 +40,22 @@ from eo_pipeline.catalogs.stac import AssetSpec
 from eo_pipeline.catalogs.store import AssetMode
 from eo_pipeline.errors import InputDataError
 
-__all__ = ["check_jp2", "safe_of", "sentinel2_assets", "to_cog"]
+__all__ = ["DEMO_TILE", "check_jp2", "demo_tile", "safe_of", "sentinel2_assets", "to_cog"]
+
+DEMO_TILE = (
+    "sentinel2-l2a-T29UNU-20221005-60m/"
+    "S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454.SAFE"
+)
+"""The real Sentinel-2 L2A tile in ``shared/real-data`` that ``make demo`` ingests in place."""
+
+
+def demo_tile() -> Path | None:
+    """The real demo tile's SAFE folder when it is there (``$EO_PIPELINE_REAL_DATA``)."""
+    from eo_pipeline.io.ingestion import real_data_dir
+
+    safe = real_data_dir() / DEMO_TILE
+    return safe if (safe / "MTD_MSIL2A.xml").is_file() else None
+
 
 _RES = re.compile(r"_(\d+)m\.jp2$")
 _QI_ROLES = {
@@ -276,11 +291,13 @@ def to_cog(specs: list[AssetSpec], workdir: Path) -> tuple[list[AssetSpec], dict
 
     Returns the new specs and the asset modes for :func:`eo_pipeline.catalogs.store.add_items`
     (converted files are moved into the catalog, the rest stays referenced). GDAL's COG
-    driver streams the conversion (DEFLATE, predictor 2, 512-pixel tiles, overviews), so no
-    band is held in memory whole.
+    driver streams the conversion (DEFLATE level 1, predictor 2, 512-pixel tiles, overviews;
+    the JPEG 2000 files' ``NBITS=15`` widened to the full 16 bits), so no band is held in
+    memory whole. Pixel values are unchanged (tested).
     """
     import dataclasses
 
+    import numpy as np
     import rasterio.shutil
 
     out: list[AssetSpec] = []
@@ -292,10 +309,12 @@ def to_cog(specs: list[AssetSpec], workdir: Path) -> tuple[list[AssetSpec], dict
             continue
         dest = workdir / f"{Path(str(spec.path)).stem}.tif"
         resampling = "NEAREST" if spec.key == "SCL" else "AVERAGE"
+        with rasterio.open(str(spec.path)) as src:  # JP2 bands declare NBITS=15: widen
+            nbits = np.dtype(src.dtypes[0]).itemsize * 8
         try:
             rasterio.shutil.copy(
                 str(spec.path), dest, driver="COG", COMPRESS="DEFLATE", LEVEL=1, PREDICTOR=2,
-                BLOCKSIZE=512, OVERVIEW_RESAMPLING=resampling, NUM_THREADS="ALL_CPUS",
+                BLOCKSIZE=512, OVERVIEW_RESAMPLING=resampling, NBITS=nbits,
             )  # fmt: skip
         except rasterio.errors.RasterioError as err:
             raise InputDataError(f"{spec.path}: conversion to COG failed ({err})") from None

@@ -16,7 +16,7 @@ import eo_pipeline as eo
 from eo_pipeline.catalogs.readers.sentinel2 import read_granules
 from eo_pipeline.catalogs.store import read_items
 from eo_pipeline.catalogs.validation import validate
-from eo_pipeline.errors import CalibrationError, InputDataError, MetadataError
+from eo_pipeline.errors import CalibrationError, InputDataError, MetadataError, WorkflowError
 from eo_pipeline.io.ingestion import ingest
 
 pytestmark = pytest.mark.realdata
@@ -185,3 +185,28 @@ def test_scl_mask_counts_equal_scl_classes(loaded: xr.Dataset, s2_l2a_safe: Path
     alone, both = eo.masks(crop).values[0], both.values[0]
     assert ((both & alone & 0x7F) == (alone & 0x7F)).all()  # every SCL flag kept
     assert ((both & 0x7E) != 0).sum() >= ((alone & 0x7E) != 0).sum()
+
+
+@pytest.mark.slow
+def test_to_cog_at_ingest(s2_l2a_safe: Path, tmp_path: Path, loaded: xr.Dataset) -> None:
+    item = ingest(s2_l2a_safe, tmp_path / "cat", to_cog=True)
+    folder = tmp_path / "cat" / item.collection_id / item.id
+    for key in ("B04", "B11", "SCL", "AOT"):
+        asset = item.assets[key]
+        assert asset.media_type == "image/tiff; application=geotiff; profile=cloud-optimized"
+        assert Path(asset.get_absolute_href() or "").parent == folder  # moved into the catalog
+    assert item.assets["MTD_TL"].href.startswith(str(s2_l2a_safe))  # the rest stays in place
+    assert validate(tmp_path / "cat", check_assets=True).counts["Item"] == 1
+    cog = eo.load(tmp_path / "cat", bands=["B04", "B11", "SCL"])
+    for band in ("B04", "B11", "SCL"):
+        assert np.array_equal(cog[band].values, loaded[band].values), band
+
+
+def test_workflows_plan_the_l2a_tile(catalog: Path, tmp_path: Path) -> None:
+    from eo_pipeline.workflows.runner import run
+
+    kw = {"inputs": {"catalog": str(catalog / "catalog.json")}, "verbose": False}
+    sr = run("sr-indices", dry_run=True, output={"catalog": str(tmp_path / "sr")}, **kw)
+    assert len(sr.skipped) == 1 and not sr.excluded  # one unit planned, nothing left out
+    with pytest.raises(WorkflowError, match=r"L2 surface-reflectance product \(L2A\)"):
+        run("toa-indices", dry_run=True, output={"catalog": str(tmp_path / "toa")}, **kw)

@@ -29,6 +29,7 @@ lint: $(STAMP)
 	$(BIN)/mypy eo_pipeline
 
 bench: $(STAMP)
+	@command -v gdalwarp >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq gdal-bin >/dev/null; } || echo "gdalwarp absent: bench_ortho runs without its gdalwarp comparison"
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

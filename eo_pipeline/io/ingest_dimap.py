@@ -20,8 +20,12 @@ GDAL reads natively with 1:1 windows into the untouched tiles (no pixel is copie
 relative source names keep it valid inside the self-contained catalog, where the tiles sit
 beside it. The simulator's DIMAP items (:mod:`eo_pipeline.simulation.dimap`) have the same keys.
 
-Only map-projected products (``ORTHO``, ``PROJECTED``, ``MOSAIC``) can be ingested; sensor
-geometry needs orthorectification with the RPC model first.
+Sensor-geometry (Primary: ``SENSOR``/``PRIMARY``) products are ingested with their RPC
+(``RPC_{group}`` asset, the ``RPC_*.XML`` beside the document) and band VRTs in pixel space
+naming it (``eo_pipeline:rpc``); their footprint comes from the RPC over the DEM's (``dem=``)
+or the RPC's height range. They are orthorectified by
+:func:`eo_pipeline.steps.orthorectification.orthorectify` /
+:func:`eo_pipeline.io.ortho_product.orthorectify_item`.
 """
 
 from __future__ import annotations

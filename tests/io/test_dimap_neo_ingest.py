@@ -139,7 +139,7 @@ def test_two_files_per_tile_mosaic_band_by_band(tmp_path: Path) -> None:
 
     def rho(b: str) -> np.ndarray:
         cal = meta.bands[b]
-        return truth[b] / cal.gain * math.pi * d * d / (cal.esun * cos_sza)  # type: ignore[operator]
+        return truth[b] / cal.gain * math.pi * d * d / (cal.esun * cos_sza)
 
     np.testing.assert_allclose(refl["DB"].values[0], rho("DB"), rtol=1e-5)
     expected = (rho("NIR") - rho("R")) / (rho("NIR") + rho("R"))

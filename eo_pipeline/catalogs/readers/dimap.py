@@ -182,8 +182,8 @@ def _sensor(path: Path, root: ET.Element) -> sensors.Sensor:
     except UnknownSensorError:
         raise UnknownSensorError(
             f"{path}: Strip_Source MISSION = {mission!r}, MISSION_INDEX = {index!r} "
-            f"(sensor {key!r}) has no sensor file; known sensors: {', '.join(sensors.names())}. "
-            "Add one (sensors.register_file) or check the document"
+            f"(sensor {key!r}) has no sensor file; known sensors: {', '.join(sensors.names())}; "
+            f"{sensors.HOW_TO_ADD}, or check the document"
         ) from None
 
 

@@ -241,7 +241,7 @@ def _sensor(mtl: _Mtl) -> sensors.Sensor:
     raise UnknownSensorError(
         f"{mtl.path}: IMAGE_ATTRIBUTES.SPACECRAFT_ID = {spacecraft!r} has no sensor file of an "
         "MTL-delivering (convention mult_add) sensor; known sensors: "
-        f"{', '.join(sensors.names())}. Add one (sensors.register_file) or check the file"
+        f"{', '.join(sensors.names())}; {sensors.HOW_TO_ADD}, or check the file"
     )
 
 

@@ -143,7 +143,7 @@ def _sensor(path: str, name: str) -> sensors.Sensor:
     except UnknownSensorError:
         raise UnknownSensorError(
             f"{path}: SPACECRAFT_NAME = {name!r} has no sensor file; known sensors: "
-            f"{', '.join(sensors.names())}. Add one (sensors.register_file) or check the file"
+            f"{', '.join(sensors.names())}; {sensors.HOW_TO_ADD}, or check the file"
         ) from None
 
 

@@ -43,6 +43,7 @@ from eo_pipeline.catalogs.sensors.parsing import load_file, parse_text, sensor_f
 from eo_pipeline.catalogs.sensors.registry import (
     ENTRY_POINT_GROUP,
     ENV,
+    HOW_TO_ADD,
     PROPERTY,
     definitions,
     from_properties,
@@ -63,6 +64,7 @@ __all__ = [
     "DTYPES",
     "ENTRY_POINT_GROUP",
     "ENV",
+    "HOW_TO_ADD",
     "PROPERTY",
     "Band",
     "Convention",

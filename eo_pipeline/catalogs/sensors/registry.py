@@ -36,6 +36,7 @@ from eo_pipeline.errors import SensorFileError, UnknownSensorError
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ENV",
+    "HOW_TO_ADD",
     "PROPERTY",
     "ShippedTask",
     "definitions",
@@ -55,6 +56,11 @@ ENV = "EO_PIPELINE_SENSORS"
 """Environment variable: folders of sensor files, ``os.pathsep``-separated."""
 ENTRY_POINT_GROUP = "eo_pipeline.sensors"
 """Entry-point group through which installed packages provide sensor files."""
+HOW_TO_ADD = (
+    f"give its sensor file (--sensor FILE, a folder in {ENV}, a package with an "
+    f"{ENTRY_POINT_GROUP} entry point, or sensors.register_file)"
+)
+"""The hint every 'no sensor file' error ends with."""
 _SUFFIXES = (".yaml", ".yml", ".json")
 _REGISTERED: dict[str, Sensor] = {}
 

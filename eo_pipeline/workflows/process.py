@@ -156,7 +156,7 @@ def _start(unit: Unit, wf: Workflow) -> UnitState:
 
     items = _load_items(unit)
     chunks = {"x": wf.resources.chunk_size, "y": wf.resources.chunk_size}
-    sensor = sensors.get(str(items[0].properties.get("eo_pipeline:sensor", "")))
+    sensor = sensors.from_properties(items[0].properties, f"item {items[0].id}")
     state = UnitState(
         unit, wf, items, sensor, chunks, set(), [], [], dn=xr.Dataset(), data=xr.Dataset()
     )

@@ -145,7 +145,7 @@ def masks(
         raise InputDataError(f"masks(method={method!r}): use 'auto', 'qa', 'scl' or 'spectral'")
     if dilate < 0:
         raise InputDataError(f"masks(dilate={dilate}): dilation must be >= 0 pixels")
-    chosen = method
+    chosen: str = method
     if method == "auto":
         chosen = (
             "qa" if "QA_PIXEL" in ds.data_vars else "scl" if "SCL" in ds.data_vars else "spectral"

@@ -436,3 +436,22 @@ def test_landsat_bad_utm_zone(landsat_dir, tmp_path):
     text = _mtl(landsat_dir).read_text().replace("UTM_ZONE = 19", "UTM_ZONE = 61", 1)
     with pytest.raises(MetadataError, match="UTM_ZONE = 61 is not a UTM zone"):
         read_metadata(_write(tmp_path, "z_MTL.txt", text))
+
+
+def test_s2_several_granules_one_metadata_each(s2_dir, tmp_path):
+    """A product of two granules (the layout before 2016) -> two SceneMetadata."""
+    from eo_pipeline.catalogs.readers.sentinel2 import read_granules
+
+    text = (s2_dir / "MTD_MSIL1C.xml").read_text()
+    granule = re.search(r"<Granule .*?</Granule>", text, re.S).group(0)
+    other = granule.replace("L1C_T01LAC_A026481", "L1C_T01LAD_A026481")
+    (tmp_path / "MTD_MSIL1C.xml").write_text(text.replace(granule, granule + other))
+    for name in ("L1C_T01LAC_A026481_20200717T221944", "L1C_T01LAD_A026481_20200717T221944"):
+        (tmp_path / "GRANULE" / name).mkdir(parents=True)
+        shutil.copy(s2_dir / "MTD_TL.xml", tmp_path / "GRANULE" / name / "MTD_TL.xml")
+    metas = read_granules(tmp_path)
+    assert [m.mgrs_tile for m in metas] == ["01LAC", "01LAD"]
+    assert metas[0].product_id.endswith("_01LAC") and metas[1].product_id.endswith("_01LAD")
+    assert metas[1].files["B04"].startswith("GRANULE/L1C_T01LAD_A026481_20200717T221944/")
+    with pytest.raises(MetadataError, match="holds 2 granules"):
+        read_metadata(tmp_path)

@@ -395,8 +395,9 @@ def _granule(
     if tile_rel is not None:
         tile = parse_tile(safe.href(tile_rel), safe.text(tile_rel))
     footprint = facts["footprint"]
-    match = re.search(r"_T(\d{2}[A-Z]{3})(?:_|$)", facts["uri"]) or re.search(
-        r"_T(\d{2}[A-Z]{3})(?:_|$)", folder
+    # the granule's own tile first (products before 2016 hold several tiles)
+    match = re.search(r"_T(\d{2}[A-Z]{3})(?:_|$)", folder) or re.search(
+        r"_T(\d{2}[A-Z]{3})(?:_|$)", facts["uri"]
     )
     mgrs = match.group(1) if match else None
     incidence = view_azimuth = None

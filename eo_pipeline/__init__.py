@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "load": "eo_pipeline.io.loading",
     "calibrate": "eo_pipeline.steps.calibration",
     "masks": "eo_pipeline.steps.masking",
+    "sentinel2_angles": "eo_pipeline.steps.angles",
     "compute_indices": "eo_pipeline.steps.indices",
     "available_indices": "eo_pipeline.steps.indices",
     "composite": "eo_pipeline.steps.compositing",
@@ -48,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     "Workflow": "eo_pipeline.workflows.spec",
     # option dataclasses users pass to the functions above
     "QAOptions": "eo_pipeline.steps.masking",
+    "SCLOptions": "eo_pipeline.steps.masks_scl",
     "SpectralTests": "eo_pipeline.steps.masks_spectral",
     "ShadowSearch": "eo_pipeline.steps.masks_spectral",
     "BAPParams": "eo_pipeline.steps.compositing",

@@ -56,6 +56,7 @@ __all__ = [
     "build_item",
     "cloud_cover_method",
     "collection_id_for",
+    "eo_common_name",
     "merge_collection",
 ]
 
@@ -194,13 +195,22 @@ _EO_V11_NAMES = frozenset(
 _EO_V11_FAMILY = {"green05": "green", "rededge071": "rededge", "rededge075": "rededge"}
 
 
+def eo_common_name(name: str | None) -> str | None:
+    """The eo v1.1.0 common name of a STAC 1.1 one: finer names become their family.
+
+    >>> eo_common_name("rededge071"), eo_common_name("nir08"), eo_common_name("mystery")
+    ('rededge', 'nir08', None)
+    """
+    if name and name not in _EO_V11_NAMES:
+        return _EO_V11_FAMILY.get(name, "rededge" if name.startswith("rededge") else None)
+    return name or None
+
+
 def _eo_band(band: _sensors.Band) -> dict[str, Any]:
     """``eo:bands`` entry (eo v1.1.0): finer STAC 1.1 names (``rededge071``) become their
     family (``rededge``); the sensor file keeps the exact name for :func:`eo_pipeline.io.loading`."""
     out: dict[str, Any] = {"name": band.id}
-    name = band.common_name
-    if name and name not in _EO_V11_NAMES:
-        name = _EO_V11_FAMILY.get(name, "rededge" if name.startswith("rededge") else None)
+    name = eo_common_name(band.common_name)
     if name:
         out["common_name"] = name
     out["center_wavelength"] = band.center_wavelength

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pystac
 
-from eo_pipeline.catalogs.stac import EXTENSION_URIS
+from eo_pipeline.catalogs.stac import EXTENSION_URIS, eo_common_name
 
 if TYPE_CHECKING:
     from eo_pipeline.workflows.plan import Unit
@@ -119,8 +119,8 @@ def _asset(f: ProductFile, common: Mapping[str, str]) -> dict[str, Any]:
             band_info.append(b)
         a["raster:bands"] = band_info
         if f.key == "reflectance":
-            a["eo:bands"] = [
-                {"name": n, **({"common_name": common[n]} if common.get(n) else {})}
+            a["eo:bands"] = [  # eo v1.1.0 names: Sentinel-2's rededge071 -> rededge
+                {"name": n, **({"common_name": c} if (c := eo_common_name(common.get(n))) else {})}
                 for n in r["bands"]
             ]
         a["proj:shape"] = r["shape"]

@@ -232,6 +232,38 @@ def render(camera: Pushbroom, dem: DEMGrid, seed: int, factor: float = 1.0) -> n
     return out
 
 
+def _write_dem_and_truth(
+    folder: Path, dataset: str, dem: DEMGrid, gsd: float, extent: float, margin: float,
+    top: float, seed: int,
+) -> tuple[Path, Path]:  # fmt: skip
+    """The DEM (ellipsoidal, tagged) and the truth orthoimage GeoTIFFs of a simulation."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    dem_path = folder / f"{dataset}_DEM.tif"
+    with rasterio.open(
+        dem_path, "w", driver="GTiff", width=dem.heights.shape[1], height=dem.heights.shape[0],
+        count=1, dtype="float32", crs=f"EPSG:{_EPSG}",
+        transform=from_origin(dem.left, dem.top, dem.res, dem.res), compress="deflate",
+    ) as dst:  # fmt: skip
+        dst.write(dem.heights.astype(np.float32), 1)
+        dst.update_tags(VERTICAL_DATUM="ellipsoid")
+    truth_path = folder / f"{dataset}_truth_ortho.tif"
+    x0, y1 = (
+        math.floor((_CENTER_E - extent / 2 - margin / 2) / gsd) * gsd,
+        math.ceil((top + margin / 4) / gsd) * gsd,
+    )
+    n = int((extent + margin) / gsd)
+    yy, xx = np.mgrid[0:n, 0:n]
+    truth = landscape(x0 + (xx + 0.5) * gsd, y1 - (yy + 0.5) * gsd, seed)
+    with rasterio.open(
+        truth_path, "w", driver="GTiff", width=n, height=n, count=1, dtype="float32",
+        crs=f"EPSG:{_EPSG}", transform=from_origin(x0, y1, gsd, gsd), compress="deflate",
+    ) as dst:  # fmt: skip
+        dst.write(truth.astype(np.float32), 1)
+    return dem_path, truth_path
+
+
 def simulate_primary(
     catalog_dir: str | os.PathLike[str],
     *,
@@ -251,9 +283,6 @@ def simulate_primary(
     Returns the stored item and the simulation facts (camera, DEM, RPC, fit residuals).
     """
     import tempfile
-
-    import rasterio
-    from rasterio.transform import from_origin
 
     from eo_pipeline.catalogs import sensors
     from eo_pipeline.catalogs.scene import BandCalibration
@@ -319,27 +348,9 @@ def simulate_primary(
         for name, model in (("P", rpc), ("MS", ms_rpc)):
             doc = product.documents[name]
             (doc.parent / f"RPC_{doc.name[4:]}").write_text(model.to_dimap_xml(), encoding="utf-8")
-        dem_path = folder / f"{dataset}_DEM.tif"
-        with rasterio.open(
-            dem_path, "w", driver="GTiff", width=dem.heights.shape[1], height=dem.heights.shape[0],
-            count=1, dtype="float32", crs=f"EPSG:{_EPSG}",
-            transform=from_origin(dem.left, dem.top, dem.res, dem.res), compress="deflate",
-        ) as dst:  # fmt: skip
-            dst.write(dem.heights.astype(np.float32), 1)
-            dst.update_tags(VERTICAL_DATUM="ellipsoid")
-        truth_path = folder / f"{dataset}_truth_ortho.tif"
-        x0, y1 = (
-            math.floor((_CENTER_E - extent / 2 - margin / 2) / gsd) * gsd,
-            math.ceil((top + margin / 4) / gsd) * gsd,
+        dem_path, truth_path = _write_dem_and_truth(
+            folder, dataset, dem, gsd, extent, margin, top, seed
         )
-        n = int((extent + margin) / gsd)
-        yy, xx = np.mgrid[0:n, 0:n]
-        truth = landscape(x0 + (xx + 0.5) * gsd, y1 - (yy + 0.5) * gsd, seed)
-        with rasterio.open(
-            truth_path, "w", driver="GTiff", width=n, height=n, count=1, dtype="float32",
-            crs=f"EPSG:{_EPSG}", transform=from_origin(x0, y1, gsd, gsd), compress="deflate",
-        ) as dst:  # fmt: skip
-            dst.write(truth.astype(np.float32), 1)
         docs = [product.documents["P"], product.documents["MS"]]
         meta, specs = dimap_scene(docs, folder)
         specs += [

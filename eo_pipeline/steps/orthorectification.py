@@ -260,6 +260,46 @@ def _heights(
     return (prepared.min_height - 1.0, prepared.max_height + 1.0), options, prepared.lineage
 
 
+def _ortho_variable(
+    var: xr.DataArray, name: str, rpc: RPCModel, grid: OrthoGrid, windows: dict[Any, Any],
+    tile_size: int, resampling: str, options: dict[str, str], tolerance: float,
+) -> xr.DataArray:  # fmt: skip
+    """One band on the map grid: a dask block per output tile (nodata where no source)."""
+    import dask
+    import dask.array as da
+
+    if var.ndim != 2:
+        raise OrthorectificationError(
+            f"orthorectify: variable {name} has dims {var.dims}; expected (y, x)"
+        )
+    nodata = var.attrs.get("nodata")
+    dst_nodata = (
+        float(nodata) if nodata is not None else (0.0 if var.dtype.kind in "ui" else float("nan"))
+    )
+    a, b, x0, d, e, y0 = grid.transform
+    rows, cols = grid.shape
+    blocks = []
+    for r in range(0, rows, tile_size):
+        line = []
+        for c in range(0, cols, tile_size):
+            rs, cs, win = windows[(r, c)]
+            shape = (rs.stop - rs.start, cs.stop - cs.start)
+            if win is None:
+                line.append(da.full(shape, dst_nodata, dtype=var.dtype))
+                continue
+            r0, r1, c0, c1 = win
+            transform = (a, b, x0 + cs.start * a, d, e, y0 + rs.start * e)
+            task = dask.delayed(_warp_tile, pure=True)(
+                var.data[r0:r1, c0:c1], rpc.shifted(r0, c0).to_gdal(), shape, transform, grid.crs,
+                resampling, nodata, dst_nodata, options, tolerance,
+            )  # fmt: skip
+            line.append(da.from_delayed(task, shape, dtype=var.dtype))
+        blocks.append(line)
+    return xr.DataArray(
+        da.block(blocks), dims=("y", "x"), attrs={**var.attrs, "nodata": dst_nodata}
+    )
+
+
 def orthorectify(
     data: Any,
     dem: Any = None,
@@ -315,8 +355,6 @@ def orthorectify(
     DEMError
         A DEM not covering the scene (the part missing named), of unknown vertical datum.
     """
-    import dask
-    import dask.array as da
     from affine import Affine
     from odc.geo.geobox import GeoBox
     from odc.geo.xr import xr_coords
@@ -347,42 +385,10 @@ def orthorectify(
         for c in range(0, cols, tile_size):
             rs, cs = slice(r, min(rows, r + tile_size)), slice(c, min(cols, c + tile_size))
             windows[(r, c)] = (rs, cs, _source_window(rpc, grid, rs, cs, heights, src_shape))  # type: ignore[arg-type]
-    a, b, x0, d, e, y0 = grid.transform
     for name in names:
-        var = data[name]
-        if var.ndim != 2:
-            raise OrthorectificationError(
-                f"orthorectify: variable {name} has dims {var.dims}; expected (y, x)"
-            )
-        src = var.data
-        nodata = var.attrs.get("nodata")
-        dst_nodata = (
-            float(nodata)
-            if nodata is not None
-            else (0.0 if var.dtype.kind in "ui" else float("nan"))
-        )
-        blocks = []
-        for r in range(0, rows, tile_size):
-            line = []
-            for c in range(0, cols, tile_size):
-                rs, cs, win = windows[(r, c)]
-                shape = (rs.stop - rs.start, cs.stop - cs.start)
-                if win is None:
-                    line.append(da.full(shape, dst_nodata, dtype=var.dtype))
-                    continue
-                r0, r1, c0, c1 = win
-                transform = (a, b, x0 + cs.start * a, d, e, y0 + rs.start * e)
-                task = dask.delayed(_warp_tile, pure=True)(
-                    src[r0:r1, c0:c1], rpc.shifted(r0, c0).to_gdal(), shape, transform, grid.crs,
-                    resampling, nodata, dst_nodata, options, tolerance,
-                )  # fmt: skip
-                line.append(da.from_delayed(task, shape, dtype=var.dtype))
-            blocks.append(line)
-        attrs = dict(var.attrs)
-        attrs["nodata"] = dst_nodata
-        out_vars[name] = xr.DataArray(
-            da.block(blocks), dims=("y", "x"), coords=xr_coords(gbox), attrs=attrs
-        )
+        out_vars[name] = _ortho_variable(
+            data[name], name, rpc, grid, windows, tile_size, resampling, options, tolerance
+        ).assign_coords(xr_coords(gbox))
     lineage = {
         "engine": "GDAL RPC transformer (rasterio.warp.reproject, rpcs + RPC_DEM), per output tile",
         "rpc": str(data.attrs.get("rpc_source", "")),

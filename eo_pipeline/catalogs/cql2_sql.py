@@ -12,8 +12,10 @@ property-property comparisons, basic and full spatial functions (``s_intersects`
 ``s_equals``, ``s_disjoint``, ``s_touches``, ``s_within``, ``s_overlaps``, ``s_crosses``,
 ``s_contains``; evaluated by shapely in a SQLite function, see :func:`register_functions`) and
 temporal functions (``t_after`` ... ``t_intersects``, Allen's interval algebra over
-``(start, end)`` pairs in Unix seconds). Arithmetic, array functions and accent-insensitive
-comparison are refused with a :class:`~eo_pipeline.errors.FilterError` naming them.
+``(start, end)`` pairs in Unix seconds) and, on array properties, ``a_overlaps``,
+``a_contains`` and ``a_containedby`` (set semantics, SQLite ``json_each``). Arithmetic,
+``a_equals`` and accent-insensitive comparison are refused with a
+:class:`~eo_pipeline.errors.FilterError` naming them.
 
 Examples
 --------
@@ -79,8 +81,9 @@ class Queryable:
     sql: str
     """SQL expression over the caller's tables (trusted: written by the server, not a client)."""
     type: str
-    """``string``, ``number``, ``integer``, ``boolean``, ``timestamp``, ``interval`` or
-    ``geometry``. ``timestamp`` expressions yield Unix seconds; ``geometry`` ones GeoJSON text."""
+    """``string``, ``number``, ``integer``, ``boolean``, ``timestamp``, ``interval``,
+    ``geometry`` or ``array``. ``timestamp`` expressions yield Unix seconds; ``geometry`` ones
+    GeoJSON text; ``array`` ones a JSON array (text)."""
     end_sql: str | None = None
     """For ``interval`` (e.g. an item's ``datetime`` span): the end; :attr:`sql` is the start."""
     title: str = ""
@@ -96,6 +99,8 @@ class Queryable:
             out = {"type": "string", "format": "date-time"}
         elif self.type == "geometry":
             out = {"$ref": "https://geojson.org/schema/Geometry.json"}
+        elif self.type == "array":
+            out = {"type": "array", "items": {"type": "string"}}
         else:
             out = {"type": self.type}
         if self.title:
@@ -290,11 +295,12 @@ class _Translator:
         if not isinstance(args, list):
             raise FilterError(f"filter: operator {op!r} needs an 'args' list")
         handler = _HANDLERS.get(op) or (_spatial if op in _SPATIAL else None)
+        handler = handler or (_array if op in _ARRAY else None)
         handler = handler or (_temporal if op in _TEMPORAL else None)
         if handler is None:
             raise FilterError(
-                f"filter: operator {op!r} is not supported (arithmetic, array functions and "
-                "ACCENTI are not)"
+                f"filter: operator {op!r} is not supported (arithmetic, A_EQUALS and ACCENTI "
+                "are not)"
             )
         return handler(self, op, args)
 
@@ -481,6 +487,32 @@ def _temporal(t: _Translator, op: str, args: list[Any]) -> str:
         else:
             out.append(token)
     return "(" + "".join(out) + ")"
+
+
+_ARRAY = {
+    "a_overlaps": "EXISTS (SELECT 1 FROM json_each({p}) WHERE value IN ({v}))",
+    "a_containedby": "NOT EXISTS (SELECT 1 FROM json_each({p}) WHERE value NOT IN ({v}))",
+    "a_contains": "(SELECT count(DISTINCT value) FROM json_each({p}) WHERE value IN ({v})) = {n}",
+}
+
+
+def _array(t: _Translator, op: str, args: list[Any]) -> str:
+    if (
+        len(args) != 2
+        or not isinstance(args[0], dict)
+        or "property" not in args[0]
+        or not isinstance(args[1], list)
+        or not args[1]
+    ):
+        raise FilterError(f"filter: {op.upper()} takes an array property and a non-empty list")
+    q = t.property(args[0]["property"])
+    if q.type != "array":
+        raise FilterError(f"filter: {args[0]['property']!r} is not an array queryable")
+    if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in args[1]):
+        raise FilterError(f"filter: {op.upper()} takes a list of strings or numbers")
+    values = list(dict.fromkeys(args[1]))
+    marks = ", ".join(t.bind(v) for v in values)
+    return "(" + _ARRAY[op].format(p=q.sql, v=marks, n=len(values)) + ")"
 
 
 _HANDLERS: dict[str, Callable[[_Translator, str, list[Any]], str]] = {

@@ -62,6 +62,9 @@ ITEM_QUERYABLES: dict[str, Queryable] = {
     "platform": _prop("platform", "string", "Platform (satellite)"),
     "constellation": _prop("constellation", "string", "Constellation"),
     "mission": _prop("mission", "string", "Mission"),
+    "instruments": Queryable(
+        "json_extract(i.json, '$.properties.instruments')", "array", title="Instruments"
+    ),
     "gsd": _prop("gsd", "number", "Ground sample distance (m)", exclusiveMinimum=0),
     "eo:cloud_cover": _prop("eo:cloud_cover", "number", "Cloud cover (%)", **_PERCENT),
     "eo:snow_cover": _prop("eo:snow_cover", "number", "Snow cover (%)", **_PERCENT),
@@ -175,11 +178,25 @@ def _like_literal(value: Any) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _coerce(name: str, value: Any) -> Any:
+    """A numeric string for a numeric queryable becomes the number (``{"eq": "2"}``)."""
+    q = ITEM_QUERYABLES.get(name)
+    if q is not None and q.type in ("number", "integer") and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise FilterError(f"query.{name}: {value!r} is not a number") from None
+    if isinstance(value, list):
+        return [_coerce(name, v) for v in value]
+    return value
+
+
 def query_to_cql2(query: Mapping[str, Any]) -> dict[str, Any]:
     """The query extension's object as one CQL2-JSON ``and`` expression.
 
     Operators: ``eq``, ``neq``, ``lt``, ``lte``, ``gt``, ``gte``, ``startsWith``,
-    ``endsWith``, ``contains``, ``in``.
+    ``endsWith``, ``contains``, ``in``. Numeric strings given for numeric queryables are read
+    as numbers (query-extension clients often send ``"2"``).
 
     Raises
     ------
@@ -193,7 +210,8 @@ def query_to_cql2(query: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(ops, Mapping) or not ops:
             raise FilterError(f"query.{name}: give an object of operators, e.g. {{'lt': 10}}")
         prop = {"property": str(name).removeprefix("properties.")}
-        for op, value in ops.items():
+        for op, raw in ops.items():
+            value = _coerce(prop["property"], raw) if op in (*_QUERY_OPS, "in") else raw
             if op in _QUERY_OPS:
                 terms.append({"op": _QUERY_OPS[op], "args": [prop, value]})
             elif op in _QUERY_STR:
@@ -202,7 +220,9 @@ def query_to_cql2(query: Mapping[str, Any]) -> dict[str, Any]:
             elif op == "in":
                 if not isinstance(value, list) or not value:
                     raise FilterError(f"query.{name}.in: give a non-empty list")
-                terms.append({"op": "in", "args": [prop, value]})
+                q = ITEM_QUERYABLES.get(prop["property"])
+                kind = "a_overlaps" if q is not None and q.type == "array" else "in"
+                terms.append({"op": kind, "args": [prop, value]})  # arrays: any value in
             else:
                 known = ", ".join([*_QUERY_OPS, *_QUERY_STR, "in"])
                 raise FilterError(f"query.{name}: operator {op!r} unknown; use {known}")

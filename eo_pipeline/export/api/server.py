@@ -65,6 +65,7 @@ from brotli_asgi import BrotliMiddleware
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import field_validator
 from stac_fastapi.api.app import StacApi
 from stac_fastapi.api.models import (
     ItemCollectionUri,
@@ -94,7 +95,7 @@ from stac_fastapi.extensions.sort.sort import (
 from stac_fastapi.types.config import ApiSettings
 from stac_fastapi.types.errors import InvalidQueryParameter, NotFoundError
 from stac_fastapi.types.requests import get_base_url
-from stac_fastapi.types.search import APIRequest
+from stac_fastapi.types.search import APIRequest, BaseSearchPostRequest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -129,6 +130,17 @@ _SORTABLE = {
     "published": {"type": "string", "format": "date-time"},
     "platform": {"type": "string"},
 }
+
+
+class _SearchPost(BaseSearchPostRequest):
+    """The POST /search body; ``collections`` and ``ids`` also accepted as one id string."""
+
+    @field_validator("collections", "ids", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v for v in value.split(",") if v]
+        return value
 
 
 def _visible_collection(index: CatalogIndex, request: Request | None, collection_id: str) -> None:
@@ -346,7 +358,7 @@ def create_app(
         client=client,
         extensions=list(ext.values()),
         search_get_request_model=create_get_request_model(search_ext),
-        search_post_request_model=create_post_request_model(search_ext),
+        search_post_request_model=create_post_request_model(search_ext, base_model=_SearchPost),
         items_get_request_model=cast(
             type[APIRequest],
             create_request_model(

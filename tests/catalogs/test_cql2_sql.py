@@ -88,7 +88,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[SQLiteIndex, li
         "synthetic",
         "synthetic items",
         pystac.Extent(
-            pystac.SpatialExtent([[50, 39, 86, 56]]),
+            pystac.SpatialExtent([[50.0, 39.0, 86.0, 56.0]]),
             pystac.TemporalExtent([[dt.datetime(2024, 1, 1, tzinfo=dt.UTC), None]]),
         ),
     )

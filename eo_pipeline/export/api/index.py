@@ -474,7 +474,7 @@ class SQLiteIndex:
                 area = shapely.box(w, s, e, n)
             exact.append(shapely.to_wkb(area))
         if query.intersects is not None:
-            boxes.append(tuple(query.intersects.bounds))  # type: ignore[arg-type]
+            boxes.append(tuple(query.intersects.bounds))
             exact.append(shapely.to_wkb(query.intersects))
         return boxes, exact
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pystac
@@ -43,8 +44,8 @@ CLASSES = [
 
 # query extension: comparisons on eo:cloud_cover (the almaty item has 2), substring on
 # platform, "in" on the instruments array
-QUERY = ("eo:cloud_cover", "2", "2", "3", "3", "1", "1", "platform", "kaz", "-2", "sat")
-QUERY += ("instruments", "msi,oli")
+QUERY: tuple[str, ...] = ("eo:cloud_cover", "2", "2", "3", "3", "1", "1", "platform", "kaz")
+QUERY += ("-2", "sat", "instruments", "msi,oli")
 
 
 def _loopback(host: Any) -> bool:
@@ -52,7 +53,7 @@ def _loopback(host: Any) -> bool:
 
 
 @pytest.fixture()
-def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Schemas from disk, no connection beyond loopback; returns the refused addresses."""
     validator_utils = pytest.importorskip("stac_validator.utilities")
     local = _local_resources(str(schemas_dir()) if schemas_dir() else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -18,7 +19,7 @@ def client(published: Published) -> Iterator[TestClient]:
         yield c
 
 
-def _ids(r) -> set[str]:  # type: ignore[no-untyped-def]
+def _ids(r: httpx.Response) -> set[str]:
     assert r.status_code == 200, r.text
     return {f["id"] for f in r.json()["features"]}
 

@@ -161,7 +161,9 @@ def parse_cql2(value: str | Mapping[str, Any], lang: str | None = None) -> dict[
     try:
         import cql2
     except ImportError:  # pragma: no cover - a dependency of the export extra
-        raise FilterError("CQL2 filters need the `cql2` package: pip install cql2") from None
+        raise FilterError(
+            "CQL2 filters need the `cql2` package: pip install 'eo-pipeline[export]'"
+        ) from None
     if lang not in (None, "cql2-text", "cql2-json"):
         raise FilterError(f"filter-lang {lang!r}: use 'cql2-text' or 'cql2-json'")
     if not isinstance(value, str):

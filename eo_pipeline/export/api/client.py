@@ -4,13 +4,17 @@ Every method reads the caller from ``request.state.principal`` (a
 :class:`~eo_pipeline.export.api.customers.Customer`, set by the server's auth middleware)
 and answers only with what that principal may see:
 
-- collection lists hold only entitled collections; an unentitled collection or item is a 404,
-  exactly like one that does not exist, so its existence is not revealed;
+- collection lists hold the entitled and the public collections, extents cut to the caller's
+  area and time range (:mod:`~eo_pipeline.export.api.discovery`), searchable by ``bbox``,
+  ``datetime`` and ``q``; an unentitled collection or item is a 404, exactly like one that
+  does not exist, so its existence is not revealed;
 - searches naming a collection the caller cannot see are a 400 "unknown collection";
-- asset hrefs become signed, expiring download links for this caller;
+- ``filter`` (CQL2 text or JSON), ``query`` and ``q`` become SQL in the index (never
+  ignored); any other unknown parameter or body field is a 400 naming it;
+- asset hrefs become signed, expiring download links for this caller's current key;
 - ``limit`` is capped at the server's ``max_limit``; paging is by an opaque ``token``
-  (``next`` links for GET and POST); ``sortby`` and ``fields`` follow the STAC API
-  extensions.
+  (``next`` links for GET and POST), with ``numberMatched``; ``sortby`` and ``fields``
+  follow the STAC API extensions (:mod:`~eo_pipeline.export.api.fields`).
 
 The client is synchronous (stac-fastapi runs it in its thread pool); the index opens one
 read-only SQLite connection per call, so concurrent requests never share a connection.

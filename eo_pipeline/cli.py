@@ -282,6 +282,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", action="store_true", help="validate and print the plan, compute nothing"
     )
+    p.add_argument(
+        "--input",
+        metavar="CATALOG",
+        default=None,
+        help="read this static catalog (catalog.json or its folder) instead of the workflow's "
+        "inputs.catalog; relative to the current directory",
+    )
+    p.add_argument(
+        "--output",
+        metavar="DIR",
+        default=None,
+        help="write products to this folder instead of the workflow's output.catalog; "
+        "relative to the current directory",
+    )
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("publish", help="publish products as sellable collections")

@@ -23,7 +23,41 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_demo"]
+__all__ = ["DEMO_SALES_CONFIG", "run_demo"]
+
+DEMO_SALES_CONFIG = """\
+# eo-pipeline DEMO sales config, written by `make demo` / `eo-pipeline demo`.
+# THIS IS A DEMO: simulated scenes and the public-domain Landsat sample, placeholder
+# organisations, licence links under the reserved .invalid domain and made-up prices.
+# Nothing published with it is for sale. Copy it and replace every value for real use;
+# every key is described in docs/sales-config.md.
+catalog_id: eo-pipeline-demo-export
+catalog_title: "eo-pipeline DEMO export catalogue (simulated scenes; not a real offer)"
+catalog_description: >
+  DEMO of the eo-pipeline export catalogue: products of simulated KazEOSat scenes (and the
+  public-domain Landsat sample when present), made by `make demo`. Prices, licence and
+  providers are placeholders; nothing here is for sale.
+license: other
+license_href: https://demo-licence.invalid/eo-pipeline-demo
+terms_href: https://demo-terms.invalid/eo-pipeline-demo
+currency: USD
+per_km2: 10.0
+per_collection: 20000
+minimum_km2: 25
+price_notes: "DEMO prices for illustration only; not an offer."
+licence_days: 365
+providers:
+  - name: "KazEOSat operator (DEMO placeholder)"
+    roles: [producer, licensor]
+    description: "Placeholder: the demo's scenes are simulated, no operator acquired them."
+  - name: "eo-pipeline processing centre (DEMO)"
+    roles: [processor]
+    description: "The eo-pipeline run of `make demo` on this machine."
+  - name: "eo-pipeline export service (DEMO)"
+    roles: [host]
+    description: "The demo STAC API started at the end of `make demo`."
+"""
+"""The publish config of the demo (written to ``<out>/demo-sales.yaml`` and used from there)."""
 
 
 def _say(msg: str) -> None:
@@ -152,8 +186,14 @@ def run_demo(args: argparse.Namespace) -> int:
 
     t = _stage(4, "Publish sellable collections and validate the export catalog")
     export = out / "export"
+    from eo_pipeline.export.sales import PublishConfig
+
+    sales = out / "demo-sales.yaml"
+    sales.write_text(DEMO_SALES_CONFIG)
+    config = PublishConfig.from_yaml(sales)
+    _say(f"  sales config: {sales} (a DEMO config: placeholder providers, licence and prices)")
     for rep in reports:
-        pub = eo.publish(rep.output, export)
+        pub = eo.publish(rep.output, export, config)
         _say(f"  {pub}")
     _say("  " + str(validate(export / "catalog.json", check_assets=True)).replace("\n", "\n  "))
     rows.append(("export catalog", str(export), f"{time.perf_counter() - t:.1f} s"))
@@ -173,6 +213,21 @@ def run_demo(args: argparse.Namespace) -> int:
     return _serve(export, interactive=not args.no_serve and sys.stdin.isatty())
 
 
+DEMO_PORT = 8080
+"""Port of the demo's STAC API: the one the README's examples and ``eo-pipeline serve`` use."""
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _serve(export: Path, *, interactive: bool) -> int:
     from eo_pipeline.errors import DependencyError
     from eo_pipeline.export.api import require_web_stack
@@ -185,7 +240,11 @@ def _serve(export: Path, *, interactive: bool) -> int:
         return 0
     from eo_pipeline.export.api.server import demo_serve, pystac_client_example
 
-    url, key, stop = demo_serve(export)
+    # the port the README's examples use (and `eo-pipeline serve`'s default), unless taken
+    port = DEMO_PORT if _port_free("127.0.0.1", DEMO_PORT) else 0
+    url, key, stop = demo_serve(export, port=port)
+    if port == 0:
+        _say(f"  (port {DEMO_PORT} is taken: serving on {url} instead; use it in the examples)")
     try:
         import pystac_client
 

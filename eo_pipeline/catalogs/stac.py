@@ -51,6 +51,7 @@ from eo_pipeline.errors import BandError, CatalogError, InputDataError
 
 __all__ = [
     "EXTENSION_URIS",
+    "PROJECTION_V12_URI",
     "AssetSpec",
     "build_collection",
     "build_item",
@@ -58,6 +59,7 @@ __all__ = [
     "collection_id_for",
     "eo_common_name",
     "merge_collection",
+    "with_proj_epsg",
 ]
 
 PROCESSING_SCHEMA_URI = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
@@ -558,6 +560,33 @@ def build_collection(
     coll.extra_fields[_sensors.PROPERTY] = _sensors.to_dict(sensor)
     merge_collection(coll, items)
     return coll
+
+
+PROJECTION_V12_URI = "https://stac-extensions.github.io/projection/v1.2.0/schema.json"
+
+
+def with_proj_epsg(doc: dict[str, Any]) -> dict[str, Any]:
+    """Add ``proj:epsg`` beside every ``proj:code`` of the form ``EPSG:n`` (item properties
+    and assets) and declare projection v1.2.0, in place; returns ``doc``.
+
+    stackstac (0.5.1, its current release) reads only ``proj:epsg``. Projection v2.0.0
+    replaced it by ``proj:code`` and its schema refuses ``proj:epsg``; v1.2.0 defines both, so
+    product items declare v1.2.0 and carry both. pystac >= 1.12 migrates such an item to
+    v2.0.0 when it reads it (dropping ``proj:epsg``), so this runs on the JSON *after* pystac
+    wrote it; stackstac users pass item dicts (pystac-client's ``items_as_dicts()``, or the
+    JSON files) rather than pystac objects.
+    """
+    found = False
+    for obj in (doc.get("properties") or {}, *(doc.get("assets") or {}).values()):
+        code = obj.get("proj:code")
+        if isinstance(code, str) and code.upper().startswith("EPSG:") and code[5:].isdigit():
+            obj["proj:epsg"] = int(code[5:])
+            found = True
+    exts = list(doc.get("stac_extensions") or [])
+    v2 = EXTENSION_URIS["projection"]
+    if found and v2 in exts:
+        doc["stac_extensions"] = sorted({*(e for e in exts if e != v2), PROJECTION_V12_URI})
+    return doc
 
 
 def merge_collection(coll: pystac.Collection, items: Sequence[pystac.Item]) -> None:

@@ -61,7 +61,7 @@ from typing import Any
 import pystac
 
 from eo_pipeline.catalogs.checksum import file_checksum
-from eo_pipeline.catalogs.stac import EXTENSION_URIS, merge_collection
+from eo_pipeline.catalogs.stac import EXTENSION_URIS, merge_collection, with_proj_epsg
 from eo_pipeline.catalogs.store import add_items, read_items, write_json_atomic
 from eo_pipeline.errors import CatalogError, StacValidationError
 from eo_pipeline.export.sales import Offer, Provider, PublishConfig, providers_for
@@ -148,9 +148,42 @@ def _item_assets(items: list[pystac.Item]) -> dict[str, dict[str, Any]]:
                 for k, v in asset.to_dict().items()
                 if not any(k == p or (p.endswith(":") and k.startswith(p)) for p in _PER_ITEM)
             }
+            if "raster:bands" in d:
+                d["raster:bands"] = [
+                    {k: v for k, v in b.items() if k not in _PER_ITEM_BAND}
+                    for b in d["raster:bands"]
+                ]
             d.setdefault("title", key)
             out[key] = d
     return out
+
+
+_PREFIX_URIS = {
+    "eo:": EXTENSION_URIS["eo"],
+    "raster:": EXTENSION_URIS["raster"],
+    "proj:": EXTENSION_URIS["projection"],
+    "view:": EXTENSION_URIS["view"],
+    "sat:": EXTENSION_URIS["sat"],
+    "processing:": EXTENSION_URIS["processing"],
+    "file:": EXTENSION_URIS["file"],
+    "order:": ORDER_URI,
+    "published": TIMESTAMPS_URI,
+    "expires": TIMESTAMPS_URI,
+}
+_PER_ITEM_BAND = ("statistics",)
+"""``raster:bands`` fields that describe one item's pixels, not the collection's assets."""
+
+
+def _extensions_used(doc: dict[str, Any]) -> list[str]:
+    """The schema URIs of every extension whose fields a collection uses (top level,
+    ``summaries``, ``item_assets``), so that none is used undeclared."""
+    keys = set(doc) | set(doc.get("summaries") or {})
+    for asset in (doc.get("item_assets") or {}).values():
+        keys |= set(asset)
+    uris = {uri for key in keys for p, uri in _PREFIX_URIS.items() if key.startswith(p)}
+    if doc.get("item_assets"):
+        uris.add(ITEM_ASSETS_URI)
+    return sorted(uris)
 
 
 def _collection(
@@ -179,7 +212,6 @@ def _collection(
     license_href = offer.license_href or cfg.license_href
     d.update(
         {
-            "stac_extensions": [ITEM_ASSETS_URI, ORDER_URI],
             "keywords": list(keywords),
             "providers": providers_for(cfg, str(platform)),
             "item_assets": _item_assets(items),
@@ -197,6 +229,7 @@ def _collection(
             ],
         }
     )
+    d["stac_extensions"] = _extensions_used(d)
     return d
 
 
@@ -250,7 +283,7 @@ def _finish_item(
     exts = set(d.get("stac_extensions", []))
     exts |= {EXTENSION_URIS["processing"], EXTENSION_URIS["file"], TIMESTAMPS_URI, ORDER_URI}
     d["stac_extensions"] = sorted(exts)
-    write_json_atomic(path, d)
+    write_json_atomic(path, with_proj_epsg(d))
 
 
 def _read_collection_doc(stac_dir: Path, cid: str) -> dict[str, Any] | None:

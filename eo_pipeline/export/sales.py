@@ -19,7 +19,8 @@ Read from the YAML given to ``eo-pipeline publish --config`` (keys = the datacla
 
 Default providers are neutral placeholders marked "(nominal)"; the licence and terms links
 default to placeholder URLs under the reserved ``.invalid`` domain. Landsat and Sentinel
-collections get their real producers (USGS, ESA) while the default providers are kept.
+collections name their real producers (USGS, ESA) in place of the config's producers.
+Every key is described in ``docs/sales-config.md``.
 
 Examples
 --------
@@ -106,12 +107,16 @@ KNOWN_PRODUCERS = {
 
 
 def providers_for(cfg: PublishConfig, platform: str) -> list[dict[str, Any]]:
-    """The providers of a collection of ``platform`` as STAC provider objects."""
+    """The providers of a collection of ``platform`` as STAC provider objects.
+
+    Landsat and Sentinel collections name their real producer (USGS, ESA) instead of the
+    config's producers: the satellite operator of the config did not acquire them.
+    """
     providers = list(cfg.providers)
-    if cfg.providers == DEFAULT_PROVIDERS:
-        for prefix, producer in KNOWN_PRODUCERS.items():
-            if platform.lower().startswith(prefix):
-                providers[0] = producer
+    for prefix, producer in KNOWN_PRODUCERS.items():
+        if platform.lower().startswith(prefix):
+            others = [p for p in providers if "producer" not in p.roles]
+            providers = [producer, *others]
     return [p.as_dict() for p in providers]
 
 

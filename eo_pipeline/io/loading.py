@@ -10,6 +10,13 @@ extension v1.1, what our items carry; STAC 1.1 ``bands`` take precedence when pr
 common-name aliases from ``eo:bands``; the grid from ``proj:*``. Items on one native grid
 load on that grid exactly (no resampling).
 
+Products written by an eo-pipeline workflow (items with ``eo_pipeline:workflow``) load as
+what they mean, not as stored: every asset whose ``raster:bands`` declares ``scale`` comes
+back float32 with scale and offset applied and nodata as NaN (an int16 reflectance or index
+equals what was written within half its quantisation step); default bands are the sensor
+bands any of the items has, and an item missing one of them is an error naming it. Scenes
+(L1, L2) keep their native DN: calibration needs them.
+
 Examples
 --------
 >>> import eo_pipeline
@@ -345,6 +352,101 @@ def _stack_asset(ds: xr.Dataset, key: str, n: int, first: pystac.Item) -> xr.Dat
     return arr.rename(key)
 
 
+_PRODUCT_PROPERTY = "eo_pipeline:workflow"
+
+
+def _is_product(items: Sequence[pystac.Item]) -> bool:
+    return any(_PRODUCT_PROPERTY in it.properties for it in items)
+
+
+def _product_bands(items: Sequence[pystac.Item], sensor: _sensors.Sensor) -> list[str]:
+    """Sensor bands that any product item has (every item must then have them all)."""
+    present = {k for it in items for k in it.assets}
+    found = [b for b in sensor.band_ids if b in present]
+    if not found:
+        raise BandError(
+            f"product item {items[0].id!r} has no asset for any band of sensor {sensor.name} "
+            f"({', '.join(sensor.band_ids)}); ask for assets by key, e.g. bands=['NDVI']"
+        )
+    return found
+
+
+def _packing(items: Sequence[pystac.Item], key: str) -> tuple[float, float, float | None] | None:
+    """``(scale, offset, nodata)`` of a product asset, ``None`` when it declares no scale.
+
+    Raises :class:`InputDataError` for a scale without an offset (or the reverse), or for
+    items that disagree.
+    """
+    seen: set[tuple[float, float, float | None]] = set()
+    unpacked = 0
+    for it in items:
+        rb = (it.assets[key].extra_fields.get("raster:bands") or [{}])[0]
+        if ("scale" in rb) != ("offset" in rb):
+            have, lack = ("scale", "offset") if "scale" in rb else ("offset", "scale")
+            raise InputDataError(
+                f"item {it.id!r} asset {key!r}: raster:bands states {have} but no {lack}; a "
+                f"product asset states both (value = stored * scale + offset): add "
+                f'"{lack}": {0.0 if lack == "offset" else 1.0} or re-run the workflow'
+            )
+        if "scale" not in rb:
+            unpacked += 1
+            continue
+        nodata = rb.get("nodata")
+        seen.add(
+            (float(rb["scale"]), float(rb["offset"]), None if nodata is None else float(nodata))
+        )
+    if not seen:
+        return None
+    if len(seen) > 1 or unpacked:
+        raise InputDataError(
+            f"asset {key!r}: the items state different scale/offset/nodata ({sorted(map(str, seen))}"
+            f"{', and some none' if unpacked else ''}); load them separately"
+        )
+    return seen.pop()
+
+
+def _unpack_block(
+    block: np.ndarray, scale: float, offset: float, nodata: float | None
+) -> np.ndarray:
+    out = block.astype(np.float32)
+    out *= np.float32(scale)
+    out += np.float32(offset)
+    if nodata is not None and not np.isnan(nodata):
+        out[block == nodata] = np.nan
+    return out
+
+
+def _decode_products(out: xr.Dataset, items: Sequence[pystac.Item], keys: Sequence[str]) -> None:
+    """Scale and offset applied (float32, nodata -> NaN) to product assets, in place."""
+    for key in keys:
+        if key not in out.data_vars or "band" in out[key].dims:
+            continue
+        packing = _packing(items, key)
+        var = out[key]
+        rb = (items[0].assets[key].extra_fields.get("raster:bands") or [{}])[0]
+        attrs = {k: v for k, v in var.attrs.items() if k not in ("saturation", "nodata")}
+        attrs["units"] = str(rb.get("unit", "1"))
+        if packing is None:
+            if np.dtype(var.dtype).kind == "f":
+                attrs["nodata"] = float("nan")
+            else:
+                attrs["nodata"] = var.attrs.get("nodata")
+            var.attrs = attrs
+            out[key] = var
+            continue
+        scale, offset, nodata = packing
+        decoded = xr.apply_ufunc(
+            _unpack_block,
+            var,
+            kwargs={"scale": scale, "offset": offset, "nodata": nodata},
+            dask="parallelized",
+            output_dtypes=[np.float32],
+        )
+        attrs |= {"nodata": float("nan"), "scale_applied": scale, "offset_applied": offset}
+        decoded.attrs = attrs
+        out[key] = decoded
+
+
 def load(
     source: Source,
     bands: str | Sequence[str] | None = None,
@@ -389,7 +491,8 @@ def load(
     Returns
     -------
     xarray.Dataset
-        Lazy (dask) variables ``(time, y, x)`` in the files' dtype; per-variable attrs
+        Lazy (dask) variables ``(time, y, x)`` in the files' dtype (products: float32, scale
+        and offset applied, nodata NaN); per-variable attrs
         ``band``, ``common_name``, ``center_wavelength``, ``nodata``, ``saturation``,
         ``units`` and the calibration numbers (a scalar when equal for every time step,
         else a 1-D array along ``time``); coords ``sun_elevation``, ``sun_azimuth``,
@@ -404,7 +507,7 @@ def load(
         A band the sensor (and the items) do not have; the message lists the bands.
     InputDataError
         An item without the asset, or whose asset file is missing or unreadable (item and
-        band named).
+        band named); a product asset stating a scale without an offset.
 
     Examples
     --------
@@ -417,7 +520,12 @@ def load(
     selection = (bbox, datetime, collections, ids, query)
     items = _items(source) if all(v is None for v in selection) else _selected(source, *selection)
     sensor = _sensor_of(items)
-    keys = _resolve_bands(bands, sensor, items[0])
+    product = _is_product(items)
+    keys = (
+        _product_bands(items, sensor)
+        if product and bands is None
+        else _resolve_bands(bands, sensor, items[0])
+    )
     block = _check_assets(items, keys)
     if chunks is None:
         chunk_map: dict[str, int | Literal["auto"]] = dict(_default_chunks(block))
@@ -465,6 +573,8 @@ def load(
     if tiles and all(t is not None for t in tiles):  # Sentinel-2: angle grids per time step
         hrefs = [_asset_href(t) for t in tiles if t is not None]
         out = out.assign_coords(tile_metadata=("time", np.array(hrefs, dtype=str)))
+    if product:
+        _decode_products(out, items, keys)
     levels = sorted({str(it.properties.get("processing:level", "")) for it in items})
     out.attrs = {"sensor": sensor.name, "processing_level": "/".join(levels)}
     return out

@@ -3,9 +3,13 @@
 Everything here reads a *written* COG at reduced resolution (GDAL picks the internal
 overview), so a quicklook of a 10 000 x 10 000 scene touches a few MB, never the scene.
 
+A multi-band product is read by band description or index; a product written one band per
+file (what workflows deliver) is given as the list of its files, in R, G, B order.
+
 Examples
 --------
 >>> # quicklook("refl.tif", "refl.png", bands=("B3", "B2", "B1"))        # doctest: +SKIP
+>>> # quicklook(["B4.tif", "B3.tif", "B2.tif"], "rgb.png")               # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,6 +24,12 @@ from eo_pipeline.atomic import atomic_path
 from eo_pipeline.errors import InputDataError
 
 __all__ = ["index_map", "quicklook", "thumbnail"]
+
+Product = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+"""One (multi-band) file, or a sequence of single-band files (one per displayed band)."""
+
+_NODATA_GREY = "0.8"
+"""Colour of no-data pixels in index maps (drawn, and named in the legend)."""
 
 
 def _read(path: str | os.PathLike[str], bands: Sequence[str | int], max_size: int) -> np.ndarray:
@@ -75,8 +85,15 @@ def _stretch(rgb: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
     return out
 
 
+def _read_any(product: Product, bands: Sequence[str | int], max_size: int) -> np.ndarray:
+    """:func:`_read` of one file, or band 1 of each of several single-band files."""
+    if isinstance(product, str | os.PathLike):
+        return _read(product, bands, max_size)
+    return np.concatenate([_read(path, [1], max_size) for path in product])
+
+
 def quicklook(
-    product: str | os.PathLike[str],
+    product: Product,
     out: str | os.PathLike[str],
     bands: Sequence[str | int] = (3, 2, 1),
     *,
@@ -86,16 +103,18 @@ def quicklook(
     """A true- or false-colour PNG of three bands of a product, percentile-stretched.
 
     ``bands`` are band descriptions (``("B2", "B1", "B0")``) or 1-based indexes, in R, G, B order
-    (for false colour give NIR, red, green).
+    (for false colour give NIR, red, green); with a sequence of single-band files as
+    ``product`` (R, G, B order, or one file) ``bands`` is not used.
     """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.image
 
-    if len(bands) not in (1, 3):
-        raise InputDataError(f"quicklook: give 3 bands (R, G, B) or 1, got {list(bands)}")
-    rgba = _stretch(_read(product, bands, max_size), percentiles)
+    shown = bands if isinstance(product, str | os.PathLike) else list(product)
+    if len(shown) not in (1, 3):
+        raise InputDataError(f"quicklook: give 3 bands (R, G, B) or 1, got {list(shown)}")
+    rgba = _stretch(_read_any(product, bands, max_size), percentiles)
     path = Path(out)
     with atomic_path(path) as tmp:
         matplotlib.image.imsave(tmp, rgba, format="png")
@@ -103,7 +122,7 @@ def quicklook(
 
 
 def thumbnail(
-    product: str | os.PathLike[str],
+    product: Product,
     out: str | os.PathLike[str],
     bands: Sequence[str | int] = (3, 2, 1),
     *,
@@ -119,41 +138,60 @@ def index_map(
     band: str | int = 1,
     *,
     title: str | None = None,
+    label: str | None = None,
     vmin: float = -1.0,
     vmax: float = 1.0,
     cmap: str = "RdYlGn",
     max_size: int = 1024,
 ) -> Path:
-    """An index map with a colour bar and legend (matplotlib), e.g. NDVI from -1 to 1."""
+    """An index map with a colour bar and legend (matplotlib), e.g. NDVI from -1 to 1.
+
+    ``title`` heads the figure (default: the file's stem, i.e. the product name), ``label``
+    names the colour bar (default: ``band``'s description or the title). No-data pixels are
+    drawn grey, as the legend line under the map says; values beyond ``vmin``/``vmax`` take
+    the colour bar's end colours (its arrows show that they exist).
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     data = _read(product, [band], max_size)[0]
-    name = title or (band if isinstance(band, str) else Path(product).stem)
+    heading = title or Path(product).stem
+    name = label or (band if isinstance(band, str) else heading)
+    colours = plt.get_cmap(cmap).with_extremes(bad=_NODATA_GREY)
+    finite = data[np.isfinite(data)]
+    extend = (
+        ("both" if finite.min() < vmin and finite.max() > vmax else "min")
+        if finite.size and finite.min() < vmin
+        else ("max" if finite.size and finite.max() > vmax else "neither")
+    )
     fig, ax = plt.subplots(figsize=(7, 6), dpi=110)
     try:
         img = ax.imshow(
-            np.ma.masked_invalid(data), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest"
+            np.ma.masked_invalid(data),
+            cmap=colours,
+            vmin=vmin,
+            vmax=vmax,
+            interpolation="nearest",
         )
-        cbar = fig.colorbar(img, ax=ax, shrink=0.85)
+        cbar = fig.colorbar(img, ax=ax, shrink=0.85, extend=extend)
         cbar.set_label(str(name))
-        ax.set_title(f"{name} - {Path(product).name}", fontsize=9)
-        ax.set_axis_off()
-        finite = data[np.isfinite(data)]
+        ax.set_title(str(heading), fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
         if finite.size:
             ax.text(
                 0.01,
                 0.01,
                 f"mean {finite.mean():.3f}  p5 {np.percentile(finite, 5):.3f}  "
-                f"p95 {np.percentile(finite, 95):.3f}  no data: grey",
+                f"p95 {np.percentile(finite, 95):.3f}  no data: grey "
+                f"({100 * (1 - finite.size / data.size):.1f} %)",
                 transform=ax.transAxes,
                 fontsize=7,
                 color="black",
                 bbox={"facecolor": "white", "alpha": 0.7, "linewidth": 0},
             )
-        ax.set_facecolor("0.8")
         path = Path(out)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", bbox_inches="tight")

@@ -9,6 +9,11 @@ The path of a write:
 3. the COG is renamed over the final name only when complete, and its size and sha2-256
    multihash are recorded. On any error both temporaries are removed.
 
+Per-band statistics (minimum, maximum, mean, standard deviation, valid percent; in the
+product's physical units, i.e. with scale and offset applied) are gathered from the very
+blocks that are written, so they cost no second read of the file
+(:attr:`WrittenProduct.statistics`, STAC raster extension ``statistics``).
+
 Examples
 --------
 >>> import numpy as np, xarray as xr, tempfile, os
@@ -127,6 +132,10 @@ class WrittenProduct:
     offset: float | None
     crs: str | None
     transform: tuple[float, ...]
+    statistics: tuple[dict[str, float], ...] = ()
+    """Per band: ``minimum``, ``maximum``, ``mean``, ``stddev`` (population) and
+    ``valid_percent`` of the stored pixels, scale and offset applied (the raster extension's
+    ``statistics`` object); only ``valid_percent`` (0) when a band has no valid pixel."""
 
 
 def _as_bands(obj: xr.Dataset | xr.DataArray) -> tuple[xr.DataArray, tuple[str, ...]]:
@@ -351,8 +360,9 @@ def _create(p: _Pending) -> None:
         dst.update_tags(**{k: str(v) for k, v in p.opts.tags.items()})
 
 
-def _store(pending: list[_Pending]) -> None:
-    """Compute every product's pixels in ONE dask computation and write them window by window.
+def _store(pending: list[_Pending]) -> list[_Moments]:
+    """Compute every product's pixels in ONE dask computation and write them window by window;
+    returns each product's per-band moments (see :func:`_block_moments`).
 
     One computation over all products lets those that share inputs (a scene's reflectance
     and its indices) read and calibrate each chunk once instead of once per product. One
@@ -366,17 +376,23 @@ def _store(pending: list[_Pending]) -> None:
 
     sources: list[Any] = []
     writers: list[_WindowWriter] = []
-    for p in pending:
+    lazy: list[int] = []
+    moments: list[_Moments | None] = []
+    for i, p in enumerate(pending):
         bands, height, width = (int(n) for n in p.data.shape)
         if isinstance(p.data, dsa.Array):
             # all bands of a window in one write (one open/close of the file per window)
             sources.append(p.data.rechunk({0: -1}) if p.data.numblocks[0] > 1 else p.data)
             writers.append(_WindowWriter(str(p.tmp), _lock_for(str(p.tmp))))
+            lazy.append(i)
+            moments.append(None)
         else:
             writer = _WindowWriter(str(p.tmp), contextlib.nullcontext())
-            writer[slice(0, bands), slice(0, height), slice(0, width)] = np.asarray(p.data)
+            block = np.asarray(p.data)
+            writer[slice(0, bands), slice(0, height), slice(0, width)] = block
+            moments.append(_block_moments(block, p.nodata))
     if not sources:
-        return
+        return [m for m in moments if m is not None]
     spatial = sources[0].chunks[1:]
     sources = [
         a if a.chunks[1:] == spatial else a.rechunk({1: spatial[0], 2: spatial[1]}) for a in sources
@@ -386,15 +402,27 @@ def _store(pending: list[_Pending]) -> None:
             _write_blocks,
             *sources,
             writers=writers,
+            nodatas=[pending[i].nodata for i in lazy],
             drop_axis=0,
             chunks=tuple((1,) * len(c) for c in spatial),
-            dtype=np.uint8,
-            meta=np.empty((0, 0), np.uint8),
+            dtype=object,
+            meta=np.empty((0, 0), object),
         )
         blocks = [(i, j) for i in range(done.numblocks[0]) for j in range(done.numblocks[1])]
         step = _batch_size(len(blocks))
+        acc: list[_Moments] | None = None
         for k in range(0, len(blocks), step):
-            dask.compute(*[done.blocks[i, j] for i, j in blocks[k : k + step]])
+            for res in dask.compute(*[done.blocks[i, j] for i, j in blocks[k : k + step]]):
+                parts = res[0, 0]
+                acc = (
+                    list(parts)
+                    if acc is None
+                    else [_merge_moments(a, b) for a, b in zip(acc, parts, strict=True)]
+                )
+    assert acc is not None
+    for i, m in zip(lazy, acc, strict=True):
+        moments[i] = m
+    return [m for m in moments if m is not None]
 
 
 def _batch_size(n_blocks: int) -> int:
@@ -417,15 +445,92 @@ def _batch_size(n_blocks: int) -> int:
     return max(2, 2 * threads)
 
 
+_Moments = np.ndarray
+"""Per band ``(count, mean, M2, minimum, maximum)`` as float64 rows (Chan et al. 1979)."""
+
+
+def _block_moments(block: np.ndarray, nodata: float | None) -> _Moments:
+    """Count, mean, sum of squared deviations, min and max of the valid pixels of each band."""
+    out = np.zeros((block.shape[0], 5), np.float64)
+    for k in range(block.shape[0]):
+        band = block[k]
+        valid = np.isfinite(band) if band.dtype.kind == "f" else np.ones(band.shape, bool)
+        if nodata is not None and not np.isnan(nodata):
+            valid &= band != nodata
+        v = band[valid]
+        if v.size:
+            mean = float(np.mean(v, dtype=np.float64))
+            dev = v.astype(np.float64) - mean
+            out[k] = (v.size, mean, float(np.dot(dev, dev)), float(v.min()), float(v.max()))
+    return out
+
+
+def _merge_moments(a: _Moments, b: _Moments) -> _Moments:
+    """Combine two sets of per-band moments (parallel variance update)."""
+    out = a.copy()
+    for k in range(a.shape[0]):
+        na, nb = a[k, 0], b[k, 0]
+        if nb == 0:
+            continue
+        if na == 0:
+            out[k] = b[k]
+            continue
+        n = na + nb
+        delta = b[k, 1] - a[k, 1]
+        out[k, 0] = n
+        out[k, 1] = a[k, 1] + delta * nb / n
+        out[k, 2] = a[k, 2] + b[k, 2] + delta * delta * na * nb / n
+        out[k, 3] = min(a[k, 3], b[k, 3])
+        out[k, 4] = max(a[k, 4], b[k, 4])
+    return out
+
+
+def _statistics(
+    m: _Moments, pixels: int, scale: float | None, offset: float | None
+) -> tuple[dict[str, float], ...]:
+    """The raster extension's ``statistics`` per band, in physical units."""
+    s = 1.0 if scale is None else float(scale)
+    o = 0.0 if offset is None else float(offset)
+    out = []
+    for n, mean, m2, lo, hi in m:
+        if n == 0:
+            out.append({"valid_percent": 0.0})
+            continue
+        ends = sorted((lo * s + o, hi * s + o))
+        out.append(
+            {
+                "minimum": _digits(ends[0]),
+                "maximum": _digits(ends[1]),
+                "mean": _digits(mean * s + o),
+                "stddev": _digits(np.sqrt(m2 / n) * abs(s)),
+                "valid_percent": round(float(100.0 * n / pixels), 4),
+            }
+        )
+    return tuple(out)
+
+
+def _digits(v: float) -> float:
+    """Ten significant digits (0.943, not 0.9430000000000001 from 9430 * 1e-4)."""
+    return float(f"{float(v):.10g}")
+
+
 def _write_blocks(
-    *blocks: np.ndarray, writers: list[_WindowWriter], block_info: dict[Any, Any] | None = None
+    *blocks: np.ndarray,
+    writers: list[_WindowWriter],
+    nodatas: list[float | None],
+    block_info: dict[Any, Any] | None = None,
 ) -> np.ndarray:
-    """One spatial chunk of every product: write each into its file's window."""
+    """One spatial chunk of every product: write each into its file's window; returns the
+    chunk's per-band moments of every product (a 1 x 1 object array)."""
     assert block_info is not None  # dask always passes it to a function that takes it
+    moments = []
     for i, (block, writer) in enumerate(zip(blocks, writers, strict=True)):
         (b0, b1), (y0, y1), (x0, x1) = block_info[i]["array-location"]
         writer[slice(b0, b1), slice(y0, y1), slice(x0, x1)] = block
-    return np.ones((1, 1), np.uint8)
+        moments.append(_block_moments(block, nodatas[i]))
+    out = np.empty((1, 1), dtype=object)
+    out[0, 0] = moments
+    return out
 
 
 def _overview_factors(height: int, width: int, blocksize: int) -> list[int]:
@@ -478,8 +583,9 @@ def _to_cog(p: _Pending) -> None:
     p.tmp.unlink()  # free the disk before the next product's copy
 
 
-def _written(p: _Pending) -> WrittenProduct:
+def _written(p: _Pending, moments: _Moments) -> WrittenProduct:
     dtype = np.dtype(p.data.dtype)
+    _, height, width = (int(n) for n in p.data.shape)
     return WrittenProduct(
         path=p.final,
         size=p.final.stat().st_size,
@@ -492,6 +598,7 @@ def _written(p: _Pending) -> WrittenProduct:
         offset=p.offset,
         crs=p.crs,
         transform=tuple(p.affine)[:6],
+        statistics=_statistics(moments, height * width, p.scale, p.offset),
     )
 
 
@@ -568,7 +675,7 @@ def write_many(
                 tmp, cog = stack.enter_context(_temporaries(p.final))
                 pending.append(replace(p, tmp=tmp, cog=cog))
                 _create(pending[-1])
-            _store(pending)
+            moments = _store(pending)
             for p in pending:
                 _to_cog(p)
             # the renames happen last, when the stack closes: every product of the call
@@ -578,7 +685,7 @@ def write_many(
             f"{', '.join(map(str, finals))}: writing the COG failed ({err}); "
             "nothing was left behind"
         ) from err
-    return [_written(p) for p in pending]
+    return [_written(p, m) for p, m in zip(pending, moments, strict=True)]
 
 
 def _lock_for(name: str) -> Any:

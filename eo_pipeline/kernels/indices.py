@@ -9,7 +9,9 @@ module except numeric literals printed by ``repr(float)``.
 Semantics per pixel (inputs of any real dtype, typically float32 reflectance):
 
 - arithmetic in float64 scalars, result stored as float32;
-- ``x / 0`` and ``0 ** negative`` give NaN (never inf); any non-finite result (overflow of
+- ``x / 0`` (a denominator below 1e-6 in magnitude: float32 rounding residue of
+  reflectances, 100x below their 1e-4 quantisation step) and ``0 ** negative`` give NaN
+  (never inf); any non-finite result (overflow of
   ``exp``, ``log(0)``...) is stored as NaN;
 - a NaN in any band an output uses makes that output NaN.
 
@@ -258,7 +260,7 @@ INFF = np.float32(math.inf)
 # LLVM inlines them and vectorises the selects
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _div(a, b):
-    return NAN if b == 0.0 else a / b
+    return NAN if abs(b) < 1e-6 else a / b
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

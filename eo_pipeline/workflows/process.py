@@ -69,22 +69,27 @@ def _load_items(unit: Unit) -> list[Any]:
     return [pystac.Item.from_file(h) for h in unit.item_hrefs]
 
 
-def _write_options(obj: Any, key: str, wf: Workflow) -> Any:
+ENCODING_ATTR = "eo_pipeline:encoding"
+"""Product variable attr: ``int16`` packs float data with scale 1e-4 when writing; absent
+keeps the variable's dtype."""
+RANGE_ATTR = "eo_pipeline:valid_range"
+"""Product variable attr: ``(minimum, maximum, how)``, stated in the asset's raster:bands."""
+
+
+def _write_options(obj: Any, wf: Workflow) -> Any:
     from eo_pipeline.io.writing import WriteOptions
 
-    dtype: str | None = None
-    src_kind = np.dtype(
-        next(iter(obj.data_vars.values())).dtype if hasattr(obj, "data_vars") else obj.dtype
-    ).kind
-    if wf.output.reflectance == "int16" and src_kind == "f" and key == "reflectance":
-        dtype = "int16"
+    var = next(iter(obj.data_vars.values()))
+    dtype = var.attrs.get(ENCODING_ATTR)
+    if np.dtype(var.dtype).kind != "f":
+        dtype = None
     return WriteOptions(dtype=dtype, compress=wf.output.compress)
 
 
 def _write_products(
     products: list[Product], folder: Path, wf: Workflow, root: Path
 ) -> list[ProductFile]:
-    """Write ``(obj, stem, key, roles)`` products as COGs in one dask computation.
+    """Write ``(obj, stem, key, roles)`` products as single-band COGs in one dask computation.
 
     One computation for all of a unit's products: the scene's chunks are read and
     calibrated once, not once per product (indices share the calibrated reflectance).
@@ -92,19 +97,18 @@ def _write_products(
     from eo_pipeline.io.writing import write_many
 
     outs = write_many(
-        [
-            (obj, folder / f"{stem}.tif", _write_options(obj, key, wf))
-            for obj, stem, key, _ in products
-        ]
+        [(obj, folder / f"{stem}.tif", _write_options(obj, wf)) for obj, stem, _, _ in products]
     )
     return [
-        _product_file(out, key, roles, root)
-        for out, (_, _, key, roles) in zip(outs, products, strict=True)
+        _product_file(out, obj, key, roles, root)
+        for out, (obj, _, key, roles) in zip(outs, products, strict=True)
     ]
 
 
-def _product_file(out: Any, key: str, roles: tuple[str, ...], root: Path) -> ProductFile:
+def _product_file(out: Any, obj: Any, key: str, roles: tuple[str, ...], root: Path) -> ProductFile:
     nodata = None if out.nodata is None or np.isnan(out.nodata) else out.nodata
+    attrs = next(iter(obj.data_vars.values())).attrs
+    rng = attrs.get(RANGE_ATTR)
     return ProductFile(
         key=key,
         path=str(out.path.relative_to(root)),
@@ -117,6 +121,10 @@ def _product_file(out: Any, key: str, roles: tuple[str, ...], root: Path) -> Pro
             "nodata": "nan" if out.nodata is not None and np.isnan(out.nodata) else nodata,
             "scale": out.scale,
             "offset": out.offset,
+            "unit": attrs.get("units"),
+            "statistics": list(out.statistics),
+            "valid_range": None if rng is None else [float(rng[0]), float(rng[1])],
+            "valid_range_how": "" if rng is None else str(rng[2]),
             "bands": list(out.bands),
             "shape": list(out.shape[1:]),
             "transform": list(out.transform),
@@ -186,18 +194,24 @@ def load_state(state: UnitState, items: list[Any]) -> None:
 
 
 def _unit_products(state: UnitState) -> list[Product]:
-    """The reflectance first, then the steps' products (indices), then the mask (unless a
-    composite used it up)."""
+    """One single-band product per reflectance band (asset key = band id), then the steps'
+    products (indices), then the mask (unless a composite used it up)."""
+    from eo_pipeline.workflows.step_kinds import is_reflectance, reflectance_range
+
     refl = state.single_scene()
-    products: list[Product] = [
-        (
-            refl[state.band_vars],
-            state.product_name("reflectance"),
-            "reflectance",
-            ("data", "reflectance"),
-        ),
-        *state.products,
-    ]
+    wf = state.wf
+    products: list[Product] = []
+    for band in state.band_vars:
+        var = refl[band].copy()
+        if wf.output.reflectance == "int16":
+            var.attrs[ENCODING_ATTR] = "int16"
+        if is_reflectance(wf):
+            lo, hi = reflectance_range(wf)
+            var.attrs[RANGE_ATTR] = (lo, hi, "physical range of reflectance")
+        products.append(
+            (var.to_dataset(name=band), state.product_name(band), band, ("data", "reflectance"))
+        )
+    products.extend(state.products)
     if state.mask is not None:
         m = state.mask.isel(time=0, drop=True) if "time" in state.mask.dims else state.mask
         products.append(
@@ -206,26 +220,33 @@ def _unit_products(state: UnitState) -> list[Product]:
     return products
 
 
-def _quicklooks(state: UnitState, files: list[ProductFile], folder: Path, root: Path) -> None:
-    """PNG quicklook and thumbnail of the reflectance, a map per index (appended to files)."""
+def _quicklooks(
+    state: UnitState, files: list[ProductFile], folder: Path, root: Path, item_id: str
+) -> None:
+    """PNG quicklook and thumbnail of the reflectance bands (red, green, blue files), a map
+    per index titled with the product name (appended to files)."""
     from eo_pipeline.io.quicklook import index_map, quicklook, thumbnail
 
     wf, unit = state.wf, state.unit
     band_vars = state.band_vars
     common = {v: str(state.data[v].attrs.get("common_name", "")) for v in band_vars}
-    refl_path = root / files[0].path
-    rgb = _rgb_bands(band_vars, common)
-    ql = quicklook(refl_path, folder / f"{product_name(wf, unit, 'quicklook')}.png", bands=rgb)
+    by_key = {f.key: f for f in files}
+    rgb = [root / by_key[b].path for b in _rgb_bands(band_vars, common)]
+    ql = quicklook(rgb, folder / f"{product_name(wf, unit, 'quicklook')}.png")
     files.append(_image_file(ql, "quicklook", ("overview", "visual"), root))
-    th = thumbnail(refl_path, folder / f"{product_name(wf, unit, 'thumbnail')}.png", bands=rgb)
+    th = thumbnail(rgb, folder / f"{product_name(wf, unit, 'thumbnail')}.png")
     files.append(_image_file(th, "thumbnail", ("thumbnail",), root))
     for name in state.index_names:
-        src = next(f for f in files if f.key == name)
+        src = by_key[name]
+        lo, hi = src.raster.get("valid_range") or (-1.0, 1.0)
         im = index_map(
             root / src.path,
             folder / f"{product_name(wf, unit, name + '_map')}.png",
             band=1,
-            title=name,
+            title=f"{name} - {item_id}",
+            label=name,
+            vmin=max(float(lo), -1.0),
+            vmax=min(float(hi), 1.0),
         )
         files.append(_image_file(im, f"{name}_map", ("overview",), root))
 
@@ -258,7 +279,7 @@ def process_unit(
         files.extend(_write_products(products, folder, wf, out_root))
         timings["write"] = time.perf_counter() - t0
         if wf.output.quicklook:
-            _quicklooks(state, files, folder, out_root)
+            _quicklooks(state, files, folder, out_root, item_id)
         timings["total"] = time.perf_counter() - t0
     item = product_item(item_id, unit, wf, state.items, files, state.dn)
     item_path = folder / f"{item_id}.json"

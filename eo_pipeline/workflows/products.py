@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import pystac
 
-from eo_pipeline.catalogs.stac import EXTENSION_URIS, eo_common_name
+from eo_pipeline.catalogs.stac import EXTENSION_URIS, with_proj_epsg
+from eo_pipeline.catalogs.stac import _eo_band as eo_band_entry
+from eo_pipeline.catalogs.store import write_json_atomic
 
 if TYPE_CHECKING:
     from eo_pipeline.workflows.plan import Unit
@@ -41,7 +44,8 @@ class ProductFile:
     """One file a unit wrote."""
 
     key: str
-    """Asset key in the product item (``reflectance``, ``NDVI``, ``mask``, ``quicklook``...)."""
+    """Asset key in the product item: a band id for reflectance (``B4``), an index name
+    (``NDVI``), ``mask``, ``quicklook``..."""
     path: str
     """Path relative to the output catalog folder."""
     size: int
@@ -50,7 +54,8 @@ class ProductFile:
     media_type: str
     roles: tuple[str, ...]
     raster: dict[str, Any] = field(default_factory=dict)
-    """dtype, nodata, scale, offset, unit, bands, proj fields (for STAC)."""
+    """dtype, nodata, scale, offset, unit, statistics, valid_range (+ how), bands, proj
+    fields (for STAC)."""
 
 
 def product_name(wf: Workflow, unit: Unit, product: str) -> str:
@@ -97,7 +102,40 @@ def software_versions() -> dict[str, str]:
     }
 
 
-def _asset(f: ProductFile, common: Mapping[str, str]) -> dict[str, Any]:
+VALID_RANGE_FIELD = "eo_pipeline:valid_range"
+"""Per ``raster:bands`` entry: ``{"minimum", "maximum", "how"}``, the range every valid pixel
+of the band lies in, in physical units (after scale and offset). ``how`` is ``by
+construction`` (derived from the inputs' domain: no pixel can fall outside), ``documented:
+<source>`` (pixels outside were set to nodata) or ``physical range of reflectance`` (pixels
+outside are flagged in the mask and nodata in every product)."""
+
+
+def _raster_band(r: Mapping[str, Any], k: int) -> dict[str, Any]:
+    b: dict[str, Any] = {"data_type": r["dtype"]}
+    if r.get("nodata") is not None:
+        b["nodata"] = r["nodata"]
+    if r.get("scale") is not None:
+        b["scale"] = r["scale"]
+        b["offset"] = r.get("offset") or 0.0
+    if r.get("unit"):
+        b["unit"] = r["unit"]
+    stats = r.get("statistics") or []
+    if k < len(stats):
+        b["statistics"] = dict(stats[k])
+    if r.get("valid_range") is not None:
+        lo, hi = r["valid_range"]
+        b[VALID_RANGE_FIELD] = {"minimum": lo, "maximum": hi, "how": r.get("valid_range_how", "")}
+    return b
+
+
+def _asset(f: ProductFile, sensor: Any) -> dict[str, Any]:
+    """One product file as a STAC asset: file, raster (scale, offset, nodata, unit,
+    statistics, valid range), eo (reflectance bands) and projection fields.
+
+    Both ``proj:code`` and ``proj:epsg`` are written on every raster asset (projection
+    v1.2.0 defines both; stackstac 0.5 reads only ``proj:epsg``): see
+    :func:`eo_pipeline.catalogs.stac.with_proj_epsg`.
+    """
     a: dict[str, Any] = {
         "href": Path(f.path).name,
         "type": f.media_type,
@@ -108,25 +146,19 @@ def _asset(f: ProductFile, common: Mapping[str, str]) -> dict[str, Any]:
     }
     r = f.raster
     if r:
-        band_info = []
-        for _ in r["bands"]:
-            b: dict[str, Any] = {"data_type": r["dtype"]}
-            if r.get("nodata") is not None:
-                b["nodata"] = r["nodata"]
-            if r.get("scale") is not None:
-                b["scale"] = r["scale"]
-                b["offset"] = r.get("offset") or 0.0
-            band_info.append(b)
-        a["raster:bands"] = band_info
-        if f.key == "reflectance":
-            a["eo:bands"] = [  # eo v1.1.0 names: Sentinel-2's rededge071 -> rededge
-                {"name": n, **({"common_name": c} if (c := eo_common_name(common.get(n))) else {})}
-                for n in r["bands"]
-            ]
+        a["raster:bands"] = [_raster_band(r, k) for k in range(len(r["bands"]))]
+        if "reflectance" in f.roles and sensor is not None and f.key in sensor.band_ids:
+            band = sensor.band(f.key)
+            a["eo:bands"] = [eo_band_entry(band)]
+            a["title"] = f"{f.key} reflectance" + (
+                f" ({band.common_name})" if band.common_name else ""
+            )
         a["proj:shape"] = r["shape"]
         a["proj:transform"] = r["transform"]
-        if r.get("crs", "").startswith("EPSG:"):
-            a["proj:code"] = r["crs"]
+        crs = str(r.get("crs") or "")
+        if crs.startswith("EPSG:"):
+            a["proj:code"] = crs
+            a["proj:epsg"] = int(crs.split(":", 1)[1])
     return a
 
 
@@ -177,8 +209,11 @@ def product_item(
         code = codes.pop()
         if code and code.startswith("EPSG:"):
             props["proj:code"] = code
-    common = {str(v): str(ds[v].attrs.get("common_name", "")) for v in ds.data_vars}
-    assets = {f.key: _asset(f, common) for f in files}
+    from eo_pipeline.catalogs import sensors
+
+    name = str(first.properties.get("eo_pipeline:sensor", ""))
+    sensor = sensors.get(name) if name in sensors.names() else None
+    assets = {f.key: _asset(f, sensor) for f in files}
     links: list[dict[str, Any]] = []
     for inp in inputs:
         href = inp.get_self_href()
@@ -199,7 +234,7 @@ def product_item(
         exts.add(EXTENSION_URIS["eo"])
     if "view:sun_elevation" in props:
         exts.add(EXTENSION_URIS["view"])
-    return {
+    doc = {
         "type": "Feature",
         "stac_version": pystac.get_stac_version(),
         "stac_extensions": sorted(exts),
@@ -211,6 +246,7 @@ def product_item(
         "assets": assets,
         "collection": product_collection_id(unit.collection, wf),
     }
+    return with_proj_epsg(doc)
 
 
 def build_product_catalog(
@@ -250,6 +286,10 @@ def build_product_catalog(
         child.set_self_href(str(root / child.id / "collection.json"))
     catalog.make_all_asset_hrefs_relative()
     catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    for it in catalog.get_items(recursive=True):  # pystac dropped proj:epsg (stackstac needs it)
+        path = Path(it.get_self_href() or "")
+        if path.is_file():
+            write_json_atomic(path, with_proj_epsg(json.loads(path.read_text())))
     return root / "catalog.json"
 
 

@@ -451,8 +451,15 @@ def run(
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """``eo-pipeline run WORKFLOW [--scheduler ADDRESS] [--dry-run]``."""
-    report = run(args.workflow, scheduler=args.scheduler, dry_run=args.dry_run)
+    """``eo-pipeline run WORKFLOW [--scheduler ADDRESS] [--dry-run] [--input CATALOG]
+    [--output DIR]``; ``--input``/``--output`` replace ``inputs.catalog`` (and any
+    ``stac_api``) and ``output.catalog``, resolved against the current directory."""
+    overrides: dict[str, Any] = {}
+    if getattr(args, "input", None):
+        overrides["inputs"] = {"catalog": str(Path(args.input).resolve()), "stac_api": None}
+    if getattr(args, "output", None):
+        overrides["output"] = {"catalog": str(Path(args.output).resolve())}
+    report = run(args.workflow, scheduler=args.scheduler, dry_run=args.dry_run, **overrides)
     if args.dry_run:
         return 0
     print(

@@ -12,13 +12,14 @@ are named and where they go, and the resources a run may use::
       max_cloud_cover: 60
     steps:
       - calibrate: {to: toa_reflectance}
-      - mask: {}
+      - mask: {}                  # products NaN where nodata/cloud/shadow/cirrus/saturated
       - indices: {names: [NDVI, NDWI, EVI]}
       - composite: {method: median, period: 1MS}     # optional: composites by period
     output:
       catalog: demo-output/products
       naming: "{collection}_{unit}_{product}"
       reflectance: int16          # or float32
+      indices: int16              # or float32
       quicklook: true
     resources:
       chunk_size: 1024
@@ -87,7 +88,8 @@ class Inputs:
     """Which items a run processes."""
 
     catalog: str | None = None
-    """A static catalog (path to catalog.json or its folder), relative to the workflow file."""
+    """A static catalog (path to catalog.json or its folder); a relative path resolves
+    against the current directory (see :attr:`Workflow.root`)."""
     stac_api: str | None = None
     """Or a STAC API root URL searched with pystac-client."""
     collections: tuple[str, ...] = ()
@@ -104,11 +106,14 @@ class Output:
     """Where and how products are written."""
 
     catalog: str
-    """Output catalog folder, relative to the workflow file."""
+    """Output catalog folder; a relative path resolves against the current directory."""
     naming: str = "{collection}_{unit}_{product}"
     """Product file stem; fields: collection, unit (item id or period), product."""
     reflectance: str = "int16"
     """``int16`` (scaled, ``raster:scale`` declared, half the size) or ``float32``."""
+    indices: str = "int16"
+    """``int16`` (scaled by 1e-4 as USGS delivers its spectral indices; an index whose valid
+    range is unknown or beyond +-3.2767 is written float32 anyway) or ``float32``."""
     compress: str = "deflate"
     """``deflate`` or ``zstd``."""
     quicklook: bool = True
@@ -143,8 +148,9 @@ class Workflow:
     source: str = "<string>"
     """The file it was read from (for messages)."""
     root: str | None = None
-    """Folder that relative paths resolve against: the file's folder for a user's file, the
-    current directory for built-in workflows and strings."""
+    """Folder that relative paths resolve against; ``None`` (what :func:`load_workflow`
+    gives, for built-in and user files alike) means the current directory at run time, as
+    for every path on the command line (``--input``, ``--output``)."""
     sensors: tuple[str, ...] = ()
     """Sensor files (paths as written, see :meth:`resolve`) registered before planning and
     shipped with every task to the dask workers."""
@@ -238,6 +244,8 @@ def _step(ctx: _Ctx, raw: Any, i: int) -> Step:
             raise ctx.fail(
                 (*path, name, key), f"{params[key]!r} is not one of {', '.join(allowed)}"
             )
+    if name == "mask":
+        _mask_params(ctx, params, path)
     if name == "indices":
         names = params.get("names", [])
         if not all(isinstance(n, str) for n in names):
@@ -245,6 +253,28 @@ def _step(ctx: _Ctx, raw: Any, i: int) -> Step:
         if not names and not params.get("formulas"):
             raise ctx.fail((*path, name), "give `names: [...]` and/or `formulas: {NAME: formula}`")
     return Step(name=str(name), params=params, line=ctx.lines.get(path, 0))
+
+
+def _mask_params(ctx: _Ctx, params: Mapping[str, Any], path: tuple[Any, ...]) -> None:
+    from eo_pipeline.kernels.masks import MASK_BITS
+
+    flags = [n for _, n, _ in MASK_BITS if n != "clear"]
+    exclude = params.get("exclude", [])
+    for flag in exclude:
+        if flag not in flags:
+            raise ctx.fail(
+                (*path, "mask", "exclude"),
+                f"unknown mask flag {flag!r}; flags are {', '.join(flags)} ([] keeps every pixel)",
+            )
+    vr = params.get("valid_range")
+    if vr is not None and not (
+        len(vr) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in vr)
+        and vr[0] < vr[1]
+    ):
+        raise ctx.fail(
+            (*path, "mask", "valid_range"), "must be [low, high] reflectance, low < high"
+        )
 
 
 def parse_workflow(text: str, source: str = "<string>", root: str | None = None) -> Workflow:
@@ -309,8 +339,9 @@ def parse_workflow(text: str, source: str = "<string>", root: str | None = None)
     )
     if "catalog" not in out:
         raise ctx.fail(("output",), "missing required key 'catalog' (the output folder)")
-    if out.get("reflectance", "int16") not in ("int16", "float32"):
-        raise ctx.fail(("output", "reflectance"), "must be int16 or float32")
+    for key in ("reflectance", "indices"):
+        if out.get(key, "int16") not in ("int16", "float32"):
+            raise ctx.fail(("output", key), f"unknown encoding {out[key]!r}: int16 or float32")
     if out.get("compress", "deflate") not in ("deflate", "zstd"):
         raise ctx.fail(("output", "compress"), "must be deflate or zstd")
     res = ctx.mapping(
@@ -371,13 +402,17 @@ def load_workflow(path_or_name: str | Path, **overrides: Any) -> Workflow:
     """Read a workflow file, or a built-in one by name.
 
     ``overrides`` replace top-level sections' keys, e.g. ``inputs={"catalog": "x"}``.
+    Relative paths resolve against the current directory for every workflow.
     """
     p = Path(path_or_name)
-    root: str | None = str(p.resolve().parent)
+    # relative paths in any workflow, built-in or the user's, resolve against the current
+    # directory (not the file's folder): `eo-pipeline run x.yaml` and `run toa-indices` read
+    # and write the same places from the same directory
+    root: str | None = None
     if not p.exists():
         builtins = builtin_workflows()
         if str(path_or_name) in builtins:
-            p, root = builtins[str(path_or_name)], None
+            p = builtins[str(path_or_name)]
         else:
             raise WorkflowError(
                 f"{path_or_name}: no such workflow file, and no built-in workflow of that name "

@@ -15,7 +15,16 @@ from typing import Any
 from eo_pipeline.errors import WorkflowError
 from eo_pipeline.workflows.registry import UnitState, step
 
-__all__ = ["calibrate", "composite", "indices", "mask", "orthorectify", "pansharpen"]
+__all__ = [
+    "calibrate",
+    "composite",
+    "indices",
+    "is_reflectance",
+    "mask",
+    "orthorectify",
+    "pansharpen",
+    "reflectance_range",
+]
 
 CALIBRATE_TO = ("toa_reflectance", "radiance", "surface_reflectance")
 COMPOSITE_METHODS = ("median", "max_ndvi", "bap")
@@ -77,17 +86,46 @@ def calibrate(state: UnitState, params: Mapping[str, Any]) -> None:
     state.data = run(state.dn, **dict(params))
 
 
+def is_reflectance(wf: Any) -> bool:
+    """The workflow calibrates to (TOA or surface) reflectance, not radiance or nothing."""
+    cal = wf.step("calibrate")
+    return cal is not None and cal.params.get("to", "toa_reflectance") != "radiance"
+
+
+def reflectance_range(wf: Any) -> tuple[float, float]:
+    """The ``mask`` step's ``valid_range``, else
+    :data:`eo_pipeline.steps.validity.VALID_REFLECTANCE`."""
+    from eo_pipeline.steps.validity import VALID_REFLECTANCE
+
+    mstep = wf.step("mask")
+    vr = mstep.params.get("valid_range") if mstep is not None else None
+    return (float(vr[0]), float(vr[1])) if vr else VALID_REFLECTANCE
+
+
 @step(
     "mask",
     order=30,
-    params={"method": (str,), "dilate": (int,)},
+    params={"method": (str,), "dilate": (int,), "exclude": (list,), "valid_range": (list,)},
     choices={"method": MASK_METHODS},
 )
 def mask(state: UnitState, params: Mapping[str, Any]) -> None:
-    """The unit's mask, from the QA band when loaded, else from the (calibrated) data."""
-    from eo_pipeline.steps.masking import masks
+    """The unit's mask, from the QA band when loaded, else from the (calibrated) data;
+    reflectance outside the physical range is flagged in it (bit 6), and the reflectance
+    (hence every product) is NaN where it has one of ``exclude``'s flags (default nodata,
+    cloud, shadow, cirrus, saturated; :mod:`eo_pipeline.steps.validity`). Radiance and DN
+    are masked, never range-checked."""
+    import numpy as np
 
-    state.mask = masks(state.dn if "QA_PIXEL" in state.dn else state.data, **dict(params))
+    from eo_pipeline.steps.masking import masks
+    from eo_pipeline.steps.validity import DEFAULT_EXCLUDE, apply_mask, flag_out_of_range
+
+    kwargs = {k: v for k, v in params.items() if k not in ("exclude", "valid_range")}
+    state.mask = masks(state.dn if "QA_PIXEL" in state.dn else state.data, **kwargs)
+    refl = state.bands()
+    if is_reflectance(state.wf):
+        state.mask = flag_out_of_range(state.mask, refl, reflectance_range(state.wf))
+    if all(np.dtype(v.dtype).kind == "f" for v in refl.data_vars.values()):
+        state.refl = apply_mask(refl, state.mask, list(params.get("exclude", DEFAULT_EXCLUDE)))
 
 
 @step(
@@ -139,17 +177,32 @@ def pansharpen(state: UnitState, params: Mapping[str, Any]) -> None:
 )
 def indices(state: UnitState, params: Mapping[str, Any]) -> None:
     """Spectral indices of the (single-date) reflectance: named (ASI) indices and custom
-    formulas, one fused kernel each, merged; one product per index."""
+    formulas, one fused kernel each, merged; one product per index. Inputs are limited to
+    physical reflectance (normalized differences stay in [-1, 1] by construction); each
+    index carries its valid range, and indices with a documented (not derived) range are NaN
+    outside it (:mod:`eo_pipeline.steps.validity`)."""
     import xarray as xr
 
     from eo_pipeline.steps.indices import compute_indices
+    from eo_pipeline.steps.validity import guard_index, index_inputs, ranges_of
 
+    wf = state.wf
     refl = state.single_scene()
+    valid = reflectance_range(wf)
+    inputs = index_inputs(refl, valid) if is_reflectance(wf) else refl
     constants = dict(params.get("constants", {}))
     requests: list[Any] = [
         r for r in (list(params.get("names", [])), dict(params.get("formulas", {}))) if r
     ]
-    idx = xr.merge([compute_indices(refl, r, **constants) for r in requests])
-    for name in map(str, idx.data_vars):
-        state.products.append((idx[[name]], state.product_name(name), name, ("data", "index")))
+    idx = xr.merge([compute_indices(inputs, r, **constants) for r in requests])
+    for name, rng in ranges_of(idx, valid).items():
+        var = guard_index(idx[name], rng)
+        if rng is not None:
+            var.attrs["eo_pipeline:valid_range"] = (rng.minimum, rng.maximum, rng.how)
+        packable = rng is not None and max(abs(rng.minimum), abs(rng.maximum)) <= 3.2767
+        if wf.output.indices == "int16" and packable:
+            var.attrs["eo_pipeline:encoding"] = "int16"
+        state.products.append(
+            (var.to_dataset(name=name), state.product_name(name), name, ("data", "index"))
+        )
         state.index_names.append(name)

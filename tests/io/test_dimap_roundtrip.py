@@ -350,15 +350,16 @@ def test_builtin_pansharpen_workflow_on_a_dimap_delivery(
     )
     (unit,) = plan_units(wf)
     result = process_unit(unit, wf, str(tmp_path / "out"), threads=1, scheduler="sync")
-    (product,) = [f for f in result.files if f.key == "reflectance"]
-    assert product.raster["shape"] == [288, 288]
-    with (
-        rasterio.open(tmp_path / "out" / product.path) as src,
-        rasterio.open(_href(item, "P")) as pan,
-    ):
-        assert src.count == 4 and src.transform == pan.transform and src.shape == pan.shape
-        refl = src.read(masked=True).astype(np.float64) * src.scales[0]
-    assert 0.0 < float(refl.mean()) < 1.0
+    bands = [f for f in result.files if "reflectance" in f.roles]  # one file per band
+    assert len(bands) == 4 and all(f.raster["shape"] == [288, 288] for f in bands)
+    for product in bands:
+        with (
+            rasterio.open(tmp_path / "out" / product.path) as src,
+            rasterio.open(_href(item, "P")) as pan,
+        ):
+            assert src.count == 1 and src.transform == pan.transform and src.shape == pan.shape
+            refl = src.read(masked=True).astype(np.float64) * src.scales[0]
+        assert 0.0 < float(refl.mean()) < 1.0
 
 
 def test_load_pan_band_gets_the_mosaic_grid_not_a_tile(

@@ -44,3 +44,29 @@ def test_index_map(tmp_path: Path) -> None:
     img = matplotlib.image.imread(out)
     assert img.shape[0] > 200 and img.shape[1] > 300
     assert not list(tmp_path.glob(".*part*"))
+
+
+def _grey_pixels(path: Path) -> int:
+    img = matplotlib.image.imread(path)[..., :3]
+    return int((np.abs(img - 0.8) < 0.01).all(axis=-1).sum())
+
+
+def test_index_map_legend_matches_what_is_drawn(tmp_path: Path) -> None:
+    """The legend says no data is grey: NaN pixels are drawn grey (and only they are)."""
+    src = _product(tmp_path)
+    with_nodata = index_map(src, tmp_path / "b2.png", band="B2", title="product-x B2")
+    without = index_map(src, tmp_path / "b0.png", band="B0", title="product-x B0")
+    assert _grey_pixels(with_nodata) > 50 * 600 * 0.5  # the 50 nodata rows, at least
+    assert _grey_pixels(without) < 100
+
+
+def test_quicklook_from_single_band_files(tmp_path: Path) -> None:
+    g = GeoBox.from_bbox((400000, 5000000, 406000, 5004000), "EPSG:32643", resolution=10)
+    paths = []
+    for i, name in enumerate(("B4", "B3", "B2")):
+        da = xr.DataArray(
+            np.full((400, 600), 0.1 * (i + 1), np.float32), coords=xr_coords(g), dims=("y", "x")
+        )
+        paths.append(write(da.rename(name), tmp_path / f"{name}.tif", dtype="int16").path)
+    img = matplotlib.image.imread(quicklook(paths, tmp_path / "rgb.png", max_size=300))
+    assert img.shape == (200, 300, 4) and img[..., 3].min() == 1.0

@@ -170,7 +170,7 @@ def test_two_places_in_one_period_write_apart(tmp_path: Path) -> None:
         result = process_unit(unit, wf, str(tmp_path / "out"), threads=1, scheduler="sync")
         folders |= {Path(f.path).parent for f in result.files}
     assert len(folders) == 2
-    products = sorted((tmp_path / "out" / "items").glob("*/*_reflectance.tif"))
+    products = sorted((tmp_path / "out" / "items").glob("*/*_B3.tif"))  # one file per band
     assert len(products) == 2 and products[0].read_bytes() != products[1].read_bytes()
 
 

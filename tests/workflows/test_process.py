@@ -30,7 +30,7 @@ def test_named_and_custom_indices_in_one_unit(l1_catalog: Path, tmp_path: Path) 
     result = process_unit(unit, wf, str(tmp_path), threads=1)
     assert os.environ.get("EO_PIPELINE_NUMBA_THREADS") == before  # nothing leaks out of the unit
     keys = {f.key for f in result.files}
-    assert keys == {"reflectance", "NDVI", "MYNDVI"}
+    assert keys == {"B1", "B2", "B3", "B4", "B5", "NDVI", "MYNDVI"}  # one asset per band
     paths = {f.key: tmp_path / f.path for f in result.files}
     with rasterio.open(paths["NDVI"]) as a, rasterio.open(paths["MYNDVI"]) as b:
         np.testing.assert_allclose(a.read(1), b.read(1), rtol=1e-6, equal_nan=True)

@@ -60,6 +60,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+import pystac
 import uvicorn
 from brotli_asgi import BrotliMiddleware
 from fastapi import FastAPI, Request
@@ -353,9 +354,16 @@ def create_app(
     search_ext = [ext[k] for k in ("fields", "search_sort", "filter", "query", "text", "paging")]
     items_ext = [ext[k] for k in ("fields", "items_sort", "filter", "query", "text", "paging")]
     client = EntitledClient(index=index, signer=signer, link_ttl=link_ttl, max_limit=max_limit)
+    # the landing page is the service's own (stac-fastapi's client defaults say "stac-fastapi")
+    # and speaks the STAC version of the catalog it serves (pystac writes 1.1.0)
+    client.landing_page_id = settings.stac_fastapi_landing_id
+    client.title = settings.stac_fastapi_title
+    client.description = settings.stac_fastapi_description
+    stac_version = str(root_doc.get("stac_version") or pystac.get_stac_version())
     api = StacApi(
         settings=settings,
         client=client,
+        stac_version=stac_version,
         extensions=list(ext.values()),
         search_get_request_model=create_get_request_model(search_ext),
         search_post_request_model=create_post_request_model(search_ext, base_model=_SearchPost),

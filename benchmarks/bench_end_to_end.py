@@ -77,7 +77,7 @@ inputs: {{catalog: {catalog}}}
 steps:
   - calibrate: {{to: toa_reflectance}}
   - indices: {{names: [{indices}]}}
-output: {{catalog: {out}, reflectance: int16, compress: deflate, quicklook: false}}
+output: {{catalog: {out}, reflectance: int16, indices: float32, compress: deflate, quicklook: false}}
 resources: {{chunk_size: {chunk}, retries: 0}}
 """
 
@@ -268,13 +268,12 @@ def user_script(catalog: Path, out: Path) -> dict[str, Any]:
         crs = ds.odc.crs.to_wkt()
         coords = {"y": ds.y, "x": ds.x}
         options = {"tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate"}
-        packed = np.stack(
-            [np.where(np.isnan(rho[b]), -32768, np.round(rho[b] * 10000)) for b in BANDS]
-        ).astype(np.int16)
-        refl = xr.DataArray(packed, dims=("band", "y", "x"), coords={"band": list(BANDS), **coords})
-        refl = refl.rio.write_crs(crs).rio.write_nodata(-32768)
-        refl.rio.to_raster(out / f"{item.id}_reflectance.tif", **options)
-        written += 1
+        for b in BANDS:  # one int16 file per band, as the runner delivers them
+            packed = np.where(np.isnan(rho[b]), -32768, np.round(rho[b] * 10000)).astype(np.int16)
+            refl = xr.DataArray(packed, dims=("y", "x"), coords=coords)
+            refl = refl.rio.write_crs(crs).rio.write_nodata(-32768)
+            refl.rio.to_raster(out / f"{item.id}_{b}.tif", **options)
+            written += 1
         for name, values in indices.items():
             da = xr.DataArray(values.astype(np.float32), dims=("y", "x"), coords=coords)
             da = da.rio.write_crs(crs).rio.write_nodata(np.nan)

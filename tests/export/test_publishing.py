@@ -196,3 +196,34 @@ def test_truth_assets_are_not_for_sale(source: Path, tmp_path: Path) -> None:
     publish(src / "catalog.json", tmp_path / "export2", kept)
     out = _json(tmp_path / "export2" / "kazeosat1-l2" / item_json.parent.name / item_json.name)
     assert "truth_class" in out["assets"]
+
+
+def test_collections_declare_every_extension_they_use(source: Path, tmp_path: Path) -> None:
+    """#12: summaries and item_assets use eo/raster/proj/view fields: each is declared; the
+    Landsat collection names USGS as producer even under a config with its own producer."""
+    from eo_pipeline.catalogs.stac import EXTENSION_URIS
+    from eo_pipeline.export.sales import Provider
+
+    cfg = PublishConfig(
+        providers=(
+            Provider("Operator", ("producer", "licensor")),
+            Provider("Centre", ("processor",)),
+        )
+    )
+    publish(source, tmp_path / "export", cfg)
+    for cid in ("kazeosat2-l2", "landsat8-ndvi"):
+        c = _json(tmp_path / "export" / cid / "collection.json")
+        used = set(c.get("summaries", {})) | {k for a in c["item_assets"].values() for k in a}
+        for prefix, ext in (("eo:", "eo"), ("raster:", "raster"), ("proj:", "projection")):
+            if any(k.startswith(prefix) for k in used):
+                assert EXTENSION_URIS[ext] in c["stac_extensions"], (cid, prefix)
+        assert all(
+            "statistics" not in b
+            for a in c["item_assets"].values()
+            for b in a.get("raster:bands", [])
+        )
+        producers = [p["name"] for p in c["providers"] if "producer" in p["roles"]]
+        assert producers == (
+            ["U.S. Geological Survey"] if cid.startswith("landsat") else ["Operator"]
+        )
+        assert "Centre" in [p["name"] for p in c["providers"]]

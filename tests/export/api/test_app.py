@@ -69,3 +69,18 @@ def test_demo_serve_and_pasteable_example(private_export: Path) -> None:
         assert key2 != key
     finally:
         stop()
+
+
+def test_landing_page_is_the_services_own(published: Published, tmp_path: Path) -> None:
+    """#12: the landing page's id and title are the export catalog's (from the sales config),
+    not stac-fastapi's defaults, and it speaks STAC 1.1.0 like every document it serves."""
+    cfg = PublishConfig(
+        catalog_id="acme-export", catalog_title="ACME products", only=("kazeosat2-l2",)
+    )
+    publish(published.source, tmp_path / "export", cfg)
+    landing = TestClient(create_app(tmp_path / "export")).get("/").json()
+    assert (landing["id"], landing["title"], landing["stac_version"]) == (
+        "acme-export",
+        "ACME products",
+        "1.1.0",
+    )

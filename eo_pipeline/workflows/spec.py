@@ -26,7 +26,7 @@ are named and where they go, and the resources a run may use::
       retries: 2
       max_composite_gpix: 2       # composites larger than this (per band) are left out
     sensors: [sensors/kazsat7.yaml]   # optional: sensor files the inputs need (relative paths
-                                      # resolve against the workflow file); shipped to workers
+                                      # resolve against the current directory); shipped to workers
 
 Each scene (no composite step) or each composite period (with one) is a *unit* of work.
 

@@ -38,7 +38,9 @@ def inputs(l1_catalog: Path) -> list[pystac.Item]:
     return list(read_items(l1_catalog))[:2]
 
 
-def _file(root: Path, folder: Path, key: str, dtype: str, bands: list[str]) -> ProductFile:
+def _file(
+    root: Path, folder: Path, key: str, dtype: str, bands: list[str], role: str = ""
+) -> ProductFile:
     data = np.ones((len(bands), 32, 32), dtype)
     out = write_cog(folder / f"{key}.tif", data, crs=32642, transform=from_origin(5e5, 5e6, 30, 30),
                     nodata=-32768 if dtype == "int16" else None, descriptions=bands)  # fmt: skip
@@ -48,7 +50,7 @@ def _file(root: Path, folder: Path, key: str, dtype: str, bands: list[str]) -> P
         size=out.size,
         checksum=out.multihash,
         media_type="image/tiff; application=geotiff; profile=cloud-optimized",
-        roles=("data", key),
+        roles=("data", role or key),
         raster={"dtype": dtype, "nodata": -32768 if dtype == "int16" else None,
                 "scale": 1e-4 if dtype == "int16" else None, "offset": 0.0, "bands": bands,
                 "shape": [32, 32], "transform": [30.0, 0.0, 5e5, 0.0, -30.0, 5e6],
@@ -75,9 +77,10 @@ def test_item_and_catalog_are_valid_stac_with_lineage(
                 tuple(i.id for i in inputs), "2024-05", "sig")  # fmt: skip
     folder = tmp_path / "items" / "two"
     folder.mkdir(parents=True)
-    files = [
-        _file(tmp_path, folder, "reflectance", "int16", ["B1", "B2"]),
-        _file(tmp_path, folder, "NDVI", "float32", ["NDVI"]),
+    files = [  # one single-band file per reflectance band (#12)
+        _file(tmp_path, folder, "B1", "int16", ["B1"], "reflectance"),
+        _file(tmp_path, folder, "B2", "int16", ["B2"], "reflectance"),
+        _file(tmp_path, folder, "NDVI", "float32", ["NDVI"], "index"),
     ]
     ds = xr.Dataset({"B1": ("x", [1]), "B2": ("x", [1])})
     ds["B1"].attrs["common_name"] = "blue"
@@ -87,12 +90,13 @@ def test_item_and_catalog_are_valid_stac_with_lineage(
     assert "calibrate(to=toa_reflectance) -> indices(names=['NDVI'])" in props["processing:lineage"]
     assert props["processing:level"] == "L1-TOA" and props["proj:code"] == "EPSG:32642"
     assert [link["title"] for link in item["links"]] == [i.id for i in inputs]
-    refl = item["assets"]["reflectance"]
+    refl = item["assets"]["B1"]  # common name from the sensor file (kazeosat2 B1: blue)
     assert refl["raster:bands"][0]["scale"] == 1e-4 and refl["eo:bands"][0]["common_name"] == "blue"
-    assert refl["file:checksum"] == file_checksum(folder / "reflectance.tif")
+    assert refl["file:checksum"] == file_checksum(folder / "B1.tif")
+    assert refl["proj:epsg"] == 32642 and refl["proj:code"] == "EPSG:32642"
     assert item["collection"] == product_collection_id(unit.collection, wf)
     (folder / "two.json").write_text(json.dumps(item))
     catalog = build_product_catalog(tmp_path, ["items/two/two.json"], wf)
     report = validate(catalog, check_assets=True)
     assert report.counts == {"Catalog": 1, "Collection": 1, "Item": 1}
-    assert report.checksums_verified == 2
+    assert report.checksums_verified == 3

@@ -76,7 +76,9 @@ print(json.dumps({
 """
 
 
-def test_a_sensor_file_in_a_temp_folder_goes_the_whole_way(tmp_path: Path) -> None:
+def test_a_sensor_file_in_a_temp_folder_goes_the_whole_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert "kazeosat7" not in sensors.names()
     sensor_dir = tmp_path / "operator"
     sensor_dir.mkdir()
@@ -111,6 +113,7 @@ def test_a_sensor_file_in_a_temp_folder_goes_the_whole_way(tmp_path: Path) -> No
         """))  # fmt: skip
     from eo_pipeline.workflows.runner import run
 
+    monkeypatch.chdir(tmp_path)  # relative paths of a workflow resolve against the cwd
     try:
         report = run(workflow, verbose=False)
     finally:

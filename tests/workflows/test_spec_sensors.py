@@ -27,7 +27,11 @@ def _workflow(tmp_path: Path, files: str) -> Path:
     return path
 
 
-def test_sensor_files_resolve_against_the_workflow_file(tmp_path: Path) -> None:
+def test_sensor_files_resolve_against_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like every relative path of every workflow, built-in or not (#12)."""
+    monkeypatch.chdir(tmp_path)
     wf = load_workflow(_workflow(tmp_path, "sensors/kazsat7.yaml"))
     assert wf.sensors == ("sensors/kazsat7.yaml",)
     assert wf.resolve(wf.sensors[0]) == tmp_path / "sensors" / "kazsat7.yaml"
@@ -42,6 +46,9 @@ def test_sensor_files_resolve_against_the_workflow_file(tmp_path: Path) -> None:
         ("{a: 1}", r"wf.yaml:2: sensors: must be a list of sensor-file paths"),
     ],
 )  # fmt: skip
-def test_bad_sensor_entries_name_the_workflow_line(tmp_path: Path, files: str, message) -> None:
+def test_bad_sensor_entries_name_the_workflow_line(
+    tmp_path: Path, files: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(WorkflowError, match=message):
         load_workflow(_workflow(tmp_path, files))

@@ -52,7 +52,8 @@ def catalog(s2_l2a_safe: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 @pytest.fixture(scope="module")
 def loaded(catalog: Path) -> xr.Dataset:
-    return eo.load(catalog, bands=["B02", "B03", "B04", "B8A", "B11", "SCL"])
+    # decoded once (JPEG 2000 is slow) and shared by the tests below, numpy-backed
+    return eo.load(catalog, bands=["B02", "B03", "B04", "B8A", "B11", "SCL"]).load()
 
 
 def test_metadata_as_printed(s2_l2a_safe: Path) -> None:

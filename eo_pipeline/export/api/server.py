@@ -222,7 +222,6 @@ def _extensions(index: CatalogIndex) -> dict[str, Any]:
             FilterConformanceClasses.SEARCH,
             FilterConformanceClasses.ITEMS,
             "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
-            "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
             *CQL2_CONFORMANCE,
         ],
     )

@@ -124,3 +124,7 @@ def test_queryables_documents(client: TestClient, published: Published) -> None:
         "https://api.stacspec.org/v1.0.0/item-search#query",
     ):
         assert uri in conforms, uri
+    # queryables as plain query parameters (?platform=...) are refused (400), so not declared
+    assert not [c for c in conforms if c.endswith("queryables-query-parameters")]
+    r = client.get("/search", params={"platform": "kazeosat-2"}, headers=h)
+    assert r.status_code == 400 and "platform" in r.json()["description"]

@@ -18,6 +18,7 @@ UnknownSensorError True
 from __future__ import annotations
 
 __all__ = [
+    "AtmosphereError",
     "BandError",
     "CalibrationError",
     "CatalogError",
@@ -34,6 +35,7 @@ __all__ = [
     "MetadataError",
     "MetadataWarning",
     "OrthorectificationError",
+    "RadiativeTransferError",
     "SensorFileError",
     "StacValidationError",
     "UnknownIndexError",
@@ -135,3 +137,12 @@ class OrthorectificationError(EOPipelineError, ValueError):
 
 class FilterError(EOPipelineError, ValueError):
     """A search filter (CQL2, query, free text) that is malformed or asks for what is unsupported."""
+
+
+class AtmosphereError(CalibrationError):
+    """Atmospheric correction is impossible as asked (no LUT for the sensor, geometry or AOT
+    outside the LUT's range, an AOT raster that does not cover the scene)."""
+
+
+class RadiativeTransferError(EOPipelineError, RuntimeError):
+    """The 6S radiative-transfer code is missing or failed (the message says how to install it)."""

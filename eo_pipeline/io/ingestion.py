@@ -28,6 +28,7 @@ import math
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from eo_pipeline.catalogs.scene import SceneMetadata
 from eo_pipeline.catalogs.stac import AssetSpec, build_item
 from eo_pipeline.catalogs.store import AssetMode, add_items
 from eo_pipeline.errors import InputDataError
+from eo_pipeline.io.georef import georeference_from_mtl
 
 if TYPE_CHECKING:
     from eo_pipeline.catalogs.validation import ValidationReport
@@ -187,8 +189,8 @@ def landsat_assets(meta: SceneMetadata) -> list[AssetSpec]:
     Raises
     ------
     InputDataError
-        A band file the MTL names is missing, or the folder holds band files the MTL does
-        not name.
+        Every band file the MTL names is missing, or the folder holds band files the MTL
+        does not name. Some missing: a :class:`UserWarning` names them.
     """
     sensor = _sensors.get(meta.sensor)
     base = Path(meta.source).parent
@@ -213,10 +215,17 @@ def landsat_assets(meta: SceneMetadata) -> list[AssetSpec]:
                 offset=cal.sr_offset if cal else None,
             )
         )
-    if missing:
+    if missing and not specs:
         raise InputDataError(
             f"{base}: the metadata {Path(meta.source).name} names band file(s) that are "
             f"missing: {', '.join(missing)}; re-download the scene"
+        )
+    if missing:  # a partial copy (a crop, a band subset): ingest what is there, say what is not
+        warnings.warn(
+            f"{base}: band file(s) named by {Path(meta.source).name} are missing: "
+            f"{', '.join(missing)}; the item holds only {', '.join(s.key for s in specs)}",
+            UserWarning,
+            stacklevel=3,
         )
     stray = sorted(
         p.name
@@ -391,6 +400,7 @@ def ingest(
         if not docs:
             if sensor.name.startswith("landsat"):
                 specs = landsat_assets(meta)
+                meta, specs = georeference_from_mtl(meta, specs, Path(workdir))
             else:
                 raise InputDataError(
                     f"{meta.source}: ingest supports Landsat C2, Sentinel-2 SAFE and DIMAP V2 "

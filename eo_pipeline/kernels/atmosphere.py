@@ -26,7 +26,7 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["correct", "forward_toa", "locate"]
+__all__ = ["coefficients", "correct", "forward_toa", "locate"]
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
@@ -46,7 +46,7 @@ def locate(nodes, x):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _coefficients(s, v, ca, tau, path, tdown, tup, sph, n_sza, n_vza, n_craa, n_aot, lng, n_m):
+def coefficients(s, v, ca, tau, path, tdown, tup, sph, n_sza, n_vza, n_craa, n_aot, lng, n_m):
     """(path, T_down*T_up, S, Tg) at one geometry and AOT (float64)."""
     ia, wa = locate(n_aot, tau)
     isz, ws = locate(n_sza, s)
@@ -135,7 +135,7 @@ def correct(
                 out[t, i, j] = nan
                 continue
             if s != last_s or v != last_v or c != last_c or tau != last_t:
-                rp, tt, sa, tg = _coefficients(
+                rp, tt, sa, tg = coefficients(
                     s, v, c, tau, path, tdown, tup, sph, n_sza, n_vza, n_craa, n_aot, lng, n_m
                 )
                 last_s, last_v, last_c, last_t = s, v, c, tau
@@ -151,7 +151,7 @@ def correct(
 def forward_toa(rho_s, s, v, ca, tau, path, tdown, tup, sph, n_sza, n_vza, n_craa, n_aot, lng, n_m):
     """TOA reflectance of a Lambertian surface ``rho_s`` (float64) at one geometry and AOT:
     ``Tg * (path + T * rho_s / (1 - S * rho_s))`` from the same tables as :func:`correct`."""
-    rp, tt, sa, tg = _coefficients(
+    rp, tt, sa, tg = coefficients(
         s, v, ca, tau, path, tdown, tup, sph, n_sza, n_vza, n_craa, n_aot, lng, n_m
     )
     return tg * (rp + tt * rho_s / (1.0 - sa * rho_s))

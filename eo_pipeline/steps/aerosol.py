@@ -52,8 +52,9 @@ def _curve(tables: BandTables, sza: float, vza: float, raa: float, aots: np.ndar
     out = np.empty((aots.size, 4))
     for k, tau in enumerate(aots):
         out[k] = [
-            kernel.forward_toa(r, sza, vza, ca, float(tau), *tables.kernel_args(),
-                               tables.log_gas, tables.airmass)  # fmt: skip
+            kernel.forward_toa(
+                r, sza, vza, ca, float(tau), *tables.kernel_args(), tables.log_gas, tables.airmass
+            )
             for r in (0.0, 0.1, 0.2, 0.3)
         ]
     return out
@@ -121,7 +122,9 @@ def retrieve_aot(ds: xr.Dataset, lut: SensorLut, ctx: dict[str, Any], *, window:
             stacklevel=3,
         )
         n = ctx["n_time"]
-        return _Aot(np.full(n, DEFAULT_AOT), None, None, None, "default (no red/NIR band)", DEFAULT_AOT, {})
+        return _Aot(
+            np.full(n, DEFAULT_AOT), None, None, None, "default (no red/NIR band)", DEFAULT_AOT, {}
+        )
     means = _window_means(ds, present, window, swir)
     gas = ctx["gas"]
     aots = np.arange(0.0, lut.grid.aot[-1] + 1e-9, 0.002)
@@ -140,10 +143,14 @@ def retrieve_aot(ds: xr.Dataset, lut: SensorLut, ctx: dict[str, Any], *, window:
                 continue
             tables = lut.tables(present[key], model=ctx["model"], pressure=gas["pressure"],
                                 water=gas["water"], ozone=gas["ozone"], gases=gas["gases"])  # fmt: skip
-            curve = _curve(tables, float(ctx["sza"][t]), float(ctx["vza"]), float(ctx["raa"][t]), aots)
+            curve = _curve(
+                tables, float(ctx["sza"][t]), float(ctx["vza"]), float(ctx["raa"][t]), aots
+            )
             obs = np.asarray(means[key].isel(sel).values)[ok]
             if swir:
-                rho_s = np.asarray(means["swir"].isel(sel).values)[ok] * (0.5 if key == "red" else 0.25)
+                rho_s = np.asarray(means["swir"].isel(sel).values)[ok] * (
+                    0.5 if key == "red" else 0.25
+                )
             else:
                 rho_s = np.full(obs.shape, _FALLBACK_RHO[key])
             cost += (_forward(curve, rho_s) - obs[None, :]) ** 2
@@ -167,4 +174,6 @@ def retrieve_aot(ds: xr.Dataset, lut: SensorLut, ctx: dict[str, Any], *, window:
     arr = np.stack(fields).astype(np.float32)
     if sum(used) == 0:
         method = "default (no dark targets)"
-    return _Aot(None, arr, fy, fx, method, float(arr.mean()), {"windows_used": used, "window": window})
+    return _Aot(
+        None, arr, fy, fx, method, float(arr.mean()), {"windows_used": used, "window": window}
+    )

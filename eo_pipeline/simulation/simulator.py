@@ -61,6 +61,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pystac
@@ -76,6 +77,7 @@ from eo_pipeline.catalogs.store import add_items
 from eo_pipeline.errors import CatalogError, InputDataError
 from eo_pipeline.io.cog import WrittenFile, write_cog
 from eo_pipeline.simulation import landcover as lc
+from eo_pipeline.simulation.atmosphere import BandAtmosphere, SimAtmosphere, band_atmospheres
 from eo_pipeline.simulation.dimap import write_simulated_dimap
 from eo_pipeline.simulation.geometry import (
     Placement,
@@ -198,6 +200,8 @@ class _Scene:
     """Inverse calibration per band."""
     cosz: np.ndarray
     """float32 cos(sun zenith) on the truth grid."""
+    atmos: tuple[BandAtmosphere | None, ...] | None = None
+    """Per band, 6S at the scene geometry (``simulate(atmosphere=...)``), else no atmosphere."""
 
     def cloud_value(self, i: int) -> float:
         """The cloud reflectance in band ``i`` (library-shaped, scaled by the scene's thickness)."""
@@ -261,8 +265,13 @@ def _make_scene(
     dimap_tile: int | None = None,
     revisit_days: int | None = None,
     date: dt.date | None = None,
+    atm: SimAtmosphere | None = None,
 ) -> pystac.Item:
     scene = _draw_scene(sensor, grid, seed, index, revisit_days, date)
+    if atm is not None:
+        scene = replace(
+            scene, atmos=band_atmospheres(sensor, 90.0 - scene.place.sun_elevation, atm)
+        )
     place = scene.place
     item_id = f"{sensor.name}_sim_{place.datetime:%Y%m%dT%H%M%S}_s{seed}_{index:03d}"
     existing = workdir.parent / collection_id_for(sensor.name, _level(sensor)) / item_id
@@ -367,6 +376,8 @@ def _make_scene(
         "eo_pipeline:scene_index": index,
         "eo_pipeline:format": "dimap" if dimap_tile is not None else "cog",
     }
+    if atm is not None:
+        props["eo_pipeline:atmosphere"] = atm.as_dict()
     return build_item(meta, specs, item_id=item_id, properties=props, checksum=False)
 
 
@@ -433,7 +444,9 @@ def _strip(
         if rngs is not None:
             normal = rngs[i].standard_normal(rho_b.shape, dtype=np.float32)
         cos_b = _resample_cos(scene.cosz[t0:t1], f, up)
-        dns[b.id][r0:r1] = to_dn(rho_b, cos_b, scene.invs[i], b, outside=outside, normal=normal)
+        band_atm = scene.atmos[i] if scene.atmos is not None else None
+        toa_b = rho_b if band_atm is None else band_atm.toa(rho_b)
+        dns[b.id][r0:r1] = to_dn(toa_b, cos_b, scene.invs[i], b, outside=outside, normal=normal)
         rho_t = rho_b if up == f else block_mean(fine_rho[i], f)  # band on the truth grid
         truth[i, t0:t1] = np.where(outside_t, np.float32(np.nan), rho_t)
     if f > 1:  # classes at the truth pixels' centres
@@ -516,6 +529,7 @@ def simulate(
     date: dt.date | str | None = None,
     level: str = "ortho",
     off_nadir: float = 20.0,
+    atmosphere: Any = None,
 ) -> list[pystac.Item]:
     """Simulate L1 scenes of ``sensor`` over Kazakhstan into the static catalog ``catalog_dir``.
 
@@ -547,6 +561,11 @@ def simulate(
         fitted to that camera by least squares (``eo_pipeline:rpc_fit_residual_px``), the DEM
         (asset ``DEM``) and the truth orthoimage (asset ``truth_ortho``); see
         :mod:`eo_pipeline.simulation.primary`.
+    atmosphere
+        ``None`` (no atmosphere: TOA truth = surface), or the
+        :class:`~eo_pipeline.simulation.atmosphere.SimAtmosphere` (or a mapping of its
+        fields): 6S at the scene geometry turns surface into TOA reflectance, and
+        ``truth_reflectance`` is the surface reflectance.
     date
         Acquisition date (``YYYY-MM-DD`` or a date): every scene is taken that day (a day of
         the constellation), or a revisit series starts that day. Default: drawn from the seed.
@@ -627,7 +646,16 @@ def simulate(
         tile = dimap_tile if format == "dimap" else None
         items = [
             _make_scene(
-                sens, grid, seed, k, noise, workdir, tile, revisit_days if revisit else None, day
+                sens,
+                grid,
+                seed,
+                k,
+                noise,
+                workdir,
+                tile,
+                revisit_days if revisit else None,
+                day,
+                SimAtmosphere.from_value(atmosphere),
             )
             for k in range(scenes)
         ]

@@ -3,19 +3,22 @@
 Method (Kaufman et al. 1997, "The MODIS 2.1-um channel - correlation with visible
 reflectance for use in remote sensing of aerosol", IEEE TGRS 35(5)):
 
-1. Dark targets: pixels whose TOA reflectance at ~2.1 um lies in 0.01..0.25 and whose TOA
-   NDVI exceeds 0.1 (vegetation, not water); aerosol barely touches 2.1 um, so there
-   ``rho_s(0.66) = rho_2.1 / 2`` and ``rho_s(0.47) = rho_2.1 / 4``.
+1. Dark targets: pixels whose TOA reflectance at ~2.1 um lies in 0.01..0.15 and whose TOA
+   NDVI exceeds 0.1 (vegetation, not water); aerosol barely touches 2.1 um, so its surface
+   reflectance follows from the LUT (gases and Rayleigh removed at AOT 0.1) and
+   ``rho_s(0.66) = rho_s(2.1) / 2``. Kaufman's blue relation (``rho_2.1 / 4``) is not used:
+   on the validation scene USGS's LaSRC dark-target blue/2.1 ratio is 0.42, not 0.25, and
+   fitting blue drove the AOT to twice the value that red alone gives.
 2. Per window (``window`` x ``window`` pixels) the dark pixels' mean TOA reflectances; at
    least 10 % of the window dark, else the window is empty.
-3. The window's AOT is the one (0.002 steps over the LUT's range) whose forward-modelled TOA
-   ``Tg (path + T rho_s / (1 - S rho_s))`` from the same LUT best fits red and blue.
+3. The window's AOT is the one (0.002 steps over the LUT's range) whose forward-modelled red
+   TOA ``Tg (path + T rho_s / (1 - S rho_s))`` from the same LUT fits the observed one.
 4. Empty windows take the mean of the others; the field is smoothed (Gaussian, sigma one
    window) and clipped to the LUT's AOT range.
 
 Fallback where the sensor has no ~2.1 um band (KazEOSat-1/-2, KazEOSat-MR): dense
-vegetation by TOA NDVI >= 0.6 with fixed surface reflectances red 0.03 and blue 0.02
-(typical of dense canopies; expect a larger error, recorded as
+vegetation by TOA NDVI >= 0.6 with a fixed red surface reflectance of 0.03 (typical of
+dense canopies; expect a larger error, recorded as
 ``dense-vegetation (no 2.1 um band)``). Where no window has dark targets the AOT is 0.1
 (rural background), recorded as ``default (no dark targets)``, with a warning.
 """
@@ -33,10 +36,17 @@ from eo_pipeline.kernels import atmosphere as kernel
 
 __all__ = ["retrieve_aot"]
 
+DARK_MAX = 0.15
+"""Upper TOA reflectance at ~2.1 um of a dark target (Kaufman et al. 1997: the visible/2.1 um
+ratios hold best below 0.15; brighter soils break them and bias the AOT high)."""
 DEFAULT_AOT = 0.1
+RED_RATIO = 0.5
+"""rho_s(0.66) / rho_s(2.1) over dark vegetation (Kaufman et al. 1997)."""
+SWIR_AOT = 0.1
+"""AOT assumed when the 2.1 um TOA reflectance is turned into surface reflectance."""
 """AOT used when a scene has no dark target."""
 _SWIR = ("swir22",)
-_FALLBACK_RHO = {"red": 0.03, "blue": 0.02}
+_FALLBACK_RHO = {"red": 0.03}
 
 
 def _band_by_name(ds: xr.Dataset, lut: SensorLut, names: tuple[str, ...]) -> str | None:
@@ -82,7 +92,7 @@ def _window_means(ds: xr.Dataset, bands: dict[str, str], window: int, swir: bool
     ndvi = (nir - red) / (nir + red)
     if swir:
         s = toa[bands["swir"]]
-        dark = (s > 0.01) & (s < 0.25) & (ndvi > 0.1)
+        dark = (s > 0.01) & (s < DARK_MAX) & (ndvi > 0.1)
     else:
         dark = ndvi >= 0.6
     ydim, xdim = red.dims[-2:]
@@ -138,22 +148,20 @@ def retrieve_aot(ds: xr.Dataset, lut: SensorLut, ctx: dict[str, Any], *, window:
         sel = {"time": t} if "time" in count.dims else {}
         ok = np.asarray(count.isel(sel).values) >= 0.1
         cost = np.zeros((aots.size, int(ok.sum())))
-        for key in ("red", "blue"):
-            if key not in present:
-                continue
-            tables = lut.tables(present[key], model=ctx["model"], pressure=gas["pressure"],
-                                water=gas["water"], ozone=gas["ozone"], gases=gas["gases"])  # fmt: skip
-            curve = _curve(
-                tables, float(ctx["sza"][t]), float(ctx["vza"]), float(ctx["raa"][t]), aots
-            )
-            obs = np.asarray(means[key].isel(sel).values)[ok]
-            if swir:
-                rho_s = np.asarray(means["swir"].isel(sel).values)[ok] * (
-                    0.5 if key == "red" else 0.25
-                )
-            else:
-                rho_s = np.full(obs.shape, _FALLBACK_RHO[key])
-            cost += (_forward(curve, rho_s) - obs[None, :]) ** 2
+        geo = (float(ctx["sza"][t]), float(ctx["vza"]), float(ctx["raa"][t]))
+
+        def tables(key: str) -> BandTables:
+            return lut.tables(present[key], model=ctx["model"], pressure=gas["pressure"],
+                              water=gas["water"], ozone=gas["ozone"], gases=gas["gases"])  # fmt: skip
+
+        obs = np.asarray(means["red"].isel(sel).values)[ok]
+        if swir:  # 2.1 um TOA -> surface (gases, Rayleigh; aerosol barely matters there)
+            sw = _curve(tables("swir"), *geo, np.array([SWIR_AOT]))[0]
+            toa_sw = np.asarray(means["swir"].isel(sel).values)[ok]
+            rho_s = RED_RATIO * np.interp(toa_sw, sw, np.array([0.0, 0.1, 0.2, 0.3]))
+        else:
+            rho_s = np.full(obs.shape, _FALLBACK_RHO["red"])
+        cost += (_forward(_curve(tables("red"), *geo, aots), rho_s) - obs[None, :]) ** 2
         valid = ok & np.isfinite(np.asarray(means["red"].isel(sel).values))
         field = np.full(ok.shape, np.nan)
         if cost.shape[1]:

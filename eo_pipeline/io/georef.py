@@ -46,7 +46,7 @@ def georeference_from_mtl(
     Returns the inputs unchanged when every raster has a CRS.
     """
     import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
     untagged: dict[str, tuple[int, int, str, float | None]] = {}
     for s in specs:
@@ -54,9 +54,12 @@ def georeference_from_mtl(
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(s.path) as ds:
-                if ds.crs is None:
-                    untagged[s.key] = (ds.height, ds.width, ds.dtypes[0], ds.nodata)
+            try:
+                with rasterio.open(s.path) as ds:
+                    if ds.crs is None:
+                        untagged[s.key] = (ds.height, ds.width, ds.dtypes[0], ds.nodata)
+            except RasterioIOError:
+                continue  # the raster checks of ingest name the broken file
     if not untagged:
         return meta, list(specs)
     where = Path(meta.source).name

@@ -137,7 +137,8 @@ def test_errors_name_the_band_and_the_fix() -> None:
         calibrate(ds, "toa_reflectance")
     with pytest.raises(CalibrationError, match="unknown calibration target"):
         calibrate(ds, "brightness")  # type: ignore[arg-type]
-    with pytest.raises(CalibrationError, match="sr_scale"):
+    # L1 DN to surface reflectance is an atmospheric correction: it needs the sensor's LUT
+    with pytest.raises(CalibrationError, match="build-lut --sensor test"):
         calibrate(ds, "surface_reflectance")
     with pytest.raises(BandError, match="calibration numbers"):
         calibrate(make_ds({"QA_PIXEL": {}}))

@@ -354,7 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--sensor", required=True, help="sensor file name (eo_pipeline.catalogs.sensors)"
     )
     a.add_argument("--out", default=".", help="folder for <sensor>.npz (default: here)")
-    a.add_argument("--grid", choices=["default", "tiny"], default="default")
+    a.add_argument(
+        "--grid",
+        choices=["default", "tiny"],
+        default="default",
+        help="node set: default (the shipped LUTs) or tiny (tests; a few dozen 6S runs)",
+    )
     a.add_argument(
         "--processes", type=int, default=None, help="6S processes at once (default: cores)"
     )

@@ -32,7 +32,8 @@ against the official schemas with :func:`eo_pipeline.catalogs.validation.validat
 (``check_assets=True``: every checksum is recomputed), and only then swapped in; a catalog that
 fails validation is refused with the reason and the destination is left untouched.
 Collections already published and absent from the source are carried over. The API index
-(``<export>/.eo-pipeline/index.sqlite``) is rebuilt after the swap.
+(``index.sqlite`` in the private state folder beside the export, ``<export>.eo-pipeline/``; see
+:func:`eo_pipeline.export.api.signing.state_dir`) is rebuilt after the swap.
 
 Default providers are neutral placeholders, marked "(nominal)"; licence and terms links
 default to placeholder URLs under the reserved ``.invalid`` domain: set the real ones in the

@@ -257,7 +257,14 @@ class PublishConfig:
     def from_yaml(cls, path: str | os.PathLike[str]) -> PublishConfig:
         """Read a YAML config file (same keys as the dataclass fields)."""
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
+            raw = Path(path).read_bytes()
+            if len(raw) > 1 << 20:
+                raise CatalogError(f"{path}: larger than 1 MiB; is it really a publish config?")
+            data = yaml.safe_load(raw.decode("utf-8")) or {}
+        except UnicodeDecodeError as err:
+            raise CatalogError(
+                f"{path}: not UTF-8 text (byte offset {err.start}); save the config as UTF-8"
+            ) from None
         except (OSError, yaml.YAMLError) as err:
             raise CatalogError(f"{path}: cannot read publish config: {err}") from None
         if not isinstance(data, dict):

@@ -65,7 +65,10 @@ def product_name(wf: Workflow, unit: Unit, product: str) -> str:
     label = unit.key if unit.period is None else unit.period
     if unit.site:
         label = f"{label}_{unit.site}"
-    return wf.output.naming.format(collection=unit.collection, unit=label, product=product)
+    name = wf.output.naming.format(collection=unit.collection, unit=label, product=product)
+    # fields come from input catalogs (collection, item id): one path component, always
+    name = name.replace("/", "_").replace("\\", "_")
+    return "_" + name if name.startswith(".") else name
 
 
 def product_collection_id(unit_collection: str, wf: Workflow) -> str:

@@ -46,6 +46,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import string
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -68,6 +70,7 @@ __all__ = [
     "builtin_workflows",
     "load_workflow",
     "parse_workflow",
+    "read_text",
 ]
 
 
@@ -175,20 +178,39 @@ class Workflow:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def _lines(
-    node: yaml.Node, path: tuple[Any, ...] = (), out: dict[tuple[Any, ...], int] | None = None
-) -> dict[tuple[Any, ...], int]:
-    """Map each key path of a composed YAML document to its 1-based line."""
-    out = {} if out is None else out
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            k = key.value
-            out[(*path, k)] = key.start_mark.line + 1
-            _lines(value, (*path, k), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, value in enumerate(node.value):
-            _lines(value, (*path, i), out)
+MAX_BYTES = 1 << 20
+"""Largest workflow file read (1 MiB); real workflows are a few hundred bytes."""
+MAX_NODES = 20_000
+"""Most YAML nodes a workflow may expand to, aliases counted at every use: an alias bomb
+(nested anchors, each used many times) fails here in milliseconds instead of expanding to
+millions of nodes and gigabytes."""
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_NAMING_FIELDS = ("collection", "unit", "product")
+
+
+def _lines(node: yaml.Node, source: str) -> dict[tuple[Any, ...], int]:
+    """Map each key path of a composed YAML document to its 1-based line (bounded size)."""
+    out: dict[tuple[Any, ...], int] = {}
+    stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(node, ())]
+    count = 0
+    while stack:
+        node, path = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise WorkflowError(
+                f"{source}:{node.start_mark.line + 1}: the document expands to more than "
+                f"{MAX_NODES} YAML nodes (aliases counted where used); a workflow is small - "
+                "remove the anchors/aliases (*name) that repeat whole sections"
+            )
+        out.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                k = key.value
+                out[(*path, k)] = key.start_mark.line + 1
+                stack.append((value, (*path, k)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((value, (*path, i)) for i, value in enumerate(node.value))
     return out
 
 
@@ -277,10 +299,52 @@ def _mask_params(ctx: _Ctx, params: Mapping[str, Any], path: tuple[Any, ...]) ->
         )
 
 
+def _check_output(ctx: _Ctx, out: dict[str, Any]) -> None:
+    """Types of ``output`` and a ``naming`` pattern that always gives one safe file name."""
+    if not isinstance(out["catalog"], str) or not out["catalog"]:
+        raise ctx.fail(("output", "catalog"), f"must be a folder path, got {out['catalog']!r}")
+    if "quicklook" in out and not isinstance(out["quicklook"], bool):
+        raise ctx.fail(("output", "quicklook"), f"must be true or false, got {out['quicklook']!r}")
+    naming = out.get("naming", Output.naming)
+    if not isinstance(naming, str):
+        raise ctx.fail(("output", "naming"), f"must be text, got {naming!r}")
+    try:
+        parts = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(naming)]
+    except ValueError as err:
+        raise ctx.fail(("output", "naming"), f"{naming!r}: {err}") from None
+    if any(spec or conv for f, spec, conv in parts if f is not None):
+        raise ctx.fail(("output", "naming"), f"{naming!r}: write fields plainly, e.g. {{unit}}")
+    fields = [f for f, _, _ in parts if f is not None]
+    bad = [f for f in fields if f not in _NAMING_FIELDS]
+    if bad:
+        raise ctx.fail(
+            ("output", "naming"),
+            f"unknown field(s) {{{'}, {'.join(bad)}}} in {naming!r}; fields are "
+            + ", ".join(f"{{{f}}}" for f in _NAMING_FIELDS),
+        )
+    literal = naming.format(**{f: "x" for f in _NAMING_FIELDS})
+    if not _NAME.fullmatch(literal) or ".." in literal:
+        raise ctx.fail(
+            ("output", "naming"),
+            f"{naming!r} must give a plain file name (letters, digits, '.', '_', '-'; no '/', "
+            "'..' or leading '.'): products stay inside the output catalog",
+        )
+    if "product" not in fields or "unit" not in fields:
+        raise ctx.fail(
+            ("output", "naming"),
+            f"{naming!r} must contain {{unit}} and {{product}} (names collide)",
+        )
+
+
 def parse_workflow(text: str, source: str = "<string>", root: str | None = None) -> Workflow:
     """Parse and validate workflow YAML text; errors name ``source`` and the line."""
+    if len(text) > MAX_BYTES:
+        raise WorkflowError(
+            f"{source}: {len(text)} characters; a workflow file is at most {MAX_BYTES}"
+        )
     try:
         node = yaml.compose(text)
+        lines = _lines(node, source) if node is not None else {}  # bounded before constructing
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
@@ -288,13 +352,21 @@ def parse_workflow(text: str, source: str = "<string>", root: str | None = None)
         raise WorkflowError(
             f"{source}{line}: not valid YAML: {getattr(err, 'problem', err)}"
         ) from None
-    ctx = _Ctx(source, _lines(node) if node is not None else {})
+    ctx = _Ctx(source, lines)
     top = ctx.mapping(
         raw, (), {"name", "description", "inputs", "steps", "output", "resources", "sensors"}
     )
     for key in ("name", "inputs", "steps", "output"):
         if key not in top:
             raise ctx.fail((), f"missing required key {key!r}")
+    if not isinstance(top["name"], str) or not _NAME.fullmatch(top["name"]):
+        raise ctx.fail(
+            ("name",),
+            f"{top['name']!r} is not a workflow name: letters, digits, '.', '_' and '-' "
+            "(it names product collections and folders), e.g. toa-indices",
+        )
+    if not isinstance(top.get("description", ""), str):
+        raise ctx.fail(("description",), "must be text")
     inp = ctx.mapping(
         top["inputs"], ("inputs",), {f.name for f in Inputs.__dataclass_fields__.values()}
     )
@@ -317,6 +389,14 @@ def parse_workflow(text: str, source: str = "<string>", root: str | None = None)
             raise ctx.fail(("inputs", key), "must be a list of strings")
     if "datetime" in inp and not isinstance(inp["datetime"], str):
         inp["datetime"] = str(inp["datetime"])
+    cloud = inp.get("max_cloud_cover")
+    if cloud is not None and (
+        isinstance(cloud, bool) or not isinstance(cloud, int | float) or not 0 <= cloud <= 100
+    ):
+        raise ctx.fail(("inputs", "max_cloud_cover"), f"{cloud!r} is not a percentage (0-100)")
+    for key in ("catalog", "stac_api"):
+        if inp.get(key) is not None and not isinstance(inp[key], str):
+            raise ctx.fail(("inputs", key), f"must be a path or URL, got {inp[key]!r}")
     inputs = Inputs(
         catalog=inp.get("catalog"),
         stac_api=inp.get("stac_api"),
@@ -339,6 +419,7 @@ def parse_workflow(text: str, source: str = "<string>", root: str | None = None)
     )
     if "catalog" not in out:
         raise ctx.fail(("output",), "missing required key 'catalog' (the output folder)")
+    _check_output(ctx, out)
     for key in ("reflectance", "indices"):
         if out.get(key, "int16") not in ("int16", "float32"):
             raise ctx.fail(("output", key), f"unknown encoding {out[key]!r}: int16 or float32")
@@ -392,6 +473,25 @@ def _sensor_files(ctx: _Ctx, raw: Any, root: str | None) -> tuple[str, ...]:
     return tuple(raw)
 
 
+def read_text(path: Path, what: str) -> str:
+    """A small UTF-8 text file, or a :class:`WorkflowError` naming it (size, encoding, access)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as err:
+        raise WorkflowError(f"{path}: cannot read {what}: {err.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise WorkflowError(f"{path}: larger than {MAX_BYTES} bytes; is it really a {what}?")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise WorkflowError(
+            f"{path}:{line}: not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); "
+            f"save the {what} as UTF-8"
+        ) from None
+
+
 def builtin_workflows() -> dict[str, Path]:
     """Built-in workflow name -> file (shipped in ``eo_pipeline/workflows/builtin/``)."""
     folder = resources.files("eo_pipeline.workflows") / "builtin"
@@ -418,10 +518,7 @@ def load_workflow(path_or_name: str | Path, **overrides: Any) -> Workflow:
                 f"{path_or_name}: no such workflow file, and no built-in workflow of that name "
                 f"(built-ins: {', '.join(sorted(builtins))})"
             )
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise WorkflowError(f"{p}: cannot read workflow file: {err.strerror}") from None
+    text = read_text(p, "workflow file")
     if overrides:
         raw = yaml.safe_load(text) or {}
         for section, values in overrides.items():

@@ -20,6 +20,7 @@ from __future__ import annotations
 __all__ = [
     "AtmosphereError",
     "BandError",
+    "BusyError",
     "CalibrationError",
     "CatalogError",
     "ClusterError",
@@ -146,3 +147,7 @@ class AtmosphereError(CalibrationError):
 
 class RadiativeTransferError(EOPipelineError, RuntimeError):
     """The 6S radiative-transfer code is missing or failed (the message says how to install it)."""
+
+
+class BusyError(EOPipelineError, BlockingIOError):
+    """Another process is writing the same output folder or catalog (its pid is named)."""

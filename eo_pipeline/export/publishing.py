@@ -64,8 +64,9 @@ import pystac
 from eo_pipeline.catalogs.checksum import file_checksum
 from eo_pipeline.catalogs.stac import EXTENSION_URIS, merge_collection, with_proj_epsg
 from eo_pipeline.catalogs.store import add_items, read_items, write_json_atomic
-from eo_pipeline.errors import CatalogError, StacValidationError
+from eo_pipeline.errors import CatalogError, ConfigError, StacValidationError
 from eo_pipeline.export.sales import Offer, Provider, PublishConfig, providers_for
+from eo_pipeline.lockfile import exclusive, lock_beside
 
 __all__ = ["Offer", "Provider", "PublishConfig", "PublishReport", "publish", "publish_cli"]
 
@@ -339,13 +340,34 @@ def publish(
     >>> report.collections  # doctest: +SKIP
     ('kazeosat2-l2-indices',)
     """
+    cfg = config or PublishConfig()
+    export = Path(export_catalog).resolve()
+    # publishes into one export merge one after the other: each reads what the previous one
+    # wrote (two at once each kept only their own new collection); see eo_pipeline.lockfile
+    with exclusive(lock_beside(export), f"the export catalog {export}", wait=_lock_wait()):
+        return _publish_locked(source_catalog, export, cfg)
+
+
+def _lock_wait() -> float:
+    """Seconds a publish waits for another one into the same export (``EO_PIPELINE_LOCK_WAIT``)."""
+    raw = os.environ.get("EO_PIPELINE_LOCK_WAIT", "600")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"EO_PIPELINE_LOCK_WAIT={raw!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise ConfigError(f"EO_PIPELINE_LOCK_WAIT={raw!r} must be >= 0 seconds")
+    return value
+
+
+def _publish_locked(source_catalog: str | os.PathLike[str], export: Path, cfg: PublishConfig
+                    ) -> PublishReport:  # fmt: skip
+    """:func:`publish` while holding the export's lock."""
     from eo_pipeline.catalogs.validation import validate
     from eo_pipeline.export.api.index import open_index
 
-    cfg = config or PublishConfig()
     src_file = Path(source_catalog)
     src_dir = src_file.parent if src_file.is_file() else src_file
-    export = Path(export_catalog).resolve()
     groups: dict[str, list[pystac.Item]] = {}
     for item in read_items(source_catalog):
         cid = item.collection_id or ""

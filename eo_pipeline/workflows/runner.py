@@ -34,6 +34,7 @@ from typing import Any
 
 from eo_pipeline.atomic import PARTIAL_GLOB, write_json
 from eo_pipeline.errors import ClusterError, WorkflowError, WriteError
+from eo_pipeline.lockfile import exclusive
 from eo_pipeline.workflows.plan import Unit, plan
 from eo_pipeline.workflows.products import software_versions
 from eo_pipeline.workflows.spec import Workflow, load_workflow
@@ -41,6 +42,8 @@ from eo_pipeline.workflows.spec import Workflow, load_workflow
 __all__ = ["RunReport", "connect", "run", "run_cli"]
 
 MANIFEST = "manifest.json"
+LOCK = ".eo-pipeline-run.lock"
+"""Held by the run writing the output folder (:mod:`eo_pipeline.lockfile`)."""
 
 
 @dataclass(frozen=True)
@@ -420,22 +423,25 @@ def run(
         _print_plan(wf, units, excluded, root, dry_run)
     if dry_run:
         return RunReport(wf.name, root, (), tuple(u.key for u in units), excluded=excluded)
-    _prepare_output(root)
-    manifest = _read_manifest(root)
-    params = wf.params_hash()
-    todo, skipped = _split_todo(units, manifest, root, params)
-    t0 = time.perf_counter()
-    tally = _Tally()
-    ctx = (
-        contextlib.nullcontext(client)
-        if client is not None
-        else connect(scheduler, wf.resources.workers)
-    )
-    with ctx as cl:
-        dashboard = getattr(cl, "dashboard_link", None)
-        _execute(cl, todo, wf, root, manifest, params, tally, verbose, len(skipped))
-    _clean_partials(root)
-    seconds = _finish(wf, root, manifest, tally, skipped, excluded, t0, scheduler)
+    # one run per output folder: a second one would clean the first's temporaries, redo its
+    # units and overwrite its manifest entries (BusyError names the holder)
+    with exclusive(root / LOCK, f"the output folder {root}"):
+        _prepare_output(root)
+        manifest = _read_manifest(root)
+        params = wf.params_hash()
+        todo, skipped = _split_todo(units, manifest, root, params)
+        t0 = time.perf_counter()
+        tally = _Tally()
+        ctx = (
+            contextlib.nullcontext(client)
+            if client is not None
+            else connect(scheduler, wf.resources.workers)
+        )
+        with ctx as cl:
+            dashboard = getattr(cl, "dashboard_link", None)
+            _execute(cl, todo, wf, root, manifest, params, tally, verbose, len(skipped))
+        _clean_partials(root)
+        seconds = _finish(wf, root, manifest, tally, skipped, excluded, t0, scheduler)
     return RunReport(
         wf.name,
         root,

@@ -1,0 +1,88 @@
+"""The runner under attack (issue #16): concurrent runs into one output, refused with the holder.
+
+The audit's attack: two `eo-pipeline run` of one workflow into one output computed every unit
+twice, one's start-up clean-up deleted the other's in-flight `.part` file and the manifest
+recorded one run. Now the second run is refused at once, naming the first's pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pystac
+import pytest
+
+from eo_pipeline.errors import BusyError
+from eo_pipeline.lockfile import exclusive, holder
+from eo_pipeline.workflows.runner import LOCK, run
+from eo_pipeline.workflows.spec import parse_workflow
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOW = """\
+name: t-faults
+inputs: {{catalog: {catalog}, ids: [{ids}]}}
+steps:
+  - calibrate: {{to: toa_reflectance}}
+  - indices: {{names: [NDVI]}}
+output: {{catalog: {out}, quicklook: false}}
+resources: {{chunk_size: 128, retries: 0, workers: 1}}
+"""
+
+
+def _first_ids(catalog: Path, n: int) -> list[str]:
+    return sorted(i.id for i in pystac.Catalog.from_file(str(catalog)).get_items(recursive=True))[
+        :n
+    ]
+
+
+def _workflow_file(tmp_path: Path, catalog: Path, out: Path, n: int = 1) -> Path:
+    f = tmp_path / "wf.yaml"
+    f.write_text(WORKFLOW.format(catalog=catalog, out=out, ids=", ".join(_first_ids(catalog, n))))
+    return f
+
+
+def test_run_refused_while_another_holds_the_output(l1_catalog: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    wf = parse_workflow(_workflow_file(tmp_path, l1_catalog, out).read_text(), "wf.yaml")
+    with exclusive(out / LOCK, "test"):
+        (out / ".x.tif.123.part.tif").write_bytes(b"in flight")  # the holder's temporary
+        with pytest.raises(BusyError, match=rf"being written by pid {os.getpid()} on .* since"):
+            run(wf, verbose=False)
+        assert (out / ".x.tif.123.part.tif").exists()  # not cleaned away from under the holder
+        assert not (out / "manifest.json").exists()
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_one_refused_one_complete(l1_catalog: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    wf_file = _workflow_file(tmp_path, l1_catalog, out)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "eo_pipeline.cli", "run", str(wf_file)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    while holder(out / LOCK).get("pid") != first.pid and time.monotonic() < deadline:
+        assert first.poll() is None, first.stdout.read()  # type: ignore[union-attr]
+        time.sleep(0.05)
+    second = subprocess.run(
+        [sys.executable, "-m", "eo_pipeline.cli", "run", str(wf_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert second.returncode != 0
+    assert f"held by pid {first.pid}" in second.stderr or f"by pid {first.pid}" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert first.wait(timeout=300) == 0, first.stdout.read()  # type: ignore[union-attr]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["runs"]) == 1 and len(manifest["runs"][0]["done"]) == 1
+    assert not list(out.rglob(".*.part*"))

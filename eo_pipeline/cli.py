@@ -50,7 +50,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from eo_pipeline.catalogs.validation import validate
 
-    report = validate(args.path, check_assets=args.check_assets)
+    report = validate(args.path, check_assets=args.check_assets, allow_outside=args.allow_outside)
     print(report)
     return 0
 
@@ -223,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--check-assets", action="store_true", help="also verify every asset's file:checksum"
+    )
+    p.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="accept local asset hrefs outside the catalog folder (refused by default)",
     )
     p.set_defaults(handler=_cmd_validate)
 

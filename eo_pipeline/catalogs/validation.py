@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from eo_pipeline.catalogs.checksum import verify_checksum
+from eo_pipeline.catalogs.tiff import tiff_problem
 from eo_pipeline.errors import StacValidationError
 
 __all__ = ["ValidationReport", "schemas_dir", "validate"]
@@ -268,7 +269,14 @@ def _check_links(data: dict[str, Any], file: Path) -> list[Path]:
     return walk
 
 
-def _check_assets(data: dict[str, Any], file: Path, checksums: bool, counts: Counter[str]) -> None:
+def inside(root: Path, target: Path) -> bool:
+    """Whether ``target`` lies in ``root`` (lexically: ``..`` resolved, links kept)."""
+    return os.path.normpath(target).startswith(os.path.join(os.path.normpath(root), ""))
+
+
+def _check_assets(
+    data: dict[str, Any], file: Path, checksums: bool, counts: Counter[str], root: Path | None
+) -> None:
     for key, asset in (data.get("assets") or {}).items():
         href = asset.get("href", "")
         if href.startswith("/vsizip/"):
@@ -278,6 +286,12 @@ def _check_assets(data: dict[str, Any], file: Path, checksums: bool, counts: Cou
             continue
         target = _local(file, href)
         where = f"{file}: $.assets.{key}"
+        if root is not None and not inside(root, target):
+            raise StacValidationError(
+                f"{where}.href: {href!r} points outside the catalog folder {root} (to "
+                f"{os.path.normpath(target)}); rule broken: a self-contained catalog holds its "
+                "assets (re-ingest, or validate(..., allow_outside=True) if that is intended)"
+            )
         if not target.is_file():
             raise StacValidationError(
                 f"{where}.href: asset file {target} does not exist; rule broken: "
@@ -291,6 +305,13 @@ def _check_assets(data: dict[str, Any], file: Path, checksums: bool, counts: Cou
                 f"{target.stat().st_size}; rule broken: file:size must match the file"
             )
         expected = asset.get("file:checksum")
+        if checksums:
+            problem = tiff_problem(target)
+            if problem is not None:
+                raise StacValidationError(
+                    f"{where}.href: {target.name} is incomplete or corrupt: {problem}; "
+                    "rule broken: asset files must be whole (re-download and re-ingest)"
+                )
         if checksums and isinstance(expected, str):
             if not verify_checksum(target, expected):
                 raise StacValidationError(
@@ -340,7 +361,9 @@ def _read(file: Path) -> dict[str, Any]:
     return data
 
 
-def validate(path: str | os.PathLike[str], *, check_assets: bool = False) -> ValidationReport:
+def validate(
+    path: str | os.PathLike[str], *, check_assets: bool = False, allow_outside: bool = False
+) -> ValidationReport:
     """Validate a STAC catalog (walking every child and item), a collection or an item.
 
     Parameters
@@ -348,7 +371,12 @@ def validate(path: str | os.PathLike[str], *, check_assets: bool = False) -> Val
     path
         ``catalog.json``, ``collection.json``, an item JSON, or a folder holding one of them.
     check_assets
-        Also recompute each local asset's ``file:checksum`` (reads every asset file).
+        Also recompute each local asset's ``file:checksum`` (reads every asset file) and
+        check that every TIFF holds all its tiles (a file truncated after its header).
+    allow_outside
+        Accept local asset hrefs outside the folder of ``path`` (refused by default: a
+        self-contained catalog holds its files, and an href such as ``../../etc/x`` is
+        either a broken or a hostile catalog).
 
     Returns
     -------
@@ -385,7 +413,7 @@ def validate(path: str | os.PathLike[str], *, check_assets: bool = False) -> Val
         _check_schema(data, file, schemas)
         counts["Item" if data["type"] == "Feature" else str(data["type"])] += 1
         todo.extend(reversed(_check_links(data, file)))
-        _check_assets(data, file, check_assets, extra)
+        _check_assets(data, file, check_assets, extra, None if allow_outside else start.parent)
     return ValidationReport(
         path=start,
         counts=dict(counts),

@@ -103,6 +103,7 @@ def _open_grid(path: Path, what: str) -> _Grid:
     import rasterio
     from rasterio.errors import RasterioIOError
 
+    _check_complete(path, what)
     try:
         with rasterio.open(path) as ds:
             return _Grid(
@@ -119,6 +120,41 @@ def _open_grid(path: Path, what: str) -> _Grid:
         raise InputDataError(
             f"{what}: {path} is not a readable raster ({err}); re-download the file"
         ) from None
+
+
+def _check_complete(path: Path, what: str) -> None:
+    """Every block of the file is there (checked before its checksum is recorded).
+
+    TIFFs: every strip/tile offset + byte count inside the file (the directories only, no
+    pixels); other formats (JPEG 2000...): every block is read once. VRTs are skipped: their
+    sources are checked as assets of their own.
+    """
+    from eo_pipeline.catalogs.tiff import tiff_problem
+
+    try:
+        problem = tiff_problem(path)
+    except OSError as err:
+        raise InputDataError(f"{what}: cannot read {path} ({err.strerror})") from None
+    if problem is None and path.suffix.lower() not in (".vrt", ".tif", ".tiff"):
+        problem = _read_every_block(path)
+    if problem is not None:
+        raise InputDataError(
+            f"{what}: {path} is incomplete or corrupt: {problem}; re-download the file"
+        )
+
+
+def _read_every_block(path: Path) -> str | None:
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with rasterio.open(path) as ds:
+            for band in range(1, ds.count + 1):
+                for _, window in ds.block_windows(band):
+                    ds.read(band, window=window)
+    except RasterioError as err:
+        return str(err)
+    return None
 
 
 def cloud_cover_from_qa(
@@ -410,6 +446,8 @@ def ingest(
         sensor_geometry = bool(docs) and meta.epsg is None
         if not any(s.bands for s in specs) and not sensor_geometry:
             raise InputDataError(f"{meta.source}: no band of sensor {sensor.name} found to ingest")
+        for tile in (s for s in specs if "tile" in s.roles and s.is_raster()):
+            _check_complete(Path(tile.path), f"scene {meta.product_id or meta.source} {tile.key}")
         rasters = [s for s in specs if "tile" not in s.roles and s.is_raster()]
         qa = _check_rasters(meta, rasters) if rasters else None
         cover = qa_cover(qa) if qa is not None else None

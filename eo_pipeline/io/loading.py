@@ -182,10 +182,15 @@ def _local_path(item: pystac.Item, asset: pystac.Asset) -> Path | None:
     return Path(parsed.path if parsed.scheme == "file" else href)
 
 
-def _check_assets(items: Sequence[pystac.Item], bands: Sequence[str]) -> tuple[int, int] | None:
-    """Every requested asset exists and opens; returns the first file's block shape."""
+def _check_assets(
+    items: Sequence[pystac.Item], bands: Sequence[str], root: Path | None
+) -> tuple[int, int] | None:
+    """Every requested asset exists, opens, is whole, inside ``root`` and as its item says
+    (:mod:`eo_pipeline.io.asset_checks`); returns the first file's block shape."""
     import rasterio
     from rasterio.errors import RasterioIOError
+
+    from eo_pipeline.io.asset_checks import check_asset, check_inside
 
     block: tuple[int, int] | None = None
     for it in items:
@@ -208,13 +213,16 @@ def _check_assets(items: Sequence[pystac.Item], bands: Sequence[str]) -> tuple[i
                         "re-ingest the scene or fix the catalog"
                     )
                 path = asset.href  # type: ignore[assignment]
-            elif not path.is_file():
+            else:
+                check_inside(it, band, path, root)
+            if not isinstance(path, str) and not path.is_file():
                 raise InputDataError(
                     f"item {it.id!r} band {band!r}: asset file {path} does not exist; "
                     "re-ingest the scene or fix the catalog"
                 )
             try:
                 with rasterio.open(path) as ds:
+                    check_asset(it, band, path, ds, root)
                     if block is None:
                         by, bx = ds.block_shapes[0]
                         striped = bx == ds.width and by < ds.height
@@ -460,6 +468,7 @@ def load(
     collections: Sequence[str] | None = None,
     ids: Sequence[str] | None = None,
     query: Mapping[str, Mapping[str, Any]] | None = None,
+    allow_outside: bool = False,
 ) -> xr.Dataset:
     """Catalogued scenes -> lazy :class:`xarray.Dataset` (odc-stac), native dtype, dask chunks.
 
@@ -487,6 +496,8 @@ def load(
         items' JSON: a ``(west, south, east, north)`` box, an RFC 3339 instant or
         ``start/end`` interval, collection ids, item ids, and STAC query-extension filters
         (``{"eo:cloud_cover": {"lt": 20}}``). Only for catalog paths.
+    allow_outside
+        Accept local asset hrefs outside the folder of the catalog (refused by default).
 
     Returns
     -------
@@ -506,8 +517,9 @@ def load(
     BandError
         A band the sensor (and the items) do not have; the message lists the bands.
     InputDataError
-        An item without the asset, or whose asset file is missing or unreadable (item and
-        band named); a product asset stating a scale without an offset.
+        An item without the asset, or whose asset file is missing, unreadable, truncated,
+        outside the catalog folder, or of another band count, shape or CRS than the item
+        says (item, band and file named); a product asset stating a scale without an offset.
 
     Examples
     --------
@@ -526,7 +538,10 @@ def load(
         if product and bands is None
         else _resolve_bands(bands, sensor, items[0])
     )
-    block = _check_assets(items, keys)
+    from eo_pipeline.io.asset_checks import catalog_root
+
+    root = None if allow_outside else catalog_root(source, items)
+    block = _check_assets(items, keys, root)
     if chunks is None:
         chunk_map: dict[str, int | Literal["auto"]] = dict(_default_chunks(block))
     elif isinstance(chunks, int):

@@ -33,8 +33,10 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,7 +44,15 @@ from typing import Any
 
 from eo_pipeline.errors import WriteError
 
-__all__ = ["atomic_path", "atomic_write", "fsync_path", "scratch_path", "temp_name", "write_json"]
+__all__ = [
+    "atomic_path",
+    "atomic_write",
+    "disk_full",
+    "fsync_path",
+    "scratch_path",
+    "temp_name",
+    "write_json",
+]
 
 PARTIAL_GLOB = ".*.part*"
 """Glob of every temporary name this module makes (for cleaning up after a killed process)."""
@@ -74,6 +84,32 @@ def fsync_path(path: str | os.PathLike[str]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_FULL_BYTES = 1 << 20
+"""Free space below which a failed write is put down to a full disk (GDAL's "Write failed"
+messages carry no errno)."""
+
+
+def disk_full(folder: str | os.PathLike[str], err: BaseException) -> str:
+    """``"; the disk is full (ENOSPC): ..."`` when ``err`` (or its cause) is ENOSPC or the
+    folder's filesystem has (almost) no space left; ``""`` otherwise.
+
+    Call it before removing the failed write's temporaries (they hold the space).
+    """
+    cause: BaseException | None = err
+    nospace = False
+    while cause is not None and not nospace:
+        nospace = getattr(cause, "errno", None) == errno.ENOSPC or "No space left" in str(cause)
+        cause = cause.__cause__ or cause.__context__
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if not nospace and (free is None or free >= _FULL_BYTES):
+        return ""
+    left = "" if free is None else f", {free} bytes free"
+    return f"; the disk is full (ENOSPC): no space left in {folder}{left} - free space or write elsewhere"
 
 
 @contextlib.contextmanager
@@ -109,11 +145,14 @@ def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
         if fsync:
             fsync_path(dest.parent)
     except OSError as err:
+        full = disk_full(dest.parent, err)  # before the clean-up frees the space again
         tmp.unlink(missing_ok=True)
         if isinstance(err, WriteError):
+            if full and full not in str(err):
+                raise WriteError(f"{err}{full}") from err
             raise
         reason = err.strerror or str(err)
-        raise WriteError(f"{dest}: cannot write the file: {reason}") from err
+        raise WriteError(f"{dest}: cannot write the file: {reason}{full}") from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

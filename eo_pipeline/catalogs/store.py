@@ -37,7 +37,16 @@ from eo_pipeline.atomic import write_json
 from eo_pipeline.catalogs.stac import build_collection, merge_collection
 from eo_pipeline.errors import CatalogError, InputDataError, WriteError
 
-__all__ = ["AssetMode", "add_items", "find_stac_file", "read_items", "write_json_atomic"]
+__all__ = [
+    "AssetMode",
+    "add_items",
+    "find_stac_file",
+    "item_from_dict",
+    "item_problem",
+    "read_item",
+    "read_items",
+    "write_json_atomic",
+]
 
 AssetMode = Literal["link", "copy", "move", "reference"]
 CATALOG_FILE = "catalog.json"
@@ -326,7 +335,7 @@ def add_items(
     from eo_pipeline.catalogs.index import update_index
 
     update_index(root, files)
-    return [pystac.Item.from_file(str(f)) for f in files]
+    return [read_item(f) for f in files]
 
 
 def find_stac_file(path: str | os.PathLike[str]) -> Path:
@@ -346,13 +355,81 @@ def find_stac_file(path: str | os.PathLike[str]) -> Path:
     raise CatalogError(f"{p}: no such file or folder")
 
 
+_NUMBERS = ("gsd", "eo:cloud_cover", "view:sun_elevation", "view:sun_azimuth",
+            "view:off_nadir", "eo_pipeline:earth_sun_distance")  # fmt: skip
+"""Item properties that must be numbers when present (the calibration reads them)."""
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def item_problem(data: dict[str, Any]) -> str | None:
+    """What makes an item dict unusable (JSON path and rule), or ``None``.
+
+    The fields pystac and the pipeline rely on: ``properties`` an object with a ``datetime``
+    (or ``start_datetime`` and ``end_datetime``) string, ``bbox`` 4 or 6 numbers, ``assets``
+    an object of objects with an ``href`` string, numeric properties numbers.
+    """
+    props = data.get("properties")
+    if not isinstance(props, dict):
+        return "$.properties: missing or not an object"
+    if props.get("datetime") is None:
+        if not (
+            isinstance(props.get("start_datetime"), str)
+            and isinstance(props.get("end_datetime"), str)
+        ):
+            return "$.properties.datetime: missing (null needs start_datetime and end_datetime)"
+    elif not isinstance(props["datetime"], str):
+        return f"$.properties.datetime: {props['datetime']!r} is not an RFC 3339 string"
+    bbox = data.get("bbox")
+    if bbox is not None and not (
+        isinstance(bbox, list) and len(bbox) in (4, 6) and all(_number(v) for v in bbox)
+    ):
+        return f"$.bbox: {bbox!r} is not a list of 4 (or 6) numbers"
+    for key in _NUMBERS:
+        if key in props and props[key] is not None and not _number(props[key]):
+            return f"$.properties.{key}: {props[key]!r} is not a number"
+    assets = data.get("assets", {})
+    if not isinstance(assets, dict):
+        return "$.assets: not an object"
+    for key, asset in assets.items():
+        if not isinstance(asset, dict) or not isinstance(asset.get("href"), str):
+            return f"$.assets.{key}: not an object with an href string"
+    return None
+
+
+def item_from_dict(data: dict[str, Any], href: str) -> pystac.Item:
+    """A pystac Item from its dict, or a :class:`CatalogError` naming the file and the field."""
+    problem = item_problem(data)
+    if problem is None:
+        try:
+            return pystac.Item.from_dict(data, href=href, preserve_dict=False)
+        except (KeyError, TypeError, ValueError, AttributeError, pystac.STACError) as err:
+            problem = f"$: {type(err).__name__}: {err}"
+    raise CatalogError(f"{href}: not a usable STAC item: {problem}; fix or re-create the item")
+
+
+def read_item(href: str | os.PathLike[str]) -> pystac.Item:
+    """One STAC item from a local JSON file (or a URL), checked by :func:`item_problem`."""
+    text = str(href)
+    if "://" in text and not text.startswith("file://"):
+        try:
+            data = pystac.StacIO.default().read_json(text)
+        except Exception as err:  # network and parse errors of any HTTP stack
+            raise CatalogError(f"{text}: cannot read STAC item ({err})") from None
+        return item_from_dict(data, text)
+    path = Path(text.removeprefix("file://"))
+    return item_from_dict(_read_json(path), str(path.resolve()))
+
+
 def read_items(path: str | os.PathLike[str]) -> Iterator[pystac.Item]:
     """Every item under a catalog, collection or item JSON (or a folder holding one)."""
     stac_file = find_stac_file(path)
     data = _read_json(stac_file)
     kind = data.get("type")
     if kind == "Feature":
-        yield pystac.Item.from_dict(data, href=str(stac_file.resolve()), preserve_dict=False)
+        yield item_from_dict(data, str(stac_file.resolve()))
         return
     if kind not in ("Catalog", "Collection"):
         raise CatalogError(f"{stac_file}: type {kind!r} is not a STAC Catalog, Collection or item")

@@ -118,7 +118,9 @@ def _selected(
     files = CatalogIndex.open(stac_file).search(q)
     if not files:
         raise CatalogError(f"{stac_file}: no item matches {q}")
-    return [pystac.Item.from_file(str(f)) for f in files]
+    from eo_pipeline.catalogs.store import read_item
+
+    return [read_item(f) for f in files]
 
 
 def _sensor_of(items: Sequence[pystac.Item]) -> _sensors.Sensor:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from eo_pipeline.atomic import atomic_path, scratch_path
+from eo_pipeline.atomic import atomic_path, disk_full, scratch_path
 from eo_pipeline.catalogs.checksum import file_checksum
 from eo_pipeline.errors import InputDataError, WriteError
 
@@ -214,8 +214,12 @@ class _WindowWriter:
         b, y, x = key
         bands = list(range((b.start or 0) + 1, (b.stop or value.shape[0]) + 1))
         window = Window(x.start or 0, y.start or 0, value.shape[2], value.shape[1])
-        with self.lock, rasterio.open(self.path, "r+") as dst:
-            dst.write(value, indexes=bands, window=window)
+        try:
+            with self.lock, rasterio.open(self.path, "r+") as dst:
+                dst.write(value, indexes=bands, window=window)
+        except (OSError, rasterio.errors.RasterioError) as err:
+            # marked as a *write* failure: any other I/O error of the computation is a read
+            raise WriteError(f"{self.path}: {err}{disk_full(Path(self.path).parent, err)}") from err
 
 
 @contextlib.contextmanager
@@ -373,6 +377,7 @@ def _store(pending: list[_Pending]) -> list[_Moments]:
     """
     import dask
     import dask.array as dsa
+    import rasterio.errors
 
     sources: list[Any] = []
     writers: list[_WindowWriter] = []
@@ -411,14 +416,22 @@ def _store(pending: list[_Pending]) -> list[_Moments]:
         blocks = [(i, j) for i in range(done.numblocks[0]) for j in range(done.numblocks[1])]
         step = _batch_size(len(blocks))
         acc: list[_Moments] | None = None
-        for k in range(0, len(blocks), step):
-            for res in dask.compute(*[done.blocks[i, j] for i, j in blocks[k : k + step]]):
-                parts = res[0, 0]
-                acc = (
-                    list(parts)
-                    if acc is None
-                    else [_merge_moments(a, b) for a, b in zip(acc, parts, strict=True)]
-                )
+        try:
+            for k in range(0, len(blocks), step):
+                for res in dask.compute(*[done.blocks[i, j] for i, j in blocks[k : k + step]]):
+                    parts = res[0, 0]
+                    acc = (
+                        list(parts)
+                        if acc is None
+                        else [_merge_moments(a, b) for a, b in zip(acc, parts, strict=True)]
+                    )
+        except WriteError:
+            raise
+        except (OSError, rasterio.errors.RasterioError) as err:  # a read: an input is bad
+            raise InputDataError(
+                f"{', '.join(str(p.final) for p in pending)}: reading the input pixels failed "
+                f"({err}); the input file is truncated or corrupt - re-ingest it"
+            ) from err
     assert acc is not None
     for i, m in zip(lazy, acc, strict=True):
         moments[i] = m

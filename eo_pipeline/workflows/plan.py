@@ -17,7 +17,8 @@ from typing import Any
 
 import pystac
 
-from eo_pipeline.errors import CatalogError, WorkflowError
+from eo_pipeline.catalogs.store import read_item
+from eo_pipeline.errors import WorkflowError
 from eo_pipeline.workflows.spec import Workflow
 
 __all__ = ["Plan", "Unit", "find_items", "inapplicable", "plan", "plan_units"]
@@ -154,16 +155,9 @@ def find_items(wf: Workflow) -> list[pystac.Item]:
                 (it for it in items if _selected(it, inp)),
                 key=lambda it: (it.collection_id or "", it.datetime or dt.datetime.min, it.id),
             )
-        try:
-            root = pystac.read_file(str(path))
-        except Exception as err:
-            raise CatalogError(f"{path}: cannot read STAC catalog: {err}") from err
-        if isinstance(root, pystac.Item):
-            items = [root]
-        elif isinstance(root, pystac.Catalog):
-            items = root.get_items(recursive=True)
-        else:
-            raise CatalogError(f"{path}: not a STAC catalog, collection or item")
+        from eo_pipeline.catalogs.store import read_items
+
+        items = list(read_items(path))  # each item checked: a broken one is named
     chosen = [it for it in items if _selected(it, inp)]
     return sorted(
         chosen, key=lambda it: (it.collection_id or "", it.datetime or dt.datetime.min, it.id)
@@ -199,10 +193,7 @@ def _indexed_items(path: Any, inp: Any) -> list[pystac.Item]:
     files = CatalogIndex.open(path).search(query)
     items = []
     for f in files:
-        try:
-            items.append(pystac.Item.from_file(str(f)))
-        except Exception as err:
-            raise CatalogError(f"{f}: cannot read STAC item: {err}") from err
+        items.append(read_item(f))
     # the index matches on bboxes and intervals; the exact tests are the same as a walk's
     return [it for it in items if _selected(it, inp)]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,9 +65,9 @@ def _threads_cap(threads: int, scheduler: str) -> Iterator[None]:
 
 
 def _load_items(unit: Unit) -> list[Any]:
-    import pystac
+    from eo_pipeline.catalogs.store import read_item
 
-    return [pystac.Item.from_file(h) for h in unit.item_hrefs]
+    return [read_item(h) for h in unit.item_hrefs]
 
 
 ENCODING_ATTR = "eo_pipeline:encoding"
@@ -263,11 +264,23 @@ def process_unit(
     end-to-end benchmark's no-scheduler reference).
     """
     t0 = time.perf_counter()
-    timings: dict[str, float] = {}
     out_root = Path(root)
     item_id = product_name(wf, unit, wf.name).replace("/", "_")
     folder = out_root / "items" / item_id
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return _process_into(unit, wf, out_root, folder, item_id, threads, scheduler, t0)
+    except BaseException:
+        if created:  # a unit that fails leaves no empty or half-filled item folder behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _process_into(unit: Unit, wf: Workflow, out_root: Path, folder: Path, item_id: str,
+                  threads: int, scheduler: str, t0: float) -> UnitResult:  # fmt: skip
+    """:func:`process_unit`'s work once its item folder exists."""
+    timings: dict[str, float] = {}
     files: list[ProductFile] = []
     with _threads_cap(threads, scheduler):
         state = _start(unit, wf)

@@ -165,7 +165,7 @@ BROKEN = {
     "garbage TIF": (
         lambda s: _garbage(s / f"{LANDSAT_ID}_SR_B3.TIF"),
         InputDataError,
-        "SR_B3.TIF is not a readable raster",
+        "SR_B3.TIF (is not a readable raster|is incomplete or corrupt)",
     ),
     "two-band file": (
         lambda s: _write_like(s / f"{LANDSAT_ID}_SR_B3.TIF", count=2),

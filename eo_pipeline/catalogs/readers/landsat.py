@@ -392,7 +392,15 @@ def read_mtl(path: str | Path) -> SceneMetadata:
         match = re.fullmatch(r"B(\d+)", band.id)
         if match is None:
             continue
-        calibration = _band_calibration(mtl, band.id, int(match.group(1)), level2)
+        n = int(match.group(1))
+        calibration = _band_calibration(mtl, band.id, n, level2)
+        delivered = f"FILE_NAME_BAND_{n}" in mtl.groups.get("PRODUCT_CONTENTS", {})
+        if level2 and delivered and (calibration is None or calibration.sr_scale is None):
+            raise MetadataError(
+                f"{p}: band {band.id}: {_L2_SR} has no REFLECTANCE_MULT_BAND_{n} / "
+                f"REFLECTANCE_ADD_BAND_{n} although the Level-2 product delivers the band's "
+                "surface reflectance; the file is incomplete: re-download it from USGS"
+            )
         if calibration is not None:
             bands[band.id] = calibration
     if not any(b.radiance_mult is not None or b.sr_scale is not None for b in bands.values()):

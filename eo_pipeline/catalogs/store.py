@@ -371,6 +371,10 @@ def item_problem(data: dict[str, Any]) -> str | None:
     (or ``start_datetime`` and ``end_datetime``) string, ``bbox`` 4 or 6 numbers, ``assets``
     an object of objects with an ``href`` string, numeric properties numbers.
     """
+    if data.get("type") != "Feature":
+        return f"$.type: {data.get('type')!r} is not 'Feature'"
+    if not isinstance(data.get("id"), str) or not data["id"]:
+        return f"$.id: {data.get('id')!r} is not an item id"
     props = data.get("properties")
     if not isinstance(props, dict):
         return "$.properties: missing or not an object"
@@ -405,7 +409,10 @@ def item_from_dict(data: dict[str, Any], href: str) -> pystac.Item:
     if problem is None:
         try:
             return pystac.Item.from_dict(data, href=href, preserve_dict=False)
-        except (KeyError, TypeError, ValueError, AttributeError, pystac.STACError) as err:
+        except (
+            KeyError, TypeError, ValueError, AttributeError, pystac.STACError,
+            pystac.errors.STACTypeError,
+        ) as err:  # fmt: skip
             problem = f"$: {type(err).__name__}: {err}"
     raise CatalogError(f"{href}: not a usable STAC item: {problem}; fix or re-create the item")
 

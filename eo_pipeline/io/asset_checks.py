@@ -21,7 +21,7 @@ from eo_pipeline.catalogs.tiff import tiff_problem
 from eo_pipeline.catalogs.validation import inside
 from eo_pipeline.errors import InputDataError
 
-__all__ = ["catalog_root", "check_asset", "check_inside", "expected_crs"]
+__all__ = ["catalog_root", "check_asset", "check_inside", "expected_crs", "unreadable"]
 
 
 def catalog_root(source: Any, items: Sequence[pystac.Item]) -> Path | None:
@@ -105,3 +105,28 @@ def check_inside(item: pystac.Item, key: str, path: Path, root: Path | None) -> 
             f"catalog folder {root} (to {os.path.normpath(path)}); load(..., "
             "allow_outside=True) if that is intended"
         )
+
+
+def unreadable(items: Sequence[pystac.Item], keys: Sequence[str]) -> str | None:
+    """The first asset among ``keys`` of ``items`` whose pixels cannot be decoded, described
+    (item, asset, file, GDAL's error), reading every block; ``None`` when all read.
+
+    Used after a read failed during a computation, whose error (``Read failed``) names no file.
+    """
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    for it in items:
+        for key in keys:
+            asset = it.assets.get(key)
+            href = asset.get_absolute_href() if asset is not None else None
+            if not href or "://" in href:
+                continue
+            try:
+                with rasterio.open(href) as ds:
+                    for band in range(1, ds.count + 1):
+                        for _, window in ds.block_windows(band):
+                            ds.read(band, window=window)
+            except (OSError, RasterioError) as err:
+                return f"item {it.id!r} asset {key!r} ({href}): {err}"
+    return None

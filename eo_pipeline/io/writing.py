@@ -217,8 +217,9 @@ class _WindowWriter:
         try:
             with self.lock, rasterio.open(self.path, "r+") as dst:
                 dst.write(value, indexes=bands, window=window)
-        except (OSError, rasterio.errors.RasterioError) as err:
+        except (OSError, TypeError, rasterio.errors.RasterioError) as err:
             # marked as a *write* failure: any other I/O error of the computation is a read
+            # (a temporary cut short by a full disk "is not recognized": a TypeError)
             raise WriteError(f"{self.path}: {err}{disk_full(Path(self.path).parent, err)}") from err
 
 
@@ -428,6 +429,8 @@ def _store(pending: list[_Pending]) -> list[_Moments]:
         except WriteError:
             raise
         except (OSError, rasterio.errors.RasterioError) as err:  # a read: an input is bad
+            if disk_full(pending[0].final.parent, err):
+                raise
             raise InputDataError(
                 f"{', '.join(str(p.final) for p in pending)}: reading the input pixels failed "
                 f"({err}); the input file is truncated or corrupt - re-ingest it"

@@ -16,13 +16,15 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from eo_pipeline.atomic import write_json
+from eo_pipeline.errors import InputDataError, WorkflowError
+from eo_pipeline.workflows.completion import recorded, write_record
 from eo_pipeline.workflows.plan import Unit
 from eo_pipeline.workflows.products import ProductFile, product_item, product_name
 from eo_pipeline.workflows.registry import Product, UnitState, run_steps
@@ -267,14 +269,56 @@ def process_unit(
     out_root = Path(root)
     item_id = product_name(wf, unit, wf.name).replace("/", "_")
     folder = out_root / "items" / item_id
+    params = wf.params_hash()
+    done = recorded(folder, unit.inputs_signature, params, out_root)
+    if done is not None:  # finished before (a dead worker, a killed runner): final
+        return _from_record(done)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        return _process_into(unit, wf, out_root, folder, item_id, threads, scheduler, t0)
-    except BaseException:
+        result = _process_into(unit, wf, out_root, folder, item_id, threads, scheduler, t0)
+        write_record(folder, unit.inputs_signature, params, asdict(result), out_root)
+        return result
+    except BaseException as err:
         if created:  # a unit that fails leaves no empty or half-filled item folder behind
             shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(err, InputDataError) and "reading the input pixels failed" in str(err):
+            _name_bad_input(unit, err)
         raise
+
+
+def _name_bad_input(unit: Unit, err: InputDataError) -> None:
+    """GDAL's read errors name no file: find the input that does not decode, and say so."""
+    from eo_pipeline.io.asset_checks import unreadable
+
+    items = _load_items(unit)
+    keys = sorted({k for it in items for k, a in it.assets.items() if "data" in (a.roles or ())})
+    bad = unreadable(items, keys)
+    if bad is not None:
+        raise InputDataError(
+            f"unit {unit.key}: an input is corrupt: {bad}; re-ingest that scene"
+        ) from err
+
+
+def _abandoned() -> bool:
+    """Whether this unit's task was cancelled on its dask worker (its runner died or let go).
+
+    A Python function cannot be interrupted; a unit checks once before it writes anything.
+    """
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        key = worker.get_current_task()
+    except (ImportError, ValueError, AttributeError, KeyError):
+        return False  # not in a distributed task (a local or synchronous run)
+    task = worker.state.tasks.get(key)
+    return task is None or task.state == "cancelled"
+
+
+def _from_record(rec: dict[str, Any]) -> UnitResult:
+    files = tuple(ProductFile(**{**f, "roles": tuple(f.get("roles", ()))}) for f in rec["files"])
+    return UnitResult(rec["key"], rec["item_path"], files, rec["timings"], rec["worker"])
 
 
 def _process_into(unit: Unit, wf: Workflow, out_root: Path, folder: Path, item_id: str,
@@ -289,6 +333,11 @@ def _process_into(unit: Unit, wf: Workflow, out_root: Path, folder: Path, item_i
         run_steps(state)
         products = _unit_products(state)
         timings["graph"] = time.perf_counter() - t0
+        if _abandoned():
+            raise WorkflowError(
+                f"unit {unit.key}: the run that submitted it is gone (its task was cancelled); "
+                "nothing written - the next run does it"
+            )
         files.extend(_write_products(products, folder, wf, out_root))
         timings["write"] = time.perf_counter() - t0
         if wf.output.quicklook:

@@ -322,13 +322,19 @@ def _dispatch(
         ): u
         for u in todo
     }
-    for fut in as_completed(futures):
-        try:
-            res = fut.result()
-        except Exception as err:
-            yield futures[fut], None, f"{type(err).__name__}: {err}"
-            continue
-        yield futures[fut], res, None
+    try:
+        for fut in as_completed(futures):
+            try:
+                res = fut.result()
+            except Exception as err:
+                yield futures[fut], None, f"{type(err).__name__}: {err}"
+                continue
+            yield futures[fut], res, None
+    finally:  # interrupted (Ctrl-C, SIGTERM, an error): no orphaned units left on the cluster
+        pending = [f for f in futures if not f.done()]
+        if pending:
+            with contextlib.suppress(Exception):
+                cl.cancel(pending)
 
 
 def _execute(
@@ -460,6 +466,13 @@ def run_cli(args: argparse.Namespace) -> int:
     """``eo-pipeline run WORKFLOW [--scheduler ADDRESS] [--dry-run] [--input CATALOG]
     [--output DIR]``; ``--input``/``--output`` replace ``inputs.catalog`` (and any
     ``stac_api``) and ``output.catalog``, resolved against the current directory."""
+    import signal
+
+    def _stop(signum: int, frame: Any) -> None:  # SIGTERM: unwind, cancelling the units
+        raise SystemExit(128 + signum)
+
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        signal.signal(signal.SIGTERM, _stop)
     overrides: dict[str, Any] = {}
     if getattr(args, "input", None):
         overrides["inputs"] = {"catalog": str(Path(args.input).resolve()), "stac_api": None}

@@ -100,7 +100,7 @@ def test_three_band_file_as_one_band_asset(cat: Path) -> None:
     band.unlink()
     with rasterio.open(band, "w", **profile) as dst:
         dst.write(np.stack([data] * 3))
-    with pytest.raises(InputDataError, match="has 3 band.s. but the item declares 1"):
+    with pytest.raises(InputDataError, match=r"has 3 band\(s\) but the item declares 1"):
         load(cat, bands=["B3"])
 
 

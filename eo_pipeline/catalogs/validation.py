@@ -269,6 +269,15 @@ def _check_links(data: dict[str, Any], file: Path) -> list[Path]:
     return walk
 
 
+def _climbs_out(href: str) -> bool:
+    """A relative href (the kind a self-contained catalog writes) that may leave its folder.
+
+    Absolute paths are explicit references (``ingest``'s ``reference`` mode writes them for
+    a product read where it lies) and are accepted; ``../`` out of the catalog is not.
+    """
+    return not (href.startswith(("/", "file:")) or Path(href).is_absolute())
+
+
 def inside(root: Path, target: Path) -> bool:
     """Whether ``target`` lies in ``root`` (lexically: ``..`` resolved, links kept)."""
     return os.path.normpath(target).startswith(os.path.join(os.path.normpath(root), ""))
@@ -286,9 +295,9 @@ def _check_assets(
             continue
         target = _local(file, href)
         where = f"{file}: $.assets.{key}"
-        if root is not None and not inside(root, target):
+        if root is not None and _climbs_out(href) and not inside(root, target):
             raise StacValidationError(
-                f"{where}.href: {href!r} points outside the catalog folder {root} (to "
+                f"{where}.href: relative {href!r} points outside the catalog folder {root} (to "
                 f"{os.path.normpath(target)}); rule broken: a self-contained catalog holds its "
                 "assets (re-ingest, or validate(..., allow_outside=True) if that is intended)"
             )
@@ -374,9 +383,9 @@ def validate(
         Also recompute each local asset's ``file:checksum`` (reads every asset file) and
         check that every TIFF holds all its tiles (a file truncated after its header).
     allow_outside
-        Accept local asset hrefs outside the folder of ``path`` (refused by default: a
-        self-contained catalog holds its files, and an href such as ``../../etc/x`` is
-        either a broken or a hostile catalog).
+        Accept relative asset hrefs that climb out of the folder of ``path`` (refused by
+        default: a self-contained catalog holds its files, and ``../../etc/x`` is a broken
+        or hostile catalog). Absolute paths are explicit references and always accepted.
 
     Returns
     -------

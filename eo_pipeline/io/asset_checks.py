@@ -21,7 +21,14 @@ from eo_pipeline.catalogs.tiff import tiff_problem
 from eo_pipeline.catalogs.validation import inside
 from eo_pipeline.errors import InputDataError
 
-__all__ = ["catalog_root", "check_asset", "check_inside", "expected_crs", "unreadable"]
+__all__ = [
+    "catalog_root",
+    "check_asset",
+    "check_inside",
+    "crs_codes",
+    "expected_crs",
+    "unreadable",
+]
 
 
 def catalog_root(source: Any, items: Sequence[pystac.Item]) -> Path | None:
@@ -61,6 +68,18 @@ def expected_crs(item: pystac.Item, asset: pystac.Asset) -> str | None:
     return None
 
 
+def crs_codes(items: Sequence[pystac.Item], keys: Sequence[str]) -> list[str]:
+    """The distinct ``proj:code`` of the assets ``keys`` of ``items``, in order of appearance."""
+    codes: list[str] = []
+    for it in items:
+        for key in keys:
+            asset = it.assets.get(key)
+            code = expected_crs(it, asset) if asset is not None else None
+            if code is not None and code.upper() not in codes:
+                codes.append(code.upper())
+    return codes
+
+
 def check_asset(item: pystac.Item, key: str, path: Path, ds: Any, root: Path | None) -> None:
     """Refuse an asset file that disagrees with its item (``ds``: the open rasterio dataset).
 
@@ -98,8 +117,11 @@ def check_asset(item: pystac.Item, key: str, path: Path, ds: Any, root: Path | N
 
 
 def check_inside(item: pystac.Item, key: str, path: Path, root: Path | None) -> None:
-    """Refuse a local asset href that leads outside the catalog folder ``root``."""
-    if root is not None and not inside(root, path):
+    """Refuse a relative asset href that climbs out of the catalog folder ``root``
+    (absolute paths are explicit references, as ``ingest``'s ``reference`` mode writes)."""
+    href = item.assets[key].href
+    relative = not (href.startswith(("/", "file:")) or Path(href).is_absolute())
+    if root is not None and relative and not inside(root, path):
         raise InputDataError(
             f"item {item.id!r} asset {key!r}: href {item.assets[key].href!r} points outside the "
             f"catalog folder {root} (to {os.path.normpath(path)}); load(..., "

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -40,7 +41,7 @@ import xarray as xr
 
 from eo_pipeline.catalogs import sensors as _sensors
 from eo_pipeline.catalogs.scene import BandCalibration
-from eo_pipeline.errors import BandError, CatalogError, InputDataError
+from eo_pipeline.errors import BandError, CatalogError, EOPipelineWarning, InputDataError
 
 __all__ = ["DEFAULT_CHUNK", "load"]
 
@@ -499,7 +500,8 @@ def load(
         ``start/end`` interval, collection ids, item ids, and STAC query-extension filters
         (``{"eo:cloud_cover": {"lt": 20}}``). Only for catalog paths.
     allow_outside
-        Accept local asset hrefs outside the folder of the catalog (refused by default).
+        Accept relative asset hrefs that climb out of the catalog's folder (refused by
+        default; absolute paths are explicit references and accepted).
 
     Returns
     -------
@@ -540,10 +542,18 @@ def load(
         if product and bands is None
         else _resolve_bands(bands, sensor, items[0])
     )
-    from eo_pipeline.io.asset_checks import catalog_root
+    from eo_pipeline.io.asset_checks import catalog_root, crs_codes
 
     root = None if allow_outside else catalog_root(source, items)
     block = _check_assets(items, keys, root)
+    codes = crs_codes(items, keys)
+    if crs is None and len(codes) > 1:
+        warnings.warn(
+            f"load: the items are in {len(codes)} CRSs ({', '.join(codes)}); all are resampled "
+            "onto one grid in one of them - pass crs= (and resolution=) to choose it",
+            EOPipelineWarning,
+            stacklevel=2,
+        )
     if chunks is None:
         chunk_map: dict[str, int | Literal["auto"]] = dict(_default_chunks(block))
     elif isinstance(chunks, int):

@@ -431,8 +431,11 @@ def parse_workflow(text: str, source: str = "<string>", root: str | None = None)
         {f.name for f in Resources.__dataclass_fields__.values()},
     )
     for key in ("chunk_size", "retries", "workers"):
-        if key in res and res[key] is not None and (not isinstance(res[key], int) or res[key] < 0):
-            raise ctx.fail(("resources", key), "must be a non-negative integer")
+        value = res.get(key)
+        if key not in res or (value is None and key == "workers"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ctx.fail(("resources", key), f"must be a non-negative integer, got {value!r}")
     gpix = res.get("max_composite_gpix", 2.0)
     if isinstance(gpix, bool) or not isinstance(gpix, int | float) or not gpix > 0:
         raise ctx.fail(("resources", "max_composite_gpix"), "must be a positive number")

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from eo_pipeline.errors import WorkflowError
 from eo_pipeline.workflows.registry import UnitState, step
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = [
     "calibrate",
@@ -139,7 +142,10 @@ def composite(state: UnitState, params: Mapping[str, Any]) -> None:
     the mask is used up by it (no mask product)."""
     from eo_pipeline.steps.compositing import composite as run
 
-    state.refl = run(state.bands(), **dict(params, period=None), mask=state.mask)
+    # a Dataset in, a Dataset out
+    state.refl = cast(
+        "xr.Dataset", run(state.bands(), **dict(params, period=None), mask=state.mask)
+    )
     state.mask = None
 
 
@@ -167,7 +173,7 @@ def pansharpen(state: UnitState, params: Mapping[str, Any]) -> None:
     cal = state.wf.step("calibrate")
     if cal is not None:
         pan = run_calibrate(pan, **dict(cal.params))
-    state.refl = run(state.bands(), pan[pan_id], **dict(params))
+    state.refl = cast("xr.Dataset", run(state.bands(), pan[pan_id], **dict(params)))
 
 
 @step(

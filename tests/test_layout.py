@@ -197,3 +197,41 @@ def test_catalogs_and_metadata_readers_never_import_numba(request: pytest.Fixtur
         [sys.executable, "-c", _NO_NUMBA, *files], capture_output=True, text=True, timeout=120
     )
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+# (module, call) pairs that are not whole-file writes: folder swaps and moves, a write probe,
+# the signing key's create-if-absent (a link, so concurrent servers agree on one key)
+NOT_FILE_WRITES = {
+    ("eo_pipeline.catalogs.store", "os.replace"),
+    ("eo_pipeline.catalogs.store", "os.rename"),
+    ("eo_pipeline.export.publishing", "os.replace"),
+    ("eo_pipeline.export.api.signing", "os.replace"),
+    ("eo_pipeline.export.api.signing", "tempfile.mkstemp"),
+    ("eo_pipeline.workflows.runner", ".write_text"),
+}
+
+
+def test_whole_files_are_written_through_the_one_atomic_helper() -> None:
+    """No hand-rolled ``tmp + os.replace`` or bare ``write_text`` outside eo_pipeline.atomic."""
+    wrong = []
+    for module, path in MODULES.items():
+        if module == "eo_pipeline.atomic":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            f = node.func
+            owner = f.value.id if isinstance(f.value, ast.Name) else ""
+            call = f"{owner}.{f.attr}" if owner in ("os", "tempfile") else f".{f.attr}"
+            if call in {
+                "os.replace",
+                "os.rename",
+                "tempfile.mkstemp",
+                ".write_text",
+                ".write_bytes",
+            }:
+                if (module, call) not in NOT_FILE_WRITES:
+                    wrong.append(f"{module}:{node.lineno} {call}")
+    assert not wrong, (
+        "use eo_pipeline.atomic (atomic_write / write_json / atomic_path):\n" + "\n".join(wrong)
+    )

@@ -387,7 +387,8 @@ def _sensor_assets(
     for b, srcs in sources.items():
         cal, band = meta.bands[b], sensor.band(b)
         vrt = workdir / f"{item_id}_{b}.vrt"
-        vrt.write_text(
+        atomic_write(
+            vrt,
             mosaic_vrt(
                 rows=rows, cols=cols, crs_wkt="", transform=(0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
                 dtype=_GDAL_TYPES.get(band.dtype, band.dtype),

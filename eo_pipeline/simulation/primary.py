@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from eo_pipeline.atomic import atomic_write
 from eo_pipeline.catalogs.rpc import RPCModel, fit_rpc
 
 __all__ = ["Pushbroom", "SimulatedPrimary", "foothills_dem", "landscape", "simulate_primary"]
@@ -347,7 +348,7 @@ def simulate_primary(
         product = write_dimap(folder, scene, groups)
         for name, model in (("P", rpc), ("MS", ms_rpc)):
             doc = product.documents[name]
-            (doc.parent / f"RPC_{doc.name[4:]}").write_text(model.to_dimap_xml(), encoding="utf-8")
+            atomic_write(doc.parent / f"RPC_{doc.name[4:]}", model.to_dimap_xml())
         dem_path, truth_path = _write_dem_and_truth(
             folder, dataset, dem, gsd, extent, margin, top, seed
         )

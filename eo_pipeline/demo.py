@@ -186,10 +186,11 @@ def run_demo(args: argparse.Namespace) -> int:
 
     t = _stage(4, "Publish sellable collections and validate the export catalog")
     export = out / "export"
+    from eo_pipeline.atomic import atomic_write
     from eo_pipeline.export.sales import PublishConfig
 
     sales = out / "demo-sales.yaml"
-    sales.write_text(DEMO_SALES_CONFIG)
+    atomic_write(sales, DEMO_SALES_CONFIG)
     config = PublishConfig.from_yaml(sales)
     _say(f"  sales config: {sales} (a DEMO config: placeholder providers, licence and prices)")
     for rep in reports:

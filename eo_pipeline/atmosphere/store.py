@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from eo_pipeline.atomic import atomic_path
 from eo_pipeline.errors import AtmosphereError
 
 __all__ = ["read_npz", "software_versions", "write_npz"]
@@ -34,15 +34,9 @@ def write_npz(path: str | Path, arrays: dict[str, Any], meta: dict[str, Any]) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {k: np.asarray(v) for k, v in arrays.items()}
     payload["meta"] = np.array(json.dumps(meta, sort_keys=True))
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:  # the temporary keeps the .npz suffix numpy needs
         np.savez_compressed(tmp, **payload)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

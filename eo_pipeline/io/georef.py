@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from eo_pipeline.atomic import atomic_write
 from eo_pipeline.catalogs.geometry import footprint_from_corners
 from eo_pipeline.catalogs.readers.landsat import parse_mtl
 from eo_pipeline.catalogs.scene import SceneMetadata
@@ -93,7 +94,7 @@ def georeference_from_mtl(
             sources=[TileSource(str(Path(s.path).resolve()), 1, 0, 0, cols, rows)],
         ).replace('relativeToVRT="1"', 'relativeToVRT="0"')  # fmt: skip
         vrt = workdir / f"{meta.product_id}_{s.key}.vrt"
-        vrt.write_text(xml)
+        atomic_write(vrt, xml)
         out.append(
             replace(
                 s,

@@ -43,6 +43,8 @@ class UnitResult:
     files: tuple[ProductFile, ...]
     timings: dict[str, float]
     worker: str
+    notes: tuple[str, ...] = ()
+    """What the run summary and the manifest should say of the unit (all pixels nodata...)."""
 
 
 @contextlib.contextmanager
@@ -318,7 +320,27 @@ def _abandoned() -> bool:
 
 def _from_record(rec: dict[str, Any]) -> UnitResult:
     files = tuple(ProductFile(**{**f, "roles": tuple(f.get("roles", ()))}) for f in rec["files"])
-    return UnitResult(rec["key"], rec["item_path"], files, rec["timings"], rec["worker"])
+    notes = tuple(rec.get("notes", ()))
+    return UnitResult(rec["key"], rec["item_path"], files, rec["timings"], rec["worker"], notes)
+
+
+def _all_nodata(root: Path, files: list[ProductFile]) -> bool:
+    """Whether every GeoTIFF product holds only nodata (read from its smallest overview)."""
+    import rasterio
+
+    tifs = [f for f in files if f.path.endswith(".tif")]
+    for f in tifs:
+        with rasterio.open(root / f.path) as src:
+            factor = (src.overviews(1) or [1])[-1]
+            shape = (src.count, max(1, src.height // factor), max(1, src.width // factor))
+            data = src.read(out_shape=shape)
+            nodata = src.nodata
+        valid = ~np.isnan(data) if data.dtype.kind == "f" else np.ones(data.shape, bool)
+        if nodata is not None and not np.isnan(nodata):
+            valid &= data != nodata
+        if valid.any():
+            return False
+    return bool(tifs)
 
 
 def _process_into(unit: Unit, wf: Workflow, out_root: Path, folder: Path, item_id: str,
@@ -346,10 +368,14 @@ def _process_into(unit: Unit, wf: Workflow, out_root: Path, folder: Path, item_i
     item = product_item(item_id, unit, wf, state.items, files, state.dn)
     item_path = folder / f"{item_id}.json"
     write_json(item_path, item, indent=1)
+    empty = _all_nodata(out_root, files)
     return UnitResult(
         key=unit.key,
         item_path=str(item_path.relative_to(out_root)),
         files=tuple(files),
+        notes=("every pixel of its products is nodata: the input holds no valid data",)
+        if empty
+        else (),
         timings={k: round(v, 3) for k, v in timings.items()},
         worker=f"{os.uname().nodename}:{os.getpid()}@{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
     )

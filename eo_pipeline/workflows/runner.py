@@ -64,6 +64,8 @@ class RunReport:
     excluded: Mapping[str, str] = field(default_factory=dict)
     """``collection/item id`` of each selected item left out of the run -> why (see
     :func:`eo_pipeline.workflows.plan.plan`)."""
+    notes: Mapping[str, str] = field(default_factory=dict)
+    """Unit key -> what to know of a unit that finished (e.g. all its pixels are nodata)."""
 
     @property
     def ok(self) -> bool:
@@ -198,6 +200,7 @@ class _Tally:
     failed: dict[str, str] = field(default_factory=dict)
     written: int = 0
     nbytes: int = 0
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 # -- planning and resume bookkeeping ---------------------------------------------------------
@@ -280,6 +283,7 @@ def _record(
             ],
             timings=res.timings,
             worker=res.worker,
+            notes=list(getattr(res, "notes", ())),
             finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
     manifest["units"][u.key] = entry
@@ -358,6 +362,8 @@ def _execute(
                 progress.update(u.key, 0, "FAILED")
             continue
         tally.done.append(u.key)
+        if getattr(res, "notes", ()):
+            tally.notes[u.key] = "; ".join(res.notes)
         tally.written += len(res.files)
         tally.nbytes += sum(f.size for f in res.files)
         write_json(root / MANIFEST, manifest, indent=1, default=str)
@@ -392,6 +398,7 @@ def _finish(
             "done": tally.done,
             "skipped": skipped,
             "failed": tally.failed,
+            "notes": tally.notes,
             "excluded": dict(excluded),
             "seconds": round(seconds, 2),
             "scheduler": scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or "LocalCluster",
@@ -459,6 +466,7 @@ def run(
         seconds,
         dashboard,
         excluded,
+        tally.notes,
     )
 
 
@@ -487,6 +495,8 @@ def run_cli(args: argparse.Namespace) -> int:
         f"{report.products} files, {report.bytes_written / 1e6:.1f} MB "
         f"in {report.seconds:.1f} s -> {report.output}"
     )
+    for key, note in report.notes.items():
+        print(f"  NOTE {key}: {note}")
     for key, cause in report.failed.items():
         print(f"  FAILED {key}: {cause}", file=sys.stderr)
     return 0 if report.ok else 1

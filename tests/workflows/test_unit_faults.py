@@ -106,3 +106,26 @@ def test_write_on_a_full_disk(tmp_path: Path) -> None:
         with pytest.raises(WriteError, match=rf"ENOSPC.*{disk}"):
             write(da, disk / "v.tif")
         assert list(disk.iterdir()) == []
+
+
+def test_all_nodata_scene_is_noted(l1_catalog: Path, tmp_path: Path) -> None:
+    """The audit: an all-nodata scene ran with rc 0 and all-NaN products without a word."""
+    from eo_pipeline.workflows.runner import _record
+
+    copy, item = _copy(l1_catalog, tmp_path)
+    for asset in item.assets.values():
+        path = Path(asset.get_absolute_href())
+        if path.suffix != ".tif" or "data" not in (asset.roles or ()):
+            continue
+        with rasterio.open(path) as src:
+            profile, shape = src.profile, (src.count, src.height, src.width)
+        path.unlink()
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(np.zeros(shape, dtype=profile["dtype"]))  # 0 = nodata DN
+    out = tmp_path / "out"
+    unit, wf = _unit(copy / "catalog.json", item, out)
+    result = process_unit(unit, wf, str(out))
+    assert result.notes and "nodata" in result.notes[0]
+    manifest: dict = {"units": {}}
+    _record(manifest, unit, wf.params_hash(), out, result, None)
+    assert manifest["units"][unit.key]["notes"] == list(result.notes)

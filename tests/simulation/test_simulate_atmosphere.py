@@ -23,8 +23,9 @@ def end_to_end(catalog: Path, size: int = 96) -> dict[str, Any]:
     eo.simulate(
         "landsat8", catalog, size=size, seed=5, noise=False, date="2024-06-15", atmosphere=ATM
     )
-    ds = eo.load(catalog)
-    truth = eo.load(catalog, bands=["truth_reflectance", "truth_class"])
+    ms = ["B2", "B3", "B4", "B5", "B6", "B7"]
+    ds = eo.load(catalog, bands=ms, resolution=30.0)
+    truth = eo.load(catalog, bands=["truth_reflectance", "truth_class"], resolution=30.0)
     gases = {"water": ATM["water"], "ozone": ATM["ozone"]}
     out: dict[str, Any] = {}
     for label, aot in (("true", ATM["aot550"]), ("retrieved", None)):

@@ -161,7 +161,7 @@ def bench_size(n: int, template: dict[str, Any], work: Path, peer_max: int) -> d
     )
     row["index_s"], row["index_rss_mb"] = idx["seconds"], idx["peak_rss_mb"]
     row["index_items_per_s"] = n / idx["seconds"]
-    row["index_mb"] = (root / ".eo-pipeline" / "catalog-index.sqlite").stat().st_size / 1e6
+    row["index_mb"] = (root / ".eo-pipeline-index.sqlite").stat().st_size / 1e6
     wf = _workflow(root, work)
     plan = _measure(
         "import io, contextlib\nimport eo_pipeline as eo\nfrom eo_pipeline.errors import WorkflowError",

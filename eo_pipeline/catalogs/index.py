@@ -2,7 +2,8 @@
 
 Walking a static catalog means opening every item JSON: 47 s and 1.1 GB for 20,000 items
 with pystac. The index keeps what a search needs in one embedded SQLite file,
-``<catalog root>/.eo-pipeline/catalog-index.sqlite``:
+``<catalog root>/.eo-pipeline-index.sqlite`` (derived from the public items; not the export
+service's private state, which lives outside the published tree):
 
 - ``items(pk, collection, id, href, start_ts, end_ts, cloud, props, mtime_ns, size)``: the
   item's file (relative to the root), its time interval (POSIX seconds), ``eo:cloud_cover``,
@@ -53,7 +54,7 @@ from eo_pipeline.errors import CatalogError
 
 __all__ = ["INDEX_FILE", "CatalogIndex", "IndexQuery", "RebuildReport"]
 
-INDEX_FILE = Path(".eo-pipeline") / "catalog-index.sqlite"
+INDEX_FILE = Path(".eo-pipeline-index.sqlite")
 """Where the index lives, relative to the catalog root (the folder of ``catalog.json``)."""
 _VERSION = "1"
 _QUERYABLE_PREFIXES = ("view:", "sat:", "eo_pipeline:", "processing:", "proj:code", "sar:")

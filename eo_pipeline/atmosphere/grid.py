@@ -109,7 +109,7 @@ class LutGrid:
         """Inverse of :meth:`as_dict`."""
         kw: dict[str, object] = {}
         for k, v in raw.items():
-            kw[k] = tuple(v) if isinstance(v, list) else v  # type: ignore[arg-type]
+            kw[k] = tuple(v) if isinstance(v, list) else v
         return cls(**kw)  # type: ignore[arg-type]
 
     def n_runs(self) -> int:

@@ -121,7 +121,8 @@ class SensorLut:
         limits = {"sza": g.sza, "vza": g.vza, "aot": g.aot}
         names = {"sza": "sun zenith", "vza": "view zenith", "aot": "aerosol optical thickness"}
         for key, value in values.items():
-            lo, hi = (value, value) if np.ndim(value) == 0 else value  # type: ignore[misc]
+            bounds = np.asarray(value, dtype=np.float64).reshape(-1)
+            lo, hi = float(bounds.min()), float(bounds.max())
             nodes = limits[key]
             if not (nodes[0] - 1e-6 <= float(lo) and float(hi) <= nodes[-1] + 1e-6):
                 raise AtmosphereError(

@@ -35,7 +35,7 @@ def write_npz(path: str | Path, arrays: dict[str, Any], meta: dict[str, Any]) ->
     payload = {k: np.asarray(v) for k, v in arrays.items()}
     payload["meta"] = np.array(json.dumps(meta, sort_keys=True))
     with atomic_path(path) as tmp:  # the temporary keeps the .npz suffix numpy needs
-        np.savez_compressed(tmp, **payload)
+        np.savez_compressed(tmp, **payload)  # type: ignore[arg-type]
         os.chmod(tmp, 0o644)
     return path
 

@@ -369,7 +369,7 @@ def _make_scene(
         )
         for w, spec in files.values()
     ]
-    props = {
+    props: dict[str, Any] = {
         "eo_pipeline:simulated": True,
         "eo_pipeline:seed": seed,
         "eo_pipeline:noise": noise,

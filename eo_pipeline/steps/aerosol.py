@@ -62,7 +62,7 @@ def _curve(tables: BandTables, sza: float, vza: float, raa: float, aots: np.ndar
     out = np.empty((aots.size, 4))
     for k, tau in enumerate(aots):
         out[k] = [
-            kernel.forward_toa(
+            kernel.forward_toa(  # type: ignore[call-arg]
                 r, sza, vza, ca, float(tau), *tables.kernel_args(), tables.log_gas, tables.airmass
             )
             for r in (0.0, 0.1, 0.2, 0.3)

@@ -286,7 +286,7 @@ def _sr_block(
     nd, has_nd = cal.radiometry._limit(nodata, dn.dtype)
     sat, has_sat = cal.radiometry._limit(saturation, dn.dtype)
     lng = log_gas[t_index] if log_gas.shape[0] > 1 else log_gas
-    kernel.correct(
+    kernel.correct(  # type: ignore[call-arg]
         dn3, a[t_index], b[t_index], divide_cos, sza, vz, craa, tau, float(max_zenith),
         *tables.kernel_args(), np.ascontiguousarray(lng), tables.airmass,
         nd, has_nd, sat, has_sat, np.uint8(flag), out.reshape(dn3.shape), mask.reshape(dn3.shape),
@@ -403,8 +403,8 @@ def surface_reflectance(
     ctx = {"n_time": n_time, "ydim": ydim, "xdim": xdim, "sza": sza, "vza": vza, "raa": raa,
            "plans": plans, "gas": gas, "model": opt.model, "max_zenith": max_zenith}  # fmt: skip
     aot = _resolve_aot(ds, opt, lut, ctx)
-    lo = float(np.min(aot.value) if aot.field is None else aot.field.min())
-    hi = float(np.max(aot.value) if aot.field is None else aot.field.max())
+    lo = float(np.min(aot.value) if aot.field is None else aot.field.min())  # type: ignore[arg-type]
+    hi = float(np.max(aot.value) if aot.field is None else aot.field.max())  # type: ignore[arg-type]
     lut.check_range(aot=(lo, hi))
     out = ds.copy(deep=False)
     masks: list[tuple[str, xr.DataArray]] = []
@@ -424,7 +424,7 @@ def surface_reflectance(
                             ozone=gas["ozone"], gases=gas["gases"])  # fmt: skip
         parts = {k: _chunked(v, var) for k, v in coords.items() if v is not None}
         if zenith_pixel is not None:
-            parts["sun_zenith"] = zenith_pixel  # type: ignore[assignment]
+            parts["sun_zenith"] = zenith_pixel
         factor = np.broadcast_to(np.asarray(plan.factor, np.float64), (n_time,))
         a = np.broadcast_to(np.asarray(plan.mult, np.float64), (n_time,)) * factor
         b = np.broadcast_to(np.asarray(plan.add, np.float64), (n_time,)) * factor

@@ -169,10 +169,14 @@ def test_a_sensor_file_in_a_temp_folder_goes_the_whole_way(
     assert -1.0 < got["mean"] < 1.0
 
 
-def test_remote_workers_learn_the_sensor_from_the_tasks(tmp_path: Path, dask_cluster) -> None:
+def test_remote_workers_learn_the_sensor_from_the_tasks(
+    tmp_path: Path, dask_cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`dask scheduler` + two `dask worker` processes started without the sensor file."""
     import eo_pipeline as eo
     from eo_pipeline.workflows.runner import run
+
+    monkeypatch.chdir(tmp_path)  # workflow paths resolve against the current directory
 
     sensor_file = _sensor_file(tmp_path)
     try:

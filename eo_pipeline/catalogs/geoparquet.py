@@ -32,6 +32,7 @@ import pystac
 
 from eo_pipeline.atomic import atomic_path
 from eo_pipeline.catalogs.index import CatalogIndex, IndexQuery
+from eo_pipeline.catalogs.store import item_from_dict
 from eo_pipeline.errors import CatalogError
 
 __all__ = ["GEOPARQUET_SUFFIXES", "export_geoparquet", "is_geoparquet", "read_geoparquet"]
@@ -131,9 +132,13 @@ def read_geoparquet(
             f"{', '.join(sorted(names)[:12])}); export one with "
             "'eo-pipeline catalog export CATALOG --format geoparquet --out FILE'"
         )
+    row = -1
     for batch in pf.iter_batches(batch_size=batch_size):
-        for row, doc in enumerate(sgp.stac_table_to_items(pa.Table.from_batches([batch]))):
-            try:
-                yield pystac.Item.from_dict(doc, preserve_dict=False)
-            except Exception as err:  # pystac raises several unrelated types
-                raise CatalogError(f"{p}: row {row} is not a STAC item: {err}") from None
+        for doc in sgp.stac_table_to_items(pa.Table.from_batches([batch])):
+            row += 1
+            try:  # the one item checker, as for item JSON files
+                item = item_from_dict(doc, str(p))
+            except CatalogError as err:
+                raise CatalogError(f"{err} (row {row} of the file)") from None
+            item.set_self_href(None)  # rows have no location; their asset hrefs are absolute
+            yield item

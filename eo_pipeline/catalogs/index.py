@@ -52,7 +52,7 @@ from typing import Any
 from eo_pipeline.atomic import atomic_path
 from eo_pipeline.errors import CatalogError
 
-__all__ = ["INDEX_FILE", "CatalogIndex", "IndexQuery", "RebuildReport"]
+__all__ = ["INDEX_FILE", "CatalogIndex", "IndexQuery", "RebuildReport", "rfc3339_timestamp"]
 
 INDEX_FILE = Path(".eo-pipeline-index.sqlite")
 """Where the index lives, relative to the catalog root (the folder of ``catalog.json``)."""
@@ -114,7 +114,8 @@ class RebuildReport:
 # ----------------------------------------------------------------------------- reading STAC
 
 
-def _timestamp(text: Any, where: str) -> float | None:
+def rfc3339_timestamp(text: Any, where: str) -> float | None:
+    """POSIX seconds of an RFC 3339 date-time (naive = UTC); ``None`` stays ``None``."""
     if text is None:
         return None
     if not isinstance(text, str):
@@ -136,7 +137,7 @@ def _interval(text: str | None) -> tuple[float | None, float | None]:
         if len(parts[0]) == 10:  # a date: the whole day
             parts = [parts[0], parts[0]]
         else:
-            t = _timestamp(parts[0], "datetime")
+            t = rfc3339_timestamp(parts[0], "datetime")
             return t, t
     if len(parts) != 2:
         raise CatalogError(f"datetime {text!r}: give one instant or start/end")
@@ -145,7 +146,7 @@ def _interval(text: str | None) -> tuple[float | None, float | None]:
         lo += "T00:00:00Z"
     if hi and len(hi) == 10:
         hi += "T23:59:59.999999Z"
-    return _timestamp(lo, "datetime start"), _timestamp(hi, "datetime end")
+    return rfc3339_timestamp(lo, "datetime start"), rfc3339_timestamp(hi, "datetime end")
 
 
 try:  # orjson parses item JSON 3-5x faster (index builds are parse-bound)
@@ -193,8 +194,10 @@ def _row(path: str, root: str, collection: str) -> tuple[tuple[Any, ...], list[t
     props = doc.get("properties")
     if not isinstance(props, dict):
         raise CatalogError(f"{path}: item {doc['id']!r} has no properties object")
-    start = _timestamp(props.get("start_datetime") or props.get("datetime"), f"{path}: datetime")
-    end = _timestamp(props.get("end_datetime") or props.get("datetime"), f"{path}: datetime")
+    start = rfc3339_timestamp(
+        props.get("start_datetime") or props.get("datetime"), f"{path}: datetime"
+    )
+    end = rfc3339_timestamp(props.get("end_datetime") or props.get("datetime"), f"{path}: datetime")
     cloud = props.get("eo:cloud_cover")
     queryable = {
         k: v for k, v in props.items() if k in _QUERYABLE or k.startswith(_QUERYABLE_PREFIXES)
@@ -263,14 +266,8 @@ class CatalogIndex:
         return index
 
     def _check_version(self) -> None:
-        try:
-            with self._connect() as con:
-                row = con.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
-        except sqlite3.DatabaseError as err:
-            raise CatalogError(
-                f"{self.path}: the catalog index is corrupt ({err}); rebuild it: "
-                f"eo-pipeline index rebuild {self.root}"
-            ) from None
+        with self._connect() as con:  # a file that is no database: CatalogError from _connect
+            row = con.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
         if not row or row[0] != _VERSION:
             raise CatalogError(
                 f"{self.path}: catalog index of another version; rebuild it: "
@@ -279,12 +276,30 @@ class CatalogIndex:
 
     @contextlib.contextmanager
     def _connect(self, path: Path | None = None) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(path or self.path, timeout=30.0)
+        try:
+            con = sqlite3.connect(path or self.path, timeout=30.0)
+        except sqlite3.Error as err:
+            raise CatalogError(f"{self.path}: cannot open the catalog index ({err})") from None
         try:
             with con:
                 yield con
+        except sqlite3.OperationalError as err:
+            if "locked" in str(err) or "busy" in str(err):
+                raise CatalogError(
+                    f"{self.path}: the catalog index stayed locked by another writer for 30 s; "
+                    "try again when that ingest/simulate/publish has finished"
+                ) from None
+            raise CatalogError(self._corrupt(err)) from None
+        except sqlite3.DatabaseError as err:
+            raise CatalogError(self._corrupt(err)) from None
         finally:
             con.close()
+
+    def _corrupt(self, err: Exception) -> str:
+        return (
+            f"{self.path}: the catalog index is corrupt ({err}); rebuild it: "
+            f"eo-pipeline index rebuild {self.root}"
+        )
 
     def rebuild(self) -> RebuildReport:
         """Read every collection and item of the catalog into a new index file (atomically)."""

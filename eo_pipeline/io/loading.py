@@ -28,6 +28,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -97,7 +98,7 @@ def _selected(
 ) -> list[pystac.Item]:
     """Items of a static catalog matching the selection, through the catalog index."""
     from eo_pipeline.catalogs.index import CatalogIndex, IndexQuery
-    from eo_pipeline.catalogs.store import find_stac_file
+    from eo_pipeline.catalogs.store import find_stac_file, read_item
 
     if not isinstance(source, str | os.PathLike):
         raise CatalogError(
@@ -107,21 +108,46 @@ def _selected(
     stac_file = find_stac_file(source)
     if stac_file.name != "catalog.json":
         raise CatalogError(f"{stac_file}: selection needs the catalog.json of a static catalog")
-    if bbox is not None and len(bbox) != 4:
-        raise CatalogError(f"load: bbox must be (west, south, east, north), got {bbox!r}")
+    if datetime is not None and not isinstance(datetime, str):
+        raise CatalogError(
+            f"load: datetime must be an RFC 3339 string or interval, got {datetime!r}"
+        )
+    if query is not None and not isinstance(query, Mapping):
+        raise CatalogError(f"load: query must map properties to operators, got {query!r}")
     q = IndexQuery(
-        collections=tuple(collections or ()),
-        ids=tuple(ids or ()),
-        bbox=tuple(float(v) for v in bbox) if bbox is not None else None,  # type: ignore[arg-type]
+        collections=_names(collections, "collections"),
+        ids=_names(ids, "ids"),
+        bbox=_bbox(bbox),
         datetime=datetime,
         query=query,
     )
     files = CatalogIndex.open(stac_file).search(q)
     if not files:
         raise CatalogError(f"{stac_file}: no item matches {q}")
-    from eo_pipeline.catalogs.store import read_item
-
     return [read_item(f) for f in files]
+
+
+def _names(values: Sequence[str] | None, what: str) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    names = (values,) if isinstance(values, str) else tuple(values)
+    if not all(isinstance(v, str) for v in names):
+        raise CatalogError(f"load: {what} must be strings, got {values!r}")
+    return names
+
+
+def _bbox(bbox: Sequence[float] | None) -> tuple[float, float, float, float] | None:
+    if bbox is None:
+        return None
+    try:
+        w, s, e, n = (float(v) for v in bbox)
+    except (TypeError, ValueError):
+        raise CatalogError(
+            f"load: bbox must be 4 numbers west, south, east, north; got {bbox!r}"
+        ) from None
+    if not all(math.isfinite(v) for v in (w, s, e, n)) or not -90 <= s <= n <= 90:
+        raise CatalogError(f"load: bbox {bbox!r} is not west, south, east, north in degrees")
+    return w, s, e, n
 
 
 def _sensor_of(items: Sequence[pystac.Item]) -> _sensors.Sensor:

@@ -190,10 +190,7 @@ def _indexed_items(path: Any, inp: Any) -> list[pystac.Item]:
         datetime=inp.datetime,
         max_cloud_cover=inp.max_cloud_cover,
     )
-    files = CatalogIndex.open(path).search(query)
-    items = []
-    for f in files:
-        items.append(read_item(f))
+    items = [read_item(f) for f in CatalogIndex.open(path).search(query)]
     # the index matches on bboxes and intervals; the exact tests are the same as a walk's
     return [it for it in items if _selected(it, inp)]
 

@@ -181,3 +181,48 @@ def test_a_parquet_of_another_schema_is_refused(tmp_path: Path) -> None:
     (tmp_path / "y.parquet").write_text("not parquet")
     with pytest.raises(CatalogError, match="not a readable Parquet file"):
         eo.load(tmp_path / "y.parquet")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"bbox": ["a", "b", "c", "d"]},
+        {"bbox": [1, 2, 3]},
+        {"bbox": [0, 60, 1, 50]},
+        {"bbox": [0, 0, float("nan"), 1]},
+        {"datetime": 20260615},
+        {"datetime": "yesterday"},
+        {"collections": [1, 2]},
+        {"query": ["platform"]},
+        {"query": {"platform": {"regex": ".*"}}},
+    ],
+)
+def test_malformed_selection_is_a_catalog_error(catalog: Path, kwargs) -> None:
+    with pytest.raises(CatalogError):
+        eo.load(catalog, **kwargs)
+
+
+def test_non_utf8_and_huge_nesting_item_files_are_named_and_skipped(
+    catalog: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(catalog, root)
+    files = sorted(root.glob("kazeosat2-l1/*/*.json"))
+    files[0].write_bytes(b'{"type": "Feature", "id": "\xff\xfe"}')
+    files[1].write_text("[" * 100_000)
+    report = CatalogIndex(root.resolve()).rebuild()
+    assert report.items == 2 and len(report.skipped) == 2
+    assert {s.split(":")[0] for s in report.skipped} == {str(files[0]), str(files[1])}
+
+
+def test_a_locked_or_clobbered_index_is_a_catalog_error(catalog: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(catalog, root)
+    index = CatalogIndex.open(root)
+    (root / INDEX_FILE).write_bytes(b"\0" * 4096)  # replaced behind an open index object
+    with pytest.raises(CatalogError, match="eo-pipeline index rebuild"):
+        index.search()

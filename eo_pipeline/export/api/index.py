@@ -43,7 +43,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import re
@@ -59,6 +58,7 @@ import shapely.geometry
 
 from eo_pipeline.atomic import atomic_path
 from eo_pipeline.catalogs.cql2_sql import cql2_to_sql, register_functions
+from eo_pipeline.catalogs.index import rfc3339_timestamp as _timestamp
 from eo_pipeline.errors import CatalogError
 from eo_pipeline.export.api.customers import Entitlement
 from eo_pipeline.export.api.queryables import (
@@ -171,18 +171,6 @@ class CatalogIndex(Protocol):
     def queryables(self, collection_id: str | None = None) -> list[str]:
         """Names a filter may use (for one collection: those its items have)."""
         ...
-
-
-def _timestamp(text: str | None, where: str) -> float | None:
-    if text is None:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise CatalogError(f"{where}: {text!r} is not an RFC 3339 date-time") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.timestamp()
 
 
 def _is_url(href: str) -> bool:

@@ -29,7 +29,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,17 +174,30 @@ def cloud_cover_from_qa(
     >>> cloud_cover_from_qa("LC08_..._QA_PIXEL.TIF")  # doctest: +SKIP
     76.3
     """
+    valid, counts = _qa_counts(path, {"flagged": flags}, rows_per_block)
+    return 100.0 * counts["flagged"] / valid if valid else None
+
+
+def _qa_counts(
+    path: str | os.PathLike[str], flags: Mapping[str, int], rows_per_block: int
+) -> tuple[int, dict[str, int]]:
+    """Non-fill pixels of a QA_PIXEL file and, per name, those with any bit of its flags set.
+
+    One pass in blocks of ``rows_per_block`` rows (constant memory whatever the scene size).
+    """
     import rasterio
 
-    valid = flagged = 0
+    valid = 0
+    counts = dict.fromkeys(flags, 0)
     with rasterio.open(path) as ds:
         for row in range(0, ds.height, rows_per_block):
             window = ((row, min(row + rows_per_block, ds.height)), (0, ds.width))
             qa = ds.read(1, window=window)
             ok = (qa & _QA_FILL) == 0
             valid += int(np.count_nonzero(ok))
-            flagged += int(np.count_nonzero(ok & ((qa & flags) != 0)))
-    return 100.0 * flagged / valid if valid else None
+            for name, bits in flags.items():
+                counts[name] += int(np.count_nonzero(ok & ((qa & bits) != 0)))
+    return valid, counts
 
 
 def qa_cover(path: str | os.PathLike[str], rows_per_block: int = 1024) -> dict[str, float] | None:
@@ -200,18 +213,7 @@ def qa_cover(path: str | os.PathLike[str], rows_per_block: int = 1024) -> dict[s
     >>> sorted(qa_cover("LC08_..._QA_PIXEL.TIF"))  # doctest: +SKIP
     ['cirrus', 'clear', 'cloud', 'shadow', 'snow', 'water']
     """
-    import rasterio
-
-    valid = 0
-    counts = dict.fromkeys(_QA_CLASSES, 0)
-    with rasterio.open(path) as ds:
-        for row in range(0, ds.height, rows_per_block):
-            window = ((row, min(row + rows_per_block, ds.height)), (0, ds.width))
-            qa = ds.read(1, window=window)
-            ok = (qa & _QA_FILL) == 0
-            valid += int(np.count_nonzero(ok))
-            for name, bit in _QA_CLASSES.items():
-                counts[name] += int(np.count_nonzero(ok & ((qa & bit) != 0)))
+    valid, counts = _qa_counts(path, _QA_CLASSES, rows_per_block)
     return {k: round(100.0 * v / valid, 4) for k, v in counts.items()} if valid else None
 
 

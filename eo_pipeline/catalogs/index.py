@@ -199,8 +199,10 @@ def _row(path: str, root: str, collection: str) -> tuple[tuple[Any, ...], list[t
     )
     end = rfc3339_timestamp(props.get("end_datetime") or props.get("datetime"), f"{path}: datetime")
     cloud = props.get("eo:cloud_cover")
-    queryable = {
-        k: v for k, v in props.items() if k in _QUERYABLE or k.startswith(_QUERYABLE_PREFIXES)
+    queryable = {  # scalars and lists only: objects such as the sensor definition stay out
+        k: v
+        for k, v in props.items()
+        if (k in _QUERYABLE or k.startswith(_QUERYABLE_PREFIXES)) and not isinstance(v, dict)
     }
     boxes: list[tuple[float, ...]] = []
     bbox = doc.get("bbox")

@@ -160,8 +160,9 @@ def run_demo(args: argparse.Namespace) -> int:
         ("kazeosat1-pansharpened", k1, "pansharpened"),
         ("monthly-median", series, "composites"),
     ]
-    if real:  # the real Level-2 scenes (Landsat L2SP, Sentinel-2 L2A): SR indices
-        jobs.append(("sr-indices", real, "sr-products"))
+    # surface reflectance (L2A): KazEOSat-2 Level-1 corrected for the atmosphere (6S LUT,
+    # AOT over dark targets), the real Level-2 scenes (Landsat L2SP, Sentinel-2 L2A) scaled
+    jobs.append(("sr-indices", [*k2, *real], "sr-products"))
     reports = []
     with connect(None) as client:
         _say(f"  dashboard: {client.dashboard_link}")
@@ -208,7 +209,8 @@ def run_demo(args: argparse.Namespace) -> int:
     _say(
         f"  look at: {out / 'products'}/items/*/*quicklook.png, *_NDVI_map.png; "
         f"{out / 'composites'}; {out / 'pansharpened'}"
-        + (f"; {out / 'sr-products'} (the real Level-2 scenes)" if real else "")
+        + f"; {out / 'sr-products'} (surface reflectance: KazEOSat-2 L2A"
+        + (", the real Level-2 scenes)" if real else ")")
         + "; manifests in each folder"
     )
     return _serve(export, interactive=not args.no_serve and sys.stdin.isatty())

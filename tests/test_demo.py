@@ -39,6 +39,16 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         manifest = json.loads((out / folder / "manifest.json").read_text())
         assert manifest["units"] and all(u["status"] == "done" for u in manifest["units"].values())
     assert list((out / "products" / "items").glob("*/*_NDVI.tif"))
+    # KazEOSat-2 Level-1 scenes corrected for the atmosphere: L2A with the AOT recorded
+    sr_items = [
+        json.loads(p.read_text())
+        for p in (out / "sr-products" / "items").glob("kazeosat2*/*.json")
+        if p.parent.name == p.stem
+    ]
+    assert len(sr_items) == 3
+    for item in sr_items:
+        assert item["properties"]["processing:level"] == "L2A"
+        assert "eo_pipeline:aot550" in item["properties"] and "aot550" in item["assets"]
     from eo_pipeline.io.ingest_sentinel2 import demo_tile
 
     if demo_tile() is not None:  # the real Sentinel-2 L2A tile, in place, through sr-indices

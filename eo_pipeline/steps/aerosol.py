@@ -40,11 +40,11 @@ DARK_MAX = 0.15
 """Upper TOA reflectance at ~2.1 um of a dark target (Kaufman et al. 1997: the visible/2.1 um
 ratios hold best below 0.15; brighter soils break them and bias the AOT high)."""
 DEFAULT_AOT = 0.1
+"""AOT used when a scene has no dark target."""
 RED_RATIO = 0.5
 """rho_s(0.66) / rho_s(2.1) over dark vegetation (Kaufman et al. 1997)."""
 SWIR_AOT = 0.1
 """AOT assumed when the 2.1 um TOA reflectance is turned into surface reflectance."""
-"""AOT used when a scene has no dark target."""
 _SWIR = ("swir22",)
 _FALLBACK_RHO = {"red": 0.03}
 

@@ -14,7 +14,9 @@ The view geometry is a scene value (nadir unless given or in the dataset's ``vie
 
 The result carries, per band, a JSON ``calibration`` attr (``to``, formula, LUT file and
 version, model, gases, AOT method) and the dataset gains ``aot550`` (float32, the AOT used
-per pixel) and attrs ``eo_pipeline:aot550`` (scene mean) and ``eo_pipeline:aot_method``.
+per pixel) and attrs ``eo_pipeline:aot550`` (scene mean), ``eo_pipeline:aot_method``,
+``eo_pipeline:aot_range`` (the LUT's), ``eo_pipeline:lut`` and ``eo_pipeline:lut_version``,
+``eo_pipeline:aerosol_model`` and ``eo_pipeline:gases`` (water vapour, ozone, pressure used).
 Bands without a table (cirrus, thermal) are calibrated to TOA reflectance, as said in their
 ``calibration`` attr.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,7 @@ import xarray as xr
 from eo_pipeline.atmosphere.climatology import climatology
 from eo_pipeline.atmosphere.grid import pressure_hpa
 from eo_pipeline.atmosphere.lut import BandTables, SensorLut, load_lut
+from eo_pipeline.atmosphere.options import AtmosphereOptions
 from eo_pipeline.errors import AtmosphereError, CalibrationError
 from eo_pipeline.kernels import atmosphere as kernel
 from eo_pipeline.kernels.buffers import pooled_empty
@@ -39,47 +42,6 @@ from eo_pipeline.steps import calibration as cal
 from eo_pipeline.steps.dispatch import apply_kernel
 
 __all__ = ["AtmosphereOptions", "surface_reflectance"]
-
-
-@dataclass(frozen=True)
-class AtmosphereOptions:
-    """How the atmosphere is described for one correction (every field optional)."""
-
-    aot550: float | xr.DataArray | None = None
-    """AOT at 550 nm: a number, a raster (``y``/``x`` coords in the scene CRS, optional
-    ``time``), or ``None`` to retrieve it over dark targets."""
-    model: str = "continental"
-    """Aerosol model of the LUT (``continental``, ``desert``)."""
-    water: float | None = None
-    """Water vapour column (g cm-2); ``None`` = climatology."""
-    ozone: float | None = None
-    """Ozone column (atm-cm); ``None`` = climatology."""
-    pressure: float | None = None
-    """Surface pressure (hPa); ``None`` = from :attr:`elevation`."""
-    elevation: float | None = None
-    """Mean target elevation (m) for the pressure; ``None`` = sea level."""
-    gases: bool = True
-    """``False``: no gaseous absorption at all (tests, or data already corrected for it)."""
-    view_zenith: float | None = None
-    """Degrees; ``None`` = the dataset's ``view_zenith`` coordinate, else 0 (nadir)."""
-    view_azimuth: float | None = None
-    """Degrees; ``None`` = the dataset's ``view_azimuth`` coordinate, else 0."""
-    lut: str | None = None
-    """A LUT file; ``None`` = the sensor's (``EO_PIPELINE_LUT_PATH``, then the shipped one)."""
-    aot_window: int = 33
-    """Retrieval window (pixels of the finest band) of the dark-target AOT field."""
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> AtmosphereOptions:
-        """Options from a mapping (workflow files); unknown keys are an error."""
-        raw = dict(raw or {})
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - names)
-        if unknown:
-            raise AtmosphereError(
-                f"unknown atmosphere option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
-            )
-        return cls(**raw)
 
 
 def _scene_lonlat(ds: xr.Dataset, ydim: str, xdim: str) -> tuple[float, float] | None:
@@ -216,12 +178,19 @@ def _raster_aot(aot: xr.DataArray, ds: xr.Dataset, ydim: str, xdim: str, n_time:
             f"{sy.min():.1f}..{sy.max():.1f}); give a raster over the whole scene in its CRS, "
             "or a number"
         )
+    # only the cells bilinear sampling of the scene touches (a field reprojected from
+    # another CRS has NaN corners outside the scene: harmless)
+    ky = (fy >= sy.min() - 2 * tol_y) & (fy <= sy.max() + 2 * tol_y)
+    kx = (fx >= sx.min() - 2 * tol_x) & (fx <= sx.max() + 2 * tol_x)
+    fy, fx = fy[ky], fx[kx]
     values = np.asarray(a.transpose(..., ydim, xdim).values, np.float32)
-    values = values.reshape(-1, fy.size, fx.size)
+    values = values.reshape(-1, ky.size, kx.size)[:, ky][:, :, kx]
     if values.shape[0] == 1 and n_time > 1:
         values = np.repeat(values, n_time, axis=0)
     if not np.all(np.isfinite(values)) or values.min() < 0:
-        raise AtmosphereError("the AOT raster has NaN or negative values; fill it first")
+        raise AtmosphereError(
+            "the AOT raster has NaN (nodata) or negative values over the scene; fill it first"
+        )
     return _Aot(None, values, fy, fx, "user raster", float(values.mean()), {})
 
 
@@ -474,5 +443,7 @@ def surface_reflectance(
                          "method": aot.method}  # fmt: skip
         out["aot550"] = aot_map
     out.attrs = {**ds.attrs, "eo_pipeline:aot550": aot.mean, "eo_pipeline:aot_method": aot.method,
-                 "eo_pipeline:lut_version": lut.version, "eo_pipeline:aerosol_model": opt.model}  # fmt: skip
+                 "eo_pipeline:lut_version": lut.version, "eo_pipeline:aerosol_model": opt.model,
+                 "eo_pipeline:lut": str(lut.source), "eo_pipeline:aot_range": [0.0, float(lut.grid.aot[-1])],
+                 "eo_pipeline:gases": {k: cal._jsonable(v) for k, v in gas.items()}}  # fmt: skip
     return out

@@ -243,6 +243,8 @@ def check_steps(wf: Workflow, items: Sequence[pystac.Item]) -> None:
                         f"{sensor.name} supports (its bands: "
                         f"{', '.join(str(b.common_name or b.id) for b in sensor.bands)}){hint}"
                     )
+        if istep is not None:
+            _check_optional(wf, istep)
         if ps is not None and not any(b.common_name == "pan" for b in sensor.bands):
             raise WorkflowError(
                 f"{wf.source}:{ps.line}: pansharpen: sensor {sensor.name} has no pan band; "
@@ -260,12 +262,28 @@ def check_steps(wf: Workflow, items: Sequence[pystac.Item]) -> None:
                 ) from None
 
 
+def _check_optional(wf: Workflow, istep: Any) -> None:
+    """``indices.optional`` names must be indices of the catalogue (a misspelt one would be
+    skipped on every sensor without a word)."""
+    from eo_pipeline.errors import UnknownIndexError
+    from eo_pipeline.steps.indices import get_index
+
+    for index in istep.params.get("optional", []):
+        try:
+            get_index(index)
+        except UnknownIndexError as err:
+            raise WorkflowError(
+                f"{wf.source}:{istep.line}: indices.optional: {err.args[0]}"
+            ) from None
+
+
 def inapplicable(wf: Workflow, item: pystac.Item) -> str | None:
     """Why the workflow's steps cannot run on ``item`` (``None`` when they can).
 
     The calibrate step's target must fit the product: ``toa_reflectance``/``radiance`` need
-    L1 DN, ``surface_reflectance`` needs an L2 surface-reflectance product (bands declaring
-    ``sr_scale``), the same test :func:`eo_pipeline.steps.calibration` makes.
+    L1 DN (an L2 product's bands declare ``sr_scale``, the same test
+    :func:`eo_pipeline.steps.calibration` makes); ``surface_reflectance`` takes an L2 product
+    (scaled) or L1 DN whose sensor has a 6S lookup table (atmospheric correction).
     """
     step = wf.step("calibrate")
     if step is None:
@@ -286,9 +304,28 @@ def inapplicable(wf: Workflow, item: pystac.Item) -> str | None:
                 "(use to: surface_reflectance, or leave its collection out of inputs.collections)"
             )
     elif to == "surface_reflectance":
+        return _no_lut(item, step.params.get("atmosphere"), level)
+    return None
+
+
+def _no_lut(item: pystac.Item, atmosphere: Any, level: str) -> str | None:
+    """Why Level-1 ``item`` cannot be corrected to surface reflectance: no 6S lookup table
+    for its sensor (or the workflow's ``atmosphere.lut``), or not the aerosol model asked."""
+    from eo_pipeline.atmosphere.lut import load_lut
+    from eo_pipeline.errors import AtmosphereError
+
+    opts = atmosphere if isinstance(atmosphere, dict) else {}
+    sensor = str(item.properties.get("eo_pipeline:sensor") or "")
+    try:
+        lut = load_lut(str(opts.get("lut") or sensor))
+    except AtmosphereError as err:
+        return f"a Level-1 product ({level}) with no atmospheric correction available: {err}"
+    model = str(opts.get("model", opts.get("aerosol_model", "continental")))
+    if model not in lut.grid.models:
         return (
-            f"not a surface-reflectance product ({level}): calibrate to surface_reflectance "
-            "does not apply (use to: toa_reflectance)"
+            f"the lookup table {lut.source} has no aerosol model {model!r} (it has "
+            f"{', '.join(lut.grid.models)}); rebuild it with `eo-pipeline atmosphere build-lut "
+            f"--sensor {sensor}` or choose one of those"
         )
     return None
 

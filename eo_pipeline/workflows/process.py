@@ -217,12 +217,26 @@ def _unit_products(state: UnitState) -> list[Product]:
             (var.to_dataset(name=band), state.product_name(band), band, ("data", "reflectance"))
         )
     products.extend(state.products)
+    if "aot550" in state.data.data_vars and state.band_vars:  # an atmospheric correction ran
+        products.append(_aot_product(state, refl))
     if state.mask is not None:
         m = state.mask.isel(time=0, drop=True) if "time" in state.mask.dims else state.mask
         products.append(
             (m.to_dataset(name="mask"), state.product_name("mask"), "mask", ("cloud", "mask"))
         )
     return products
+
+
+def _aot_product(state: UnitState, refl: Any) -> Product:
+    """The AOT at 550 nm the correction used, per pixel (float32, nodata where the first
+    reflectance band is: outside the scene and where the mask excludes the pixel)."""
+    aot = state.data["aot550"]
+    if "time" in aot.dims:
+        aot = aot.isel(time=0, drop=True)
+    aot = aot.where(refl[state.band_vars[0]].notnull())
+    lo, hi = state.data.attrs.get("eo_pipeline:aot_range", (0.0, float("inf")))
+    aot.attrs = {"units": "1", RANGE_ATTR: (float(lo), float(hi), "range of the 6S lookup table")}
+    return (aot.to_dataset(name="aot550"), state.product_name("aot550"), "aot550", ("data", "aot"))
 
 
 def _quicklooks(
@@ -365,7 +379,7 @@ def _process_into(unit: Unit, wf: Workflow, out_root: Path, folder: Path, item_i
         if wf.output.quicklook:
             _quicklooks(state, files, folder, out_root, item_id)
         timings["total"] = time.perf_counter() - t0
-    item = product_item(item_id, unit, wf, state.items, files, state.dn)
+    item = product_item(item_id, unit, wf, state.items, files, state.dn, state.data.attrs)
     item_path = folder / f"{item_id}.json"
     write_json(item_path, item, indent=1)
     empty = _all_nodata(out_root, files)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ProductFile",
+    "atmosphere_properties",
     "build_product_catalog",
     "product_collection_id",
     "product_item",
@@ -172,8 +173,14 @@ def product_item(
     inputs: Sequence[pystac.Item],
     files: Sequence[ProductFile],
     ds: Any,
+    data_attrs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The product item of one unit as a STAC 1.1 JSON dict (hrefs relative to its folder)."""
+    """The product item of one unit as a STAC 1.1 JSON dict (hrefs relative to its folder).
+
+    ``data_attrs`` are the processed data's attrs: when they record an atmospheric
+    correction (:mod:`eo_pipeline.steps.atmosphere`), the item is ``processing:level`` L2A
+    and carries the AOT used and the correction's lineage (:func:`atmosphere_properties`).
+    """
     first = inputs[0]
     times = sorted(i.datetime for i in inputs if i.datetime is not None)
     props: dict[str, Any] = {k: first.properties[k] for k in _SHARED_PROPS if k in first.properties}
@@ -207,6 +214,17 @@ def product_item(
             "eo_pipeline:unit": unit.key,
         }
     )
+    atmos = atmosphere_properties(data_attrs or {})
+    if atmos:
+        props.update(atmos)
+        props["processing:level"] = "L2A" if wf.step("composite") is None else "L3"
+        props["processing:lineage"] += (
+            f"; surface reflectance by atmospheric correction of Level-1 DN with "
+            f"{atmos['eo_pipeline:atmosphere']['radiative_transfer']} (LUT "
+            f"{atmos['eo_pipeline:atmosphere']['lut']} version {atmos['eo_pipeline:atmosphere']['lut_version']}, "
+            f"{atmos['eo_pipeline:atmosphere']['aerosol_model']} aerosol, AOT550 "
+            f"{atmos['eo_pipeline:aot550']:.3f} {atmos['eo_pipeline:aot_method']})"
+        )
     codes = {f.raster.get("crs") for f in files if f.raster}
     if len(codes) == 1:
         code = codes.pop()
@@ -250,6 +268,37 @@ def product_item(
         "collection": product_collection_id(unit.collection, wf),
     }
     return with_proj_epsg(doc)
+
+
+def atmosphere_properties(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Item properties of an atmospheric correction from the corrected data's attrs
+    (empty when none ran): ``eo_pipeline:aot550`` (scene mean), ``eo_pipeline:aot_method``
+    and ``eo_pipeline:atmosphere`` (radiative-transfer code, LUT file name and version,
+    aerosol model, water vapour, ozone and pressure used).
+
+    Examples
+    --------
+    >>> p = atmosphere_properties({"eo_pipeline:aot550": 0.2, "eo_pipeline:aot_method": "user value",
+    ...     "eo_pipeline:lut": "/x/kazeosat2.npz", "eo_pipeline:lut_version": "1",
+    ...     "eo_pipeline:aerosol_model": "continental", "eo_pipeline:gases": {"water": 1.5}})
+    >>> p["eo_pipeline:atmosphere"]["lut"], p["eo_pipeline:atmosphere"]["water"]
+    ('kazeosat2.npz', 1.5)
+    """
+    if "eo_pipeline:aot_method" not in attrs:
+        return {}
+    gases = attrs.get("eo_pipeline:gases") or {}
+    atmosphere = {
+        "radiative_transfer": "6SV1.1 (lookup table)",
+        "lut": Path(str(attrs.get("eo_pipeline:lut", ""))).name,
+        "lut_version": str(attrs.get("eo_pipeline:lut_version", "")),
+        "aerosol_model": str(attrs.get("eo_pipeline:aerosol_model", "")),
+        **{k: v for k, v in gases.items() if isinstance(v, int | float | str | bool)},
+    }
+    return {
+        "eo_pipeline:aot550": round(float(attrs.get("eo_pipeline:aot550", float("nan"))), 4),
+        "eo_pipeline:aot_method": str(attrs["eo_pipeline:aot_method"]),
+        "eo_pipeline:atmosphere": atmosphere,
+    }
 
 
 def build_product_catalog(

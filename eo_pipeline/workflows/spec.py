@@ -268,13 +268,42 @@ def _step(ctx: _Ctx, raw: Any, i: int) -> Step:
             )
     if name == "mask":
         _mask_params(ctx, params, path)
+    if name == "calibrate" and "atmosphere" in params:
+        _atmosphere_params(ctx, params, path)
     if name == "indices":
         names = params.get("names", [])
-        if not all(isinstance(n, str) for n in names):
-            raise ctx.fail((*path, name, "names"), "index names must be strings")
-        if not names and not params.get("formulas"):
+        for key in ("names", "optional"):
+            if not all(isinstance(n, str) for n in params.get(key, [])):
+                raise ctx.fail((*path, name, key), "index names must be strings")
+        if not names and not params.get("formulas") and not params.get("optional"):
             raise ctx.fail((*path, name), "give `names: [...]` and/or `formulas: {NAME: formula}`")
     return Step(name=str(name), params=params, line=ctx.lines.get(path, 0))
+
+
+def _atmosphere_params(ctx: _Ctx, params: Mapping[str, Any], path: tuple[Any, ...]) -> None:
+    """``calibrate: {to: surface_reflectance, atmosphere: {...}}``: the options of
+    :class:`~eo_pipeline.atmosphere.options.AtmosphereOptions`; ``aot550`` may also name an
+    AOT raster file (opened by the step)."""
+    from eo_pipeline.atmosphere.options import AtmosphereOptions
+    from eo_pipeline.errors import AtmosphereError
+
+    where = (*path, "calibrate", "atmosphere")
+    if params.get("to", "toa_reflectance") != "surface_reflectance":
+        raise ctx.fail(where, "atmosphere options apply only with `to: surface_reflectance`")
+    raw = params["atmosphere"]
+    if not isinstance(raw, Mapping):
+        raise ctx.fail(where, f"expected a mapping of atmosphere options, got {raw!r}")
+    checked = dict(raw)
+    if isinstance(checked.get("aot550"), str):
+        checked["aot550"] = None  # a raster file: opened (and checked) by the step
+    elif isinstance(checked.get("aot550"), int | float) and not isinstance(checked["aot550"], bool):
+        if not 0 <= float(checked["aot550"]) < float("inf"):
+            raise ctx.fail((*where, "aot550"), f"{checked['aot550']!r}: expected a number >= 0")
+    try:
+        AtmosphereOptions.from_dict(checked)
+    except AtmosphereError as err:
+        key = next((k for k in map(str, raw) if f" {k}" in str(err)), None)
+        raise ctx.fail((*where, key) if key else where, str(err)) from None
 
 
 def _mask_params(ctx: _Ctx, params: Mapping[str, Any], path: tuple[Any, ...]) -> None:

@@ -79,14 +79,22 @@ def orthorectify(state: UnitState, params: Mapping[str, Any]) -> None:
 @step(
     "calibrate",
     order=20,
-    params={"to": (str,), "per_pixel_sun": (bool,)},
+    params={"to": (str,), "per_pixel_sun": (bool,), "atmosphere": (dict,)},
     choices={"to": CALIBRATE_TO},
 )
 def calibrate(state: UnitState, params: Mapping[str, Any]) -> None:
-    """DN -> radiance / TOA / surface reflectance (:func:`eo_pipeline.calibrate`)."""
+    """DN -> radiance / TOA / surface reflectance (:func:`eo_pipeline.calibrate`); on
+    Level-1 DN, ``surface_reflectance`` is the atmospheric correction, with the step's
+    ``atmosphere`` options (``aot550`` a number or an AOT raster file)."""
     from eo_pipeline.steps.calibration import calibrate as run
 
-    state.data = run(state.dn, **dict(params))
+    kw = dict(params)
+    atmosphere = dict(kw.pop("atmosphere", None) or {})
+    if isinstance(atmosphere.get("aot550"), str):
+        from eo_pipeline.io.fields import read_field
+
+        atmosphere["aot550"] = read_field(atmosphere["aot550"], like=state.dn, what="AOT raster")
+    state.data = run(state.dn, **kw, atmosphere=atmosphere or None)
 
 
 def is_reflectance(wf: Any) -> bool:
@@ -179,10 +187,11 @@ def pansharpen(state: UnitState, params: Mapping[str, Any]) -> None:
 @step(
     "indices",
     order=70,
-    params={"names": (list,), "formulas": (dict,), "constants": (dict,)},
+    params={"names": (list,), "optional": (list,), "formulas": (dict,), "constants": (dict,)},
 )
 def indices(state: UnitState, params: Mapping[str, Any]) -> None:
-    """Spectral indices of the (single-date) reflectance: named (ASI) indices and custom
+    """Spectral indices of the (single-date) reflectance: named (ASI) indices, ``optional``
+    ones (computed where the unit's sensor has their bands, skipped elsewhere) and custom
     formulas, one fused kernel each, merged; one product per index. Inputs are limited to
     physical reflectance (normalized differences stay in [-1, 1] by construction); each
     index carries its valid range, and indices with a documented (not derived) range are NaN
@@ -197,9 +206,13 @@ def indices(state: UnitState, params: Mapping[str, Any]) -> None:
     valid = reflectance_range(wf)
     inputs = index_inputs(refl, valid) if is_reflectance(wf) else refl
     constants = dict(params.get("constants", {}))
-    requests: list[Any] = [
-        r for r in (list(params.get("names", [])), dict(params.get("formulas", {}))) if r
-    ]
+    names = list(params.get("names", []))
+    if params.get("optional"):  # the indices the unit's sensor has the bands for
+        from eo_pipeline.steps.indices import available_indices
+
+        have = set(available_indices(state.sensor, constants=constants))
+        names += [n for n in params["optional"] if n in have and n not in names]
+    requests: list[Any] = [r for r in (names, dict(params.get("formulas", {}))) if r]
     idx = xr.merge([compute_indices(inputs, r, **constants) for r in requests])
     for name, rng in ranges_of(idx, valid).items():
         var = guard_index(idx[name], rng)

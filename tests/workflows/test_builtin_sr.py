@@ -49,11 +49,10 @@ def test_sr_indices_on_the_real_landsat_l2_scene(landsat_dir: Path, tmp_path: Pa
         np.testing.assert_allclose(got[both], want[both], rtol=0, atol=0.5e-4 + 1e-6)
 
 
-def test_sr_indices_leaves_level1_scenes_out(l1_catalog: Path, tmp_path: Path) -> None:
-    from eo_pipeline.errors import WorkflowError
-
+def test_sr_indices_takes_level1_scenes(l1_catalog: Path, tmp_path: Path) -> None:
+    """Level-1 scenes are corrected for the atmosphere (tests/workflows/test_sr_from_l1.py)."""
     wf = load_workflow(
         "sr-indices", inputs={"catalog": str(l1_catalog)}, output={"catalog": str(tmp_path)}
     )
-    with pytest.raises(WorkflowError, match="not a surface-reflectance product"):
-        plan(wf)
+    planned = plan(wf)
+    assert planned.units and not planned.excluded

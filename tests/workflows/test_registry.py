@@ -46,7 +46,7 @@ def scale_kind() -> Iterator[list[str]]:
 def test_builtin_kinds_are_registered_in_order() -> None:
     orders = {k: STEP_KINDS[k].order for k in ("calibrate", "mask", "composite", "indices")}
     assert orders["calibrate"] < orders["mask"] < orders["composite"] < orders["indices"]
-    assert STEPS["calibrate"] == {"to": (str,), "per_pixel_sun": (bool,)}
+    assert STEPS["calibrate"] == {"to": (str,), "per_pixel_sun": (bool,), "atmosphere": (dict,)}
 
 
 def test_registered_kind_is_validated_and_run(

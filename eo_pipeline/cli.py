@@ -227,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allow-outside",
         action="store_true",
-        help="accept local asset hrefs outside the catalog folder (refused by default)",
+        help="accept local asset hrefs outside the catalog folder (refused by default unless "
+        'the asset is marked "eo_pipeline:reference": true, as ingest marks files it reads '
+        "in place)",
     )
     p.set_defaults(handler=_cmd_validate)
 

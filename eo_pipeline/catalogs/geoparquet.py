@@ -5,7 +5,10 @@ stac-geoparquet specification, read by rustac, DuckDB, GeoPandas...), never by h
 
 - :func:`export_geoparquet` streams the items a catalog index selects into one GeoParquet
   file (``stac_geoparquet.arrow.parse_stac_items_to_arrow`` in chunks, then ``to_parquet``);
-  asset hrefs are made absolute, since a Parquet file has no place to resolve relative ones;
+  asset hrefs are made absolute, since a Parquet file has no place to resolve relative ones,
+  and marked ``"eo_pipeline:reference": true`` (the rows read the catalog's files in place,
+  :mod:`eo_pipeline.catalogs.hrefs`); an href that led out of the catalog is not marked, so
+  ``load`` refuses it as it would from the catalog;
 - :func:`read_geoparquet` yields :class:`pystac.Item` objects batch by batch
   (``stac_table_to_items``), so ``eo.load("items.parquet")`` and a workflow whose
   ``inputs.catalog`` is a ``.parquet`` file read it without unpacking it into JSON files.
@@ -57,12 +60,16 @@ def _library() -> Any:
     return sgp
 
 
-def _absolute(path: Path) -> dict[str, Any]:
+def _absolute(path: Path, root: Path) -> dict[str, Any]:
+    from eo_pipeline.catalogs.hrefs import REFERENCE, inside
+
     doc: dict[str, Any] = json.loads(path.read_bytes())
     for asset in (doc.get("assets") or {}).values():
         href = asset.get("href") if isinstance(asset, dict) else None
         if isinstance(href, str) and "://" not in href and not os.path.isabs(href):
             asset["href"] = os.path.normpath(path.parent / href)
+            if inside(root, Path(asset["href"])):  # a file of the catalog, read in place
+                asset[REFERENCE] = True
     doc["links"] = [
         ln
         for ln in doc.get("links") or ()
@@ -84,7 +91,8 @@ def export_geoparquet(
     rename); memory is bounded by ``chunk_size`` items.
     """
     sgp = _library()
-    files = CatalogIndex.open(catalog).search(query)
+    index = CatalogIndex.open(catalog)
+    files = index.search(query)
     if not files:
         raise CatalogError(f"{catalog}: no item matches {query}; nothing to export")
     import tempfile
@@ -95,7 +103,7 @@ def export_geoparquet(
     ):
         # ChunksToDisk: the schema is inferred chunk by chunk, chunks spill to disk
         reader = sgp.parse_stac_items_to_arrow(
-            (_absolute(f) for f in files),
+            (_absolute(f, index.root) for f in files),
             chunk_size=chunk_size,
             schema="ChunksToDisk",
             tmpdir=scratch,

@@ -106,10 +106,15 @@ def _local_asset_path(item: pystac.Item, href: str) -> Path | None:
     return p
 
 
-def _item_dict(item: pystac.Item, hrefs: dict[str, str]) -> dict[str, Any]:
+def _item_dict(item: pystac.Item, hrefs: dict[str, str], in_place: set[str]) -> dict[str, Any]:
+    from eo_pipeline.catalogs.hrefs import REFERENCE
+
     d = item.to_dict(include_self_link=False, transform_hrefs=False)
     for key, href in hrefs.items():
         d["assets"][key]["href"] = href
+        d["assets"][key].pop(REFERENCE, None)  # placed in the catalog: no longer in place
+    for key in in_place:  # read where it lies on purpose (catalogs.hrefs: not an escape)
+        d["assets"][key][REFERENCE] = True
     d["links"] = [
         {"rel": "root", "href": f"../../{CATALOG_FILE}", "type": "application/json"},
         {"rel": "parent", "href": f"../{COLLECTION_FILE}", "type": "application/json"},
@@ -130,14 +135,17 @@ def _stage_item(
     staging.mkdir(parents=True)
     try:
         hrefs: dict[str, str] = {}
+        in_place: set[str] = set()
         used: dict[str, str] = {}
         for key, asset in item.assets.items():
             this = (modes or {}).get(key, mode)
             if is_vsi(asset.href):  # a member of an archive, read in place by GDAL
-                if asset.href.startswith("/vsizip/") and not vsi_exists(asset.href):
-                    raise InputDataError(
-                        f"item {item.id!r} asset {key!r}: {asset.href} does not exist"
-                    )
+                if asset.href.startswith("/vsizip/"):
+                    if not vsi_exists(asset.href):
+                        raise InputDataError(
+                            f"item {item.id!r} asset {key!r}: {asset.href} does not exist"
+                        )
+                    in_place.add(key)
                 continue
             src = _local_asset_path(item, asset.href)
             if src is None:
@@ -148,6 +156,7 @@ def _stage_item(
                         f"item {item.id!r} asset {key!r}: file {src} does not exist"
                     )
                 hrefs[key] = str(src.resolve())
+                in_place.add(key)
                 continue
             if not src.is_file():
                 raise InputDataError(f"item {item.id!r} asset {key!r}: file {src} does not exist")
@@ -159,7 +168,7 @@ def _stage_item(
             used[src.name] = key
             _place_file(src, staging / src.name, this)
             hrefs[key] = f"./{src.name}"
-        data = _item_dict(item, hrefs)
+        data = _item_dict(item, hrefs, in_place)
         write_json_atomic(staging / f"{item.id}.json", data)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -269,7 +278,9 @@ def add_items(
         files the caller wrote only for this catalog, e.g. the simulator's temporary COGs);
         ``"reference"``: leave the files where they are, the href is their absolute path (a
         Sentinel-2 SAFE product read in place). ``/vsizip/`` hrefs (members of an archive) are
-        always kept as they are.
+        always kept as they are. Assets left in place are marked
+        ``"eo_pipeline:reference": true`` (:data:`eo_pipeline.catalogs.hrefs.REFERENCE`): the
+        readers of the catalog accept them outside its folder, and no other local href.
     overwrite
         Replace items already in the catalog; by default that is a :class:`CatalogError`.
     catalog_id

@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from eo_pipeline.catalogs.checksum import verify_checksum
+from eo_pipeline.catalogs.hrefs import FIX, escape, is_reference
 from eo_pipeline.catalogs.tiff import tiff_problem
 from eo_pipeline.errors import StacValidationError
 
@@ -269,38 +270,24 @@ def _check_links(data: dict[str, Any], file: Path) -> list[Path]:
     return walk
 
 
-def _climbs_out(href: str) -> bool:
-    """A relative href (the kind a self-contained catalog writes) that may leave its folder.
-
-    Absolute paths are explicit references (``ingest``'s ``reference`` mode writes them for
-    a product read where it lies) and are accepted; ``../`` out of the catalog is not.
-    """
-    return not (href.startswith(("/", "file:")) or Path(href).is_absolute())
-
-
-def inside(root: Path, target: Path) -> bool:
-    """Whether ``target`` lies in ``root`` (lexically: ``..`` resolved, links kept)."""
-    return os.path.normpath(target).startswith(os.path.join(os.path.normpath(root), ""))
-
-
 def _check_assets(
     data: dict[str, Any], file: Path, checksums: bool, counts: Counter[str], root: Path | None
 ) -> None:
     for key, asset in (data.get("assets") or {}).items():
         href = asset.get("href", "")
+        where = f"{file}: $.assets.{key}"
+        problem = escape(href, file.parent, root, reference=is_reference(asset))
+        if problem is not None:
+            raise StacValidationError(
+                f"{where}.href: {problem}; rule broken: a catalog holds its asset files "
+                f"unless they are marked as read in place; {FIX}"
+            )
         if href.startswith("/vsizip/"):
-            _check_zip_member(asset, href, f"{file}: $.assets.{key}", checksums, counts)
+            _check_zip_member(asset, href, where, checksums, counts)
             continue
         if not _is_local(href) or href.startswith("/vsi"):
             continue
         target = _local(file, href)
-        where = f"{file}: $.assets.{key}"
-        if root is not None and _climbs_out(href) and not inside(root, target):
-            raise StacValidationError(
-                f"{where}.href: relative {href!r} points outside the catalog folder {root} (to "
-                f"{os.path.normpath(target)}); rule broken: a self-contained catalog holds its "
-                "assets (re-ingest, or validate(..., allow_outside=True) if that is intended)"
-            )
         if not target.is_file():
             raise StacValidationError(
                 f"{where}.href: asset file {target} does not exist; rule broken: "
@@ -383,9 +370,11 @@ def validate(
         Also recompute each local asset's ``file:checksum`` (reads every asset file) and
         check that every TIFF holds all its tiles (a file truncated after its header).
     allow_outside
-        Accept relative asset hrefs that climb out of the folder of ``path`` (refused by
-        default: a self-contained catalog holds its files, and ``../../etc/x`` is a broken
-        or hostile catalog). Absolute paths are explicit references and always accepted.
+        Accept local asset hrefs that lead out of the folder of ``path`` (``../``, absolute
+        paths, ``file://`` URLs, links). Refused by default unless the asset is marked
+        ``"eo_pipeline:reference": true`` (ingest's in-place Sentinel-2 assets): a catalog
+        holds its files, and ``/etc/x`` is a broken or hostile catalog
+        (:mod:`eo_pipeline.catalogs.hrefs`). Remote (http, s3...) hrefs are not fetched.
 
     Returns
     -------

@@ -63,7 +63,7 @@ import pystac
 
 from eo_pipeline.catalogs.checksum import file_checksum
 from eo_pipeline.catalogs.stac import EXTENSION_URIS, merge_collection, with_proj_epsg
-from eo_pipeline.catalogs.store import add_items, read_items, write_json_atomic
+from eo_pipeline.catalogs.store import add_items, find_stac_file, read_items, write_json_atomic
 from eo_pipeline.errors import CatalogError, ConfigError, StacValidationError
 from eo_pipeline.export.sales import Offer, Provider, PublishConfig, providers_for
 from eo_pipeline.lockfile import exclusive, lock_beside
@@ -288,6 +288,26 @@ def _finish_item(
     write_json_atomic(path, with_proj_epsg(d))
 
 
+def _check_hrefs(item: pystac.Item, src_root: Path) -> None:
+    """Every asset of a source item is a file of the source catalog (or marked as read in
+    place at ingest): publish copies what it sells into the export, never ``/etc/x`` or a
+    remote URL (:mod:`eo_pipeline.catalogs.hrefs`)."""
+    from eo_pipeline.catalogs.hrefs import FIX, escape, is_reference, target
+
+    self_href = item.get_self_href()
+    base = Path(self_href).parent if self_href else None
+    for key, asset in item.assets.items():
+        what = f"item {item.id!r} asset {key!r}"
+        if target(asset.href, base).kind == "remote":
+            raise CatalogError(
+                f"{what}: href {asset.href!r} is remote; an export holds the files it sells "
+                "(download it into the source catalog first, or drop the asset)"
+            )
+        problem = escape(asset.href, base, src_root, reference=is_reference(asset))
+        if problem is not None:
+            raise CatalogError(f"{what}: {problem}; nothing published; {FIX}")
+
+
 def _read_collection_doc(stac_dir: Path, cid: str) -> dict[str, Any] | None:
     path = stac_dir / cid / "collection.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -368,6 +388,7 @@ def _publish_locked(source_catalog: str | os.PathLike[str], export: Path, cfg: P
 
     src_file = Path(source_catalog)
     src_dir = src_file.parent if src_file.is_file() else src_file
+    src_root = find_stac_file(source_catalog).resolve().parent
     groups: dict[str, list[pystac.Item]] = {}
     for item in read_items(source_catalog):
         cid = item.collection_id or ""
@@ -376,6 +397,7 @@ def _publish_locked(source_catalog: str | os.PathLike[str], export: Path, cfg: P
         dropped = [k for k, a in item.assets.items() if set(a.roles or ()) & set(cfg.exclude_roles)]
         for key in dropped:  # e.g. the simulator's ground truth: not for sale
             del item.assets[key]
+        _check_hrefs(item, src_root)
         groups.setdefault(cid, []).append(item)
     if not groups:
         raise CatalogError(f"{source_catalog}: no items to publish (config.only={list(cfg.only)})")

@@ -3,8 +3,9 @@
 odc-stac trusts the item: a ``proj:shape`` of ``[10, 10]`` on a 256 x 256 file loads 10 x 10
 pixels, a 3-band file catalogued as one band silently gives band 1, a file truncated after
 its header fails much later as a raw GDAL error that names no file, and an href such as
-``../../../etc/x.tif`` reads whatever it points at. :func:`check_asset` refuses each of these
-with the item, band and file named, from the file's header only (no pixels read).
+``../../../etc/x.tif`` or ``/etc/x.tif`` reads whatever it points at. :func:`check_asset`
+and :func:`check_href` refuse each of these with the item, band and file named, from the
+file's header only (no pixels read); the href rule is :mod:`eo_pipeline.catalogs.hrefs`.
 
 """
 
@@ -17,35 +18,37 @@ from typing import Any
 
 import pystac
 
+from eo_pipeline.catalogs.hrefs import FIX, escape, is_reference
 from eo_pipeline.catalogs.tiff import tiff_problem
-from eo_pipeline.catalogs.validation import inside
 from eo_pipeline.errors import InputDataError
 
 __all__ = [
-    "catalog_root",
+    "catalog_roots",
     "check_asset",
-    "check_inside",
+    "check_href",
     "crs_codes",
     "expected_crs",
     "unreadable",
 ]
 
 
-def catalog_root(source: Any, items: Sequence[pystac.Item]) -> Path | None:
-    """The folder local assets must stay in: that of the catalog/collection/item file given,
-    else of the items' root catalog; ``None`` when unknown (items built in memory)."""
+def catalog_roots(source: Any, items: Sequence[pystac.Item]) -> list[Path | None]:
+    """The folder each item's local assets must stay in: that of the catalog/collection/item
+    file given, else of the item's root catalog, else of the item's own file; ``None`` for
+    items built in memory (no file: their hrefs are the caller's own)."""
     from eo_pipeline.catalogs.store import find_stac_file
 
     if isinstance(source, str | os.PathLike):
-        return find_stac_file(source).resolve().parent
-    roots = set()
+        return [find_stac_file(source).resolve().parent] * len(items)
+    roots: list[Path | None] = []
     for it in items:
-        root = it.get_root()
-        href = root.get_self_href() if root is not None else None
-        if href is None:
-            return None
-        roots.add(Path(href).parent)
-    return roots.pop() if len(roots) == 1 else None
+        href = None
+        if it.get_single_link("root") is not None:
+            root = it.get_root()
+            href = root.get_self_href() if root is not None else None
+        href = href or it.get_self_href()
+        roots.append(Path(href).parent if href else None)
+    return roots
 
 
 def _bands_declared(asset: pystac.Asset) -> int | None:
@@ -116,17 +119,16 @@ def check_asset(item: pystac.Item, key: str, path: Path, ds: Any, root: Path | N
             )
 
 
-def check_inside(item: pystac.Item, key: str, path: Path, root: Path | None) -> None:
-    """Refuse a relative asset href that climbs out of the catalog folder ``root``
-    (absolute paths are explicit references, as ``ingest``'s ``reference`` mode writes)."""
-    href = item.assets[key].href
-    relative = not (href.startswith(("/", "file:")) or Path(href).is_absolute())
-    if root is not None and relative and not inside(root, path):
-        raise InputDataError(
-            f"item {item.id!r} asset {key!r}: href {item.assets[key].href!r} points outside the "
-            f"catalog folder {root} (to {os.path.normpath(path)}); load(..., "
-            "allow_outside=True) if that is intended"
-        )
+def check_href(item: pystac.Item, key: str, root: Path | None) -> None:
+    """Refuse an asset href that leads out of the catalog folder ``root`` (``None``: any
+    href allowed) unless the asset is marked as read in place
+    (:mod:`eo_pipeline.catalogs.hrefs`)."""
+    asset = item.assets[key]
+    self_href = item.get_self_href()
+    base = Path(self_href).parent if self_href else None
+    problem = escape(asset.href, base, root, reference=is_reference(asset))
+    if problem is not None:
+        raise InputDataError(f"item {item.id!r} asset {key!r}: {problem}; {FIX}")
 
 
 def unreadable(items: Sequence[pystac.Item], keys: Sequence[str]) -> str | None:

@@ -212,17 +212,20 @@ def _local_path(item: pystac.Item, asset: pystac.Asset) -> Path | None:
 
 
 def _check_assets(
-    items: Sequence[pystac.Item], bands: Sequence[str], root: Path | None
+    items: Sequence[pystac.Item], bands: Sequence[str], roots: Sequence[Path | None]
 ) -> tuple[int, int] | None:
-    """Every requested asset exists, opens, is whole, inside ``root`` and as its item says
+    """Every requested asset exists, opens, is whole, inside its item's catalog folder
+    (``roots``, one per item; ``None``: anywhere) and as its item says
     (:mod:`eo_pipeline.io.asset_checks`); returns the first file's block shape."""
     import rasterio
     from rasterio.errors import RasterioIOError
 
-    from eo_pipeline.io.asset_checks import check_asset, check_inside
+    from eo_pipeline.io.asset_checks import check_asset, check_href
 
     block: tuple[int, int] | None = None
-    for it in items:
+    for it, root in zip(items, roots, strict=True):
+        if "MTD_TL" in it.assets:  # Sentinel-2 angle grids are read from it later
+            check_href(it, "MTD_TL", root)
         for band in bands:
             asset = it.assets.get(band)
             if asset is None:
@@ -230,6 +233,7 @@ def _check_assets(
                     f"item {it.id!r} has no asset for band {band!r}; its assets: "
                     f"{', '.join(it.assets)}; drop the item or ask for other bands"
                 )
+            check_href(it, band, root)
             path = _local_path(it, asset)
             if path is None:
                 continue
@@ -242,8 +246,6 @@ def _check_assets(
                         "re-ingest the scene or fix the catalog"
                     )
                 path = asset.href  # type: ignore[assignment]
-            else:
-                check_inside(it, band, path, root)
             if not isinstance(path, str) and not path.is_file():
                 raise InputDataError(
                     f"item {it.id!r} band {band!r}: asset file {path} does not exist; "
@@ -526,8 +528,10 @@ def load(
         ``start/end`` interval, collection ids, item ids, and STAC query-extension filters
         (``{"eo:cloud_cover": {"lt": 20}}``). Only for catalog paths.
     allow_outside
-        Accept relative asset hrefs that climb out of the catalog's folder (refused by
-        default; absolute paths are explicit references and accepted).
+        Accept local asset hrefs that lead out of the catalog's folder (``../``, absolute
+        paths, ``file://`` URLs, symbolic links). Refused by default unless the asset is
+        marked ``"eo_pipeline:reference": true``, as ingest marks Sentinel-2 files read in
+        place (:mod:`eo_pipeline.catalogs.hrefs`); remote (http, s3...) hrefs are read.
 
     Returns
     -------
@@ -568,10 +572,10 @@ def load(
         if product and bands is None
         else _resolve_bands(bands, sensor, items[0])
     )
-    from eo_pipeline.io.asset_checks import catalog_root, crs_codes
+    from eo_pipeline.io.asset_checks import catalog_roots, crs_codes
 
-    root = None if allow_outside else catalog_root(source, items)
-    block = _check_assets(items, keys, root)
+    roots = [None] * len(items) if allow_outside else catalog_roots(source, items)
+    block = _check_assets(items, keys, roots)
     codes = crs_codes(items, keys)
     if crs is None and len(codes) > 1:
         warnings.warn(

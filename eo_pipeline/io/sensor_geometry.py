@@ -105,6 +105,11 @@ def _from_item(item: Any, bands: Sequence[str] | None, chunks: int) -> xr.Datase
         raise OrthorectificationError(
             f"item {item.id}: RPC asset {ref!r} is missing; re-ingest the product"
         )
+    from eo_pipeline.io.asset_checks import catalog_roots, check_href
+
+    (root,) = catalog_roots(None, [item])
+    for key in (ref, *bands):  # files of the catalog, or marked as read in place
+        check_href(item, key, root)
     rpc_href = item.assets[ref].get_absolute_href() or item.assets[ref].href
     rpc = read_rpc(rpc_href)
     out = {}

@@ -227,3 +227,25 @@ def test_collections_declare_every_extension_they_use(source: Path, tmp_path: Pa
             ["U.S. Geological Survey"] if cid.startswith("landsat") else ["Operator"]
         )
         assert "Centre" in [p["name"] for p in c["providers"]]
+
+
+@pytest.mark.parametrize("form", ["absolute", "remote"])
+def test_asset_outside_the_source_is_not_published(source: Path, tmp_path: Path, form: str) -> None:
+    """An attack (issue #16): a source item pointing at /etc/... would be copied into the
+    export and sold; a remote href would be sold without being held."""
+    import shutil
+
+    secret = tmp_path / "secret.tif"
+    secret.write_bytes(b"not for sale")
+    bad_src = tmp_path / "bad"
+    shutil.copytree(source.parent, bad_src)
+    item = next((bad_src / "kazeosat2-l2").glob("*/*.json"))
+    doc = _json(item)
+    key = next(iter(doc["assets"]))
+    doc["assets"][key]["href"] = str(secret) if form == "absolute" else "https://x.invalid/a.tif"
+    item.write_text(json.dumps(doc))
+    words = "points outside the catalog folder" if form == "absolute" else "is remote"
+    with pytest.raises(CatalogError, match=rf"item '{doc['id']}' asset '{key}': .*{words}"):
+        publish(bad_src / "catalog.json", tmp_path / "export", PublishConfig())
+    assert not (tmp_path / "export").exists()
+    assert not list(tmp_path.glob(".export.publish-*"))

@@ -133,6 +133,66 @@ def test_href_outside_the_catalog_is_refused_unless_allowed(cat: Path, tmp_path:
     assert validate(cat, check_assets=True, allow_outside=True).assets_checked > 0
 
 
+def _point_b3_at(cat: Path, href: str, **fields: object) -> None:
+    _edit(cat, lambda d: d["assets"]["B3"].update({"href": href, **fields}))
+
+
+@pytest.mark.parametrize("form", ["absolute", "file-url", "symlink"])
+def test_local_href_leading_out_is_refused_unless_allowed(
+    cat: Path, tmp_path: Path, form: str
+) -> None:
+    """The audit's gap: absolute paths and file:// URLs were taken as explicit references."""
+    item = _item_file(cat)
+    band = item.parent / json.loads(item.read_text())["assets"]["B3"]["href"]
+    outside = tmp_path / "elsewhere.tif"
+    shutil.copyfile(band, outside)
+    if form == "symlink":  # a link inside the catalog to a file outside it
+        (item.parent / "B3-link.tif").symlink_to(outside)
+    href = {"absolute": str(outside), "file-url": outside.as_uri(), "symlink": "./B3-link.tif"}
+    _point_b3_at(cat, href[form])
+    name = item.stem
+    with pytest.raises(
+        InputDataError,
+        match=rf"item '{name}' asset 'B3': href .* points outside the catalog folder .*"
+        r"eo_pipeline:reference.*allow_outside=True",
+    ):
+        load(cat, bands=["B3"])
+    with pytest.raises(StacValidationError, match=r"\$.assets.B3.href: href .* points outside"):
+        validate(cat, check_assets=True)
+    assert load(cat, bands=["B3"], allow_outside=True)["B3"].shape[-2:] == (64, 64)
+    assert validate(cat, check_assets=True, allow_outside=True).assets_checked > 0
+
+
+def test_asset_marked_as_read_in_place_is_accepted(cat: Path, tmp_path: Path) -> None:
+    item = _item_file(cat)
+    band = item.parent / json.loads(item.read_text())["assets"]["B3"]["href"]
+    outside = tmp_path / "elsewhere.tif"
+    shutil.copyfile(band, outside)
+    _point_b3_at(cat, str(outside), **{"eo_pipeline:reference": True})
+    assert validate(cat, check_assets=True).assets_checked > 0
+    assert int(load(cat, bands=["B3"])["B3"].max()) > 0
+    _point_b3_at(cat, str(outside), **{"eo_pipeline:reference": "yes"})  # only true counts
+    with pytest.raises(InputDataError, match="points outside"):
+        load(cat, bands=["B3"])
+
+
+@pytest.mark.parametrize(
+    "href", ["/vsimem/x.tif", "/vsicurl/file:///etc/hostname", "/vsisubfile/0_10,/etc/hostname"]
+)
+def test_gdal_virtual_paths_are_refused(cat: Path, href: str) -> None:
+    _point_b3_at(cat, href)
+    with pytest.raises(InputDataError, match="GDAL virtual path that names no file"):
+        load(cat, bands=["B3"])
+    with pytest.raises(StacValidationError, match="GDAL virtual path"):
+        validate(cat)
+
+
+def test_remote_hrefs_are_not_fetched_by_validate(cat: Path) -> None:
+    _point_b3_at(cat, "https://example.invalid/B3.tif")
+    report = validate(cat, check_assets=True)  # no network: remote assets are not checked
+    assert report.assets_checked > 0
+
+
 def test_whole_tiffs_have_no_problem(sim: Path) -> None:
     tifs = list(sim.rglob("*.tif"))
     assert tifs and all(tiff_problem(p) is None for p in tifs)

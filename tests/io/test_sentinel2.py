@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import zipfile
@@ -16,7 +17,13 @@ import eo_pipeline as eo
 from eo_pipeline.catalogs.readers.sentinel2 import read_granules
 from eo_pipeline.catalogs.store import read_items
 from eo_pipeline.catalogs.validation import validate
-from eo_pipeline.errors import CalibrationError, InputDataError, MetadataError, WorkflowError
+from eo_pipeline.errors import (
+    CalibrationError,
+    InputDataError,
+    MetadataError,
+    StacValidationError,
+    WorkflowError,
+)
 from eo_pipeline.io.ingestion import ingest
 
 pytestmark = pytest.mark.realdata
@@ -82,10 +89,28 @@ def test_ingest_in_place_valid(catalog: Path, s2_l2a_safe: Path) -> None:
     for key in ("B01", "B8A", "AOT", "WVP", "SCL", "MSK_CLDPRB_60m", "MSK_DETFOO_B04", "MTD_TL"):
         href = item.assets[key].href
         assert href.startswith(str(s2_l2a_safe)), href  # referenced in place, nothing copied
+        assert item.assets[key].extra_fields["eo_pipeline:reference"] is True  # on purpose
     folder = catalog / item.collection_id / item.id
     assert [p.name for p in folder.iterdir()] == [f"{item.id}.json"]
     assert item.assets["AOT"].extra_fields["raster:bands"][0]["scale"] == 0.001
     assert item.assets["B04"].extra_fields["raster:bands"][0]["offset"] == -0.1
+
+
+def test_in_place_assets_without_their_mark_are_refused(catalog: Path, tmp_path: Path) -> None:
+    """Only ingest's mark lets an asset lie outside the catalog (issue #16 item 2)."""
+    import shutil
+
+    copy = tmp_path / "catalog"
+    shutil.copytree(catalog, copy)
+    (path,) = [p for p in copy.glob("*/*/*.json") if p.parent.name == p.stem]
+    doc = json.loads(path.read_text())
+    del doc["assets"]["B04"]["eo_pipeline:reference"]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InputDataError, match=r"asset 'B04': href .* points outside the catalog"):
+        eo.load(copy, bands=["B04"])
+    with pytest.raises(StacValidationError, match=r"assets.B04.href: href .* points outside"):
+        validate(copy)
+    assert eo.load(copy, bands=["B04"], allow_outside=True).B04.shape[-2:] == (1830, 1830)
 
 
 def test_surface_reflectance_exact(loaded: xr.Dataset, s2_l2a_safe: Path) -> None:
@@ -114,6 +139,7 @@ def test_zip_read_in_place(s2_l2a_safe: Path, tmp_path: Path, loaded: xr.Dataset
     assert meta.source.startswith("/vsizip/") and meta.cloud_cover == 59.769726
     item = ingest(archive, tmp_path / "cat")
     assert item.assets["B04"].href.startswith("/vsizip/{")
+    assert item.assets["B04"].extra_fields["eo_pipeline:reference"] is True
     assert validate(tmp_path / "cat", check_assets=True).checksums_verified > 10
     ds = eo.load(tmp_path / "cat", bands=["B04"])
     assert np.array_equal(ds.B04.values, loaded.B04.values)
@@ -197,6 +223,8 @@ def test_to_cog_at_ingest(s2_l2a_safe: Path, tmp_path: Path, loaded: xr.Dataset)
         assert asset.media_type == "image/tiff; application=geotiff; profile=cloud-optimized"
         assert Path(asset.get_absolute_href() or "").parent == folder  # moved into the catalog
     assert item.assets["MTD_TL"].href.startswith(str(s2_l2a_safe))  # the rest stays in place
+    assert item.assets["MTD_TL"].extra_fields["eo_pipeline:reference"] is True
+    assert "eo_pipeline:reference" not in item.assets["B04"].extra_fields  # moved in: a file
     assert validate(tmp_path / "cat", check_assets=True).counts["Item"] == 1
     cog = eo.load(tmp_path / "cat", bands=["B04", "B11", "SCL"])
     for band in ("B04", "B11", "SCL"):

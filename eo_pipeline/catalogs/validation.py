@@ -37,7 +37,7 @@ from urllib.parse import urlparse
 
 from eo_pipeline.catalogs.checksum import verify_checksum
 from eo_pipeline.catalogs.hrefs import FIX, escape, is_reference
-from eo_pipeline.catalogs.tiff import tiff_problem
+from eo_pipeline.catalogs.jp2 import file_problem, jp2_problem
 from eo_pipeline.errors import StacValidationError
 
 __all__ = ["ValidationReport", "schemas_dir", "validate"]
@@ -302,7 +302,7 @@ def _check_assets(
             )
         expected = asset.get("file:checksum")
         if checksums:
-            problem = tiff_problem(target)
+            problem = file_problem(target)
             if problem is not None:
                 raise StacValidationError(
                     f"{where}.href: {target.name} is incomplete or corrupt: {problem}; "
@@ -336,6 +336,12 @@ def _check_zip_member(
             "rule broken: file:size must match the file"
         )
     expected = asset.get("file:checksum")
+    problem = jp2_problem(href) if checksums else None
+    if problem is not None:
+        raise StacValidationError(
+            f"{where}.href: {href} is incomplete or corrupt: {problem}; rule broken: asset "
+            "files must be whole (re-download and re-ingest)"
+        )
     if checksums and isinstance(expected, str):
         if not verify_checksum(href, expected):
             raise StacValidationError(

@@ -19,7 +19,7 @@ from typing import Any
 import pystac
 
 from eo_pipeline.catalogs.hrefs import FIX, escape, is_reference
-from eo_pipeline.catalogs.tiff import tiff_problem
+from eo_pipeline.catalogs.jp2 import file_problem
 from eo_pipeline.errors import InputDataError
 
 __all__ = [
@@ -93,9 +93,11 @@ def check_asset(item: pystac.Item, key: str, path: Path, ds: Any, root: Path | N
         what the item says; the message names the item, the asset and the file.
     """
     what = f"item {item.id!r} asset {key!r} ({path})"
-    problem = None if str(path).startswith("/vsi") else tiff_problem(path)
+    problem = file_problem(path)
     if problem is not None:
-        raise InputDataError(f"{what}: the file is incomplete or corrupt: {problem}; re-ingest it")
+        raise InputDataError(
+            f"{what}: the file is incomplete or corrupt: {problem}; re-download and re-ingest it"
+        )
     asset = item.assets[key]
     declared = _bands_declared(asset) or 1
     if ds.count != declared:

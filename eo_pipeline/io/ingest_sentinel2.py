@@ -28,11 +28,8 @@ fails here, not at the first read), each raster sits exactly on the tile grid it
 from __future__ import annotations
 
 import re
-import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from eo_pipeline.catalogs.readers.safe import Safe
 from eo_pipeline.catalogs.scene import SceneMetadata
@@ -75,64 +72,20 @@ def safe_of(meta: SceneMetadata) -> Safe:
     return Safe(Path(extra["safe_root"]), extra.get("safe_prefix", ""), extra["safe_mtd"])
 
 
-@contextmanager
-def _open(href: str) -> Iterator[IO[bytes]]:
-    from eo_pipeline.catalogs.archive import open_member, split_vsizip
-
-    if split_vsizip(href) is not None:
-        with open_member(href) as fh:
-            yield fh
-    else:
-        with open(href, "rb") as fh:
-            yield fh
-
-
 def check_jp2(href: str) -> None:
     """Raise :class:`InputDataError` unless ``href`` is a complete JPEG 2000 file.
 
-    The JP2 boxes must add up to the file size exactly and the codestream (``jp2c`` box, or
-    a raw ``.j2k`` codestream) must end with the EOC marker ``FF D9``. Reads a few bytes per
-    box, not the image.
+    The JP2 boxes must add up to the file size exactly and the codestream's tile-parts
+    must follow one another up to its EOC marker (:func:`eo_pipeline.catalogs.jp2.jp2_problem`;
+    a few bytes per box and tile-part, not the image).
     """
-    try:
-        with _open(href) as fh:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(0)
-            head = fh.read(12)
-            if head[:4] == b"\xff\x4f\xff\x51":  # raw codestream
-                last = size
-            elif head[4:8] == b"jP  ":
-                pos, last = 0, 0
-                while pos < size:
-                    fh.seek(pos)
-                    box = fh.read(16)
-                    if len(box) < 8:
-                        raise ValueError(f"a box header is cut at byte {pos}")
-                    length, kind = struct.unpack(">I4s", box[:8])
-                    if length == 1:
-                        length = struct.unpack(">Q", box[8:16])[0]
-                    elif length == 0:
-                        length = size - pos
-                    if length < 8 or pos + length > size:
-                        raise ValueError(
-                            f"box {kind.decode('latin-1')!r} at byte {pos} declares {length} "
-                            f"bytes but the file ends at {size}"
-                        )
-                    pos += length
-                    if kind == b"jp2c":
-                        last = pos
-                if last == 0:
-                    raise ValueError("no codestream (jp2c) box")
-            else:
-                raise ValueError("not a JPEG 2000 file (no JP2 signature)")
-            fh.seek(last - 2)
-            if fh.read(2) != b"\xff\xd9":
-                raise ValueError("the codestream does not end with the EOC marker")
-    except (OSError, ValueError, struct.error) as err:
+    from eo_pipeline.catalogs.jp2 import jp2_problem
+
+    problem = jp2_problem(href, require=True)
+    if problem is not None:
         raise InputDataError(
-            f"{href}: truncated or corrupt JPEG 2000 ({err}); re-download the product"
-        ) from None
+            f"{href}: truncated or corrupt JPEG 2000 ({problem}); re-download the product"
+        )
 
 
 def _present(safe: Safe, meta: SceneMetadata) -> dict[str, dict[int, str]]:

@@ -126,13 +126,14 @@ def _check_complete(path: Path, what: str) -> None:
     """Every block of the file is there (checked before its checksum is recorded).
 
     TIFFs: every strip/tile offset + byte count inside the file (the directories only, no
-    pixels); other formats (JPEG 2000...): every block is read once. VRTs are skipped: their
-    sources are checked as assets of their own.
+    pixels); JPEG 2000: every box and tile-part inside the file, then (as other formats)
+    every block is read once. VRTs are skipped: their sources are checked as assets of
+    their own.
     """
-    from eo_pipeline.catalogs.tiff import tiff_problem
+    from eo_pipeline.catalogs.jp2 import file_problem
 
     try:
-        problem = tiff_problem(path)
+        problem = file_problem(path)
     except OSError as err:
         raise InputDataError(f"{what}: cannot read {path} ({err.strerror})") from None
     if problem is None and path.suffix.lower() not in (".vrt", ".tif", ".tiff"):

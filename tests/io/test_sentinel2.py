@@ -163,6 +163,39 @@ def test_truncated_jp2(s2_l2a_safe: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "catalog").exists()
 
 
+def test_jp2_truncated_after_ingest_fails_validate_and_load(
+    s2_l2a_safe: Path, tmp_path: Path
+) -> None:
+    """The attack (issue #16 item 2): a band truncated with its header intact, its size and
+    checksum recorded as they now are; only the JPEG 2000 structure can tell."""
+    from eo_pipeline.catalogs.checksum import file_checksum
+    from eo_pipeline.cli import main
+
+    mirror = _mirror(s2_l2a_safe, tmp_path)
+    (band,) = (mirror / R60).glob("*_B11_60m.jp2")
+    data = band.read_bytes()
+    band.unlink()
+    band.write_bytes(data)  # a file of its own, not a link to the real data
+    cat = tmp_path / "catalog"
+    item = ingest(mirror, cat)
+    band.write_bytes(data[: len(data) * 2 // 3])  # damaged after ingest
+    (path,) = cat.glob("*/*/*.json")
+    doc = json.loads(path.read_text())
+    doc["assets"]["B11"].update(
+        {"file:size": band.stat().st_size, "file:checksum": file_checksum(band)}
+    )
+    path.write_text(json.dumps(doc))
+    with pytest.raises(StacValidationError, match=r"B11_60m\.jp2 is incomplete .* tile-part"):
+        validate(cat, check_assets=True)
+    assert main(["validate", str(cat), "--check-assets"]) != 0
+    with pytest.raises(
+        InputDataError,
+        match=rf"item '{item.id}' asset 'B11' \(.*B11_60m\.jp2\): the file is incomplete",
+    ):
+        eo.load(cat, bands=["B11"])
+    assert eo.load(cat, bands=["B12"]).B12.shape[-2:] == (1830, 1830)  # the others still load
+
+
 @pytest.mark.parametrize("baseline", ["07.00", "01.03", "4.0"])
 def test_unknown_baseline(s2_l2a_safe: Path, tmp_path: Path, baseline: str) -> None:
     broken = _mirror(s2_l2a_safe, tmp_path, skip=r"^MTD_MSIL2A\.xml$")

@@ -160,10 +160,8 @@ def parse_cql2(value: str | Mapping[str, Any], lang: str | None = None) -> dict[
     """
     try:
         import cql2
-    except ImportError:  # pragma: no cover - a dependency of the export extra
-        raise FilterError(
-            "CQL2 filters need the `cql2` package: pip install 'eo-pipeline[export]'"
-        ) from None
+    except ImportError:  # pragma: no cover - a core dependency
+        raise FilterError("CQL2 filters need the `cql2` package: pip install cql2") from None
     if lang not in (None, "cql2-text", "cql2-json"):
         raise FilterError(f"filter-lang {lang!r}: use 'cql2-text' or 'cql2-json'")
     if not isinstance(value, str):
@@ -597,6 +595,18 @@ def register_functions(con: sqlite3.Connection) -> None:
     """Give a SQLite connection the functions :func:`cql2_to_sql`'s SQL calls.
 
     ``eo_spatial(op, a, b)``: ``a`` and ``b`` are GeoJSON text (a geometry column) or WKB
-    (a bound literal); ``op`` one of ``s_intersects`` ... ``s_contains``.
+    (a bound literal); ``op`` one of ``s_intersects`` ... ``s_contains``. ``eo_ts(text)``:
+    an RFC 3339 string as POSIX seconds (timestamp queryables stored as JSON text).
     """
     con.create_function("eo_spatial", 3, _eo_spatial, deterministic=True)
+    con.create_function("eo_ts", 1, _sql_timestamp, deterministic=True)
+
+
+def _sql_timestamp(text: Any) -> float | None:
+    """``eo_ts(text)``: a stored RFC 3339 property as POSIX seconds (``NULL`` if not one)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return _timestamp(text)
+    except FilterError:
+        return None

@@ -50,21 +50,38 @@ from pathlib import Path
 from typing import Any
 
 from eo_pipeline.atomic import atomic_path
-from eo_pipeline.errors import CatalogError
+from eo_pipeline.catalogs.cql2_sql import Queryable, cql2_to_sql, parse_cql2, register_functions
+from eo_pipeline.catalogs.queryables import PROPERTY_QUERYABLES, item_queryables, query_to_cql2
+from eo_pipeline.errors import CatalogError, FilterError
 
-__all__ = ["INDEX_FILE", "CatalogIndex", "IndexQuery", "RebuildReport", "rfc3339_timestamp"]
+__all__ = [
+    "INDEX_FILE",
+    "QUERYABLES",
+    "CatalogIndex",
+    "IndexQuery",
+    "RebuildReport",
+    "filter_items",
+    "rfc3339_timestamp",
+]
 
 INDEX_FILE = Path(".eo-pipeline-index.sqlite")
 """Where the index lives, relative to the catalog root (the folder of ``catalog.json``)."""
-_VERSION = "1"
-_QUERYABLE_PREFIXES = ("view:", "sat:", "eo_pipeline:", "processing:", "proj:code", "sar:")
-_QUERYABLE = frozenset({"platform", "constellation", "gsd", "instruments", "eo:cloud_cover"})
+_VERSION = "2"
+_QUERYABLE_PREFIXES = ("view:", "sat:", "eo_pipeline:", "processing:", "proj:", "sar:", "eo:")
+_QUERYABLE = frozenset(name for name, *_ in PROPERTY_QUERYABLES)
+QUERYABLES = item_queryables(
+    lambda name: f"json_extract(items.props, '$.\"{name}\"')",
+    id_sql="items.id", collection_sql="items.collection", geometry_sql="items.geometry",
+    start_sql="items.start_ts", end_sql="items.end_ts",
+)  # fmt: skip
+"""The CQL2 queryables over the index's columns (the same names and meaning as the export
+API's: :mod:`eo_pipeline.catalogs.queryables`)."""
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE collections (id TEXT PRIMARY KEY, href TEXT NOT NULL, mtime_ns INTEGER, size INTEGER);
 CREATE TABLE items (
     pk INTEGER PRIMARY KEY, collection TEXT NOT NULL, id TEXT NOT NULL, href TEXT NOT NULL,
-    start_ts REAL, end_ts REAL, cloud REAL, props TEXT NOT NULL,
+    start_ts REAL, end_ts REAL, cloud REAL, props TEXT NOT NULL, geometry TEXT,
     mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL, UNIQUE (collection, id)
 );
 CREATE INDEX items_time ON items (start_ts, end_ts);
@@ -90,6 +107,9 @@ class IndexQuery:
     query: Mapping[str, Mapping[str, Any]] | None = None
     """STAC query-extension filters on queryable properties, e.g.
     ``{"platform": {"eq": "kazeosat-2"}, "view:sun_elevation": {"gt": 30}}``."""
+    filter: str | Mapping[str, Any] | None = None
+    """A CQL2 filter (text or JSON) over :data:`QUERYABLES`, as the export API takes it, e.g.
+    ``"eo:cloud_cover < 10 AND platform = 'kazeosat-2'"``."""
 
 
 @dataclass(frozen=True)
@@ -185,19 +205,22 @@ def _links(doc: Mapping[str, Any], rel: str, base: Path | str) -> Iterator[str]:
                 yield os.path.normpath(os.path.join(base, href))
 
 
-def _row(path: str, root: str, collection: str) -> tuple[tuple[Any, ...], list[tuple[float, ...]]]:
-    """The items-table values and the bboxes of one item file (``root`` ends with a separator)."""
-    st = os.stat(path)
-    doc = _read_json(path)
+def _doc_values(
+    doc: Mapping[str, Any], where: str
+) -> tuple[tuple[Any, ...], list[tuple[float, ...]]]:
+    """``(id, start_ts, end_ts, cloud, props JSON, geometry JSON)`` and the bboxes of an item
+    document (``where`` names it in errors)."""
     if doc.get("type") != "Feature" or not isinstance(doc.get("id"), str):
-        raise CatalogError(f"{path}: not a STAC item (type Feature with a string id)")
+        raise CatalogError(f"{where}: not a STAC item (type Feature with a string id)")
     props = doc.get("properties")
     if not isinstance(props, dict):
-        raise CatalogError(f"{path}: item {doc['id']!r} has no properties object")
+        raise CatalogError(f"{where}: item {doc['id']!r} has no properties object")
     start = rfc3339_timestamp(
-        props.get("start_datetime") or props.get("datetime"), f"{path}: datetime"
+        props.get("start_datetime") or props.get("datetime"), f"{where}: datetime"
     )
-    end = rfc3339_timestamp(props.get("end_datetime") or props.get("datetime"), f"{path}: datetime")
+    end = rfc3339_timestamp(
+        props.get("end_datetime") or props.get("datetime"), f"{where}: datetime"
+    )
     cloud = props.get("eo:cloud_cover")
     queryable = {  # scalars and lists only: objects such as the sensor definition stay out
         k: v
@@ -213,21 +236,66 @@ def _row(path: str, root: str, collection: str) -> tuple[tuple[Any, ...], list[t
     ):
         w, s, e, n = (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6 else bbox
         boxes = [(w, e, s, n)] if w <= e else [(w, 180.0, s, n), (-180.0, e, s, n)]
-    if not path.startswith(root):
-        raise CatalogError(f"{path}: item file outside the catalog root {root}")
-    rel = path[len(root) :].replace(os.sep, "/")
+    geometry = doc.get("geometry")
     values = (
-        str(doc.get("collection") or collection),
         doc["id"],
-        rel,
         start,
         end,
         float(cloud) if isinstance(cloud, int | float) else None,
         _dumps(queryable),
-        st.st_mtime_ns,
-        st.st_size,
+        _dumps(geometry) if isinstance(geometry, dict) else None,
     )
     return values, boxes
+
+
+def _row(path: str, root: str, collection: str) -> tuple[tuple[Any, ...], list[tuple[float, ...]]]:
+    """The items-table values and the bboxes of one item file (``root`` ends with a separator)."""
+    st = os.stat(path)
+    doc = _read_json(path)
+    (iid, start, end, cloud, props, geometry), boxes = _doc_values(doc, path)
+    if not path.startswith(root):
+        raise CatalogError(f"{path}: item file outside the catalog root {root}")
+    rel = path[len(root) :].replace(os.sep, "/")
+    coll = str(doc.get("collection") or collection)
+    values = (coll, iid, rel, start, end, cloud, props, geometry, st.st_mtime_ns, st.st_size)
+    return values, boxes
+
+
+def filter_items(docs: Sequence[Mapping[str, Any]], cql2: str | Mapping[str, Any]) -> list[bool]:
+    """Which item documents match a CQL2 filter, evaluated by the same SQL as the index's
+    (an in-memory table of ``docs``): for items that come from no indexed catalog (a
+    geoparquet file, a walked folder).
+
+    Raises
+    ------
+    FilterError
+        A filter that does not parse or names an unknown queryable.
+
+    Examples
+    --------
+    >>> doc = {"type": "Feature", "id": "a", "properties": {"datetime": "2024-01-01T00:00:00Z",
+    ...        "eo:cloud_cover": 5}, "geometry": None}
+    >>> filter_items([doc], "eo:cloud_cover < 10"), filter_items([doc], "eo:cloud_cover > 10")
+    ([True], [False])
+    """
+    sql, params = cql2_to_sql(parse_cql2(cql2), QUERYABLES)
+    con = sqlite3.connect(":memory:")
+    try:
+        register_functions(con)
+        con.execute(
+            "CREATE TABLE items (pk INTEGER PRIMARY KEY, collection TEXT, id TEXT, start_ts REAL, "
+            "end_ts REAL, cloud REAL, props TEXT, geometry TEXT)"
+        )
+        for pk, doc in enumerate(docs):
+            values, _ = _doc_values(doc, f"item {doc.get('id')!r}")
+            con.execute("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (pk, str(doc.get("collection") or ""), *values))  # fmt: skip
+        hits = {r[0] for r in con.execute(f"SELECT pk FROM items WHERE {sql}", params)}
+    except sqlite3.Error as err:
+        raise FilterError(f"filter: cannot be evaluated ({err})") from None
+    finally:
+        con.close()
+    return [pk in hits for pk in range(len(docs))]
 
 
 # ----------------------------------------------------------------------------- the index
@@ -264,8 +332,18 @@ class CatalogIndex:
                     f"{root}: no catalog index; run: eo-pipeline index rebuild {root}"
                 )
             index.rebuild()
+        elif build and index._version() not in (None, _VERSION):  # an older layout: rebuilt
+            index.rebuild()
         index._check_version()
         return index
+
+    def _version(self) -> str | None:
+        try:
+            with self._connect() as con:
+                row = con.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        except CatalogError:
+            return None  # corrupt: _check_version says so
+        return str(row[0]) if row else None
 
     def _check_version(self) -> None:
         with self._connect() as con:  # a file that is no database: CatalogError from _connect
@@ -282,6 +360,7 @@ class CatalogIndex:
             con = sqlite3.connect(path or self.path, timeout=30.0)
         except sqlite3.Error as err:
             raise CatalogError(f"{self.path}: cannot open the catalog index ({err})") from None
+        register_functions(con)
         try:
             with con:
                 yield con
@@ -366,7 +445,7 @@ class CatalogIndex:
                 self._delete(con, "collection = ? AND id = ?", values[0], values[1])
             pk = con.execute(
                 "INSERT INTO items (collection, id, href, start_ts, end_ts, cloud, props, "
-                "mtime_ns, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "geometry, mtime_ns, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 values,
             ).lastrowid
             con.executemany(
@@ -478,8 +557,12 @@ class CatalogIndex:
         if q.max_cloud_cover is not None:
             clauses.append("(items.cloud IS NULL OR items.cloud <= ?)")
             params.append(float(q.max_cloud_cover))
-        for name, ops in (q.query or {}).items():
-            sql, values = _query_clause(name, ops)
+        if q.query:
+            sql, values = _query_sql(q.query)
+            clauses.append(sql)
+            params += values
+        if q.filter is not None:
+            sql, values = cql2_to_sql(parse_cql2(q.filter), QUERYABLES)
             clauses.append(sql)
             params += values
         if q.bbox is not None:
@@ -531,34 +614,29 @@ class CatalogIndex:
             return int(con.execute("SELECT count(*) FROM items").fetchone()[0])
 
 
-_OPS = {"eq": "=", "neq": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
-
-
-def _query_clause(name: str, ops: Any) -> tuple[str, list[Any]]:
-    """One STAC query-extension property filter as SQL on the stored queryables (parameters)."""
-    if not isinstance(name, str) or not isinstance(ops, Mapping) or not ops:
-        raise CatalogError(f"query: {name!r} must map to operators such as {{'lt': 10}}")
-    if not (name in _QUERYABLE or name.startswith(_QUERYABLE_PREFIXES)):
-        raise CatalogError(
-            f"query: {name!r} is not a queryable property; queryable: "
-            f"{', '.join(sorted(_QUERYABLE))} and {', '.join(p + '*' for p in _QUERYABLE_PREFIXES)}"
-        )
-    column = "json_extract(items.props, ?)"
-    path = '$."' + name.replace('"', "") + '"'
-    sql: list[str] = []
-    params: list[Any] = []
-    for op, value in ops.items():
-        if op in _OPS:
-            sql.append(f"{column} {_OPS[op]} ?")
-            params += [path, value]
-        elif op == "in" and isinstance(value, list | tuple) and value:
-            sql.append(f"{column} IN ({','.join('?' * len(value))})")
-            params += [path, *value]
-        else:
-            raise CatalogError(
-                f"query: {name}: operator {op!r} is not supported; use {', '.join([*_OPS, 'in'])}"
+def _query_sql(query: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """STAC query-extension filters as SQL through the CQL2 translator: the listed
+    queryables, and any other stored property (``view:*``, ``eo_pipeline:*``...) typed by the
+    value it is compared with."""
+    if not isinstance(query, Mapping):
+        raise FilterError(f"query must map properties to operators, got {query!r}")
+    queryables = dict(QUERYABLES)
+    for name, ops in query.items():
+        if name in queryables:
+            continue
+        if not (isinstance(name, str) and name.startswith(_QUERYABLE_PREFIXES)):
+            raise FilterError(
+                f"query: {name!r} is not a queryable property; queryable: "
+                f"{', '.join(sorted(QUERYABLES))} and {', '.join(p + '*' for p in _QUERYABLE_PREFIXES)}"
             )
-    return "(" + " AND ".join(sql) + ")", params
+        values = [v for v in (ops.values() if isinstance(ops, Mapping) else ())]
+        flat = [x for v in values for x in (v if isinstance(v, list) else [v])]
+        kind = ("boolean" if flat and all(isinstance(x, bool) for x in flat) else
+                "number" if flat and all(isinstance(x, int | float) for x in flat) else "string")  # fmt: skip
+        queryables[name] = Queryable(
+            f"json_extract(items.props, '$.\"{name.replace(chr(34), '')}\"')", kind
+        )
+    return cql2_to_sql(query_to_cql2(query), queryables)
 
 
 def update_index(

@@ -95,6 +95,7 @@ def _selected(
     collections: Sequence[str] | None,
     ids: Sequence[str] | None,
     query: Mapping[str, Mapping[str, Any]] | None,
+    cql2: str | Mapping[str, Any] | None = None,
 ) -> list[pystac.Item]:
     """Items of a static catalog matching the selection, through the catalog index."""
     from eo_pipeline.catalogs.index import CatalogIndex, IndexQuery
@@ -102,7 +103,7 @@ def _selected(
 
     if not isinstance(source, str | os.PathLike):
         raise CatalogError(
-            "load: bbox/datetime/collections/ids/query select items of a catalog path; "
+            "load: bbox/datetime/collections/ids/query/filter select items of a catalog path; "
             "filter pystac items yourself (or search a STAC API with pystac-client)"
         )
     stac_file = find_stac_file(source)
@@ -114,12 +115,15 @@ def _selected(
         )
     if query is not None and not isinstance(query, Mapping):
         raise CatalogError(f"load: query must map properties to operators, got {query!r}")
+    if cql2 is not None and not isinstance(cql2, str | Mapping):
+        raise CatalogError(f"load: filter must be CQL2 text or CQL2 JSON, got {cql2!r}")
     q = IndexQuery(
         collections=_names(collections, "collections"),
         ids=_names(ids, "ids"),
         bbox=_bbox(bbox),
         datetime=datetime,
         query=query,
+        filter=cql2,
     )
     files = CatalogIndex.open(stac_file).search(q)
     if not files:
@@ -499,6 +503,7 @@ def load(
     collections: Sequence[str] | None = None,
     ids: Sequence[str] | None = None,
     query: Mapping[str, Mapping[str, Any]] | None = None,
+    filter: str | Mapping[str, Any] | None = None,
     allow_outside: bool = False,
 ) -> xr.Dataset:
     """Catalogued scenes -> lazy :class:`xarray.Dataset` (odc-stac), native dtype, dask chunks.
@@ -521,12 +526,14 @@ def load(
         ``"id"`` or a property name).
     crs, resolution
         Output grid; default: the items' native grid (no resampling when they share it).
-    bbox, datetime, collections, ids, query
+    bbox, datetime, collections, ids, query, filter
         Select items of a static catalog through its index
         (:mod:`eo_pipeline.catalogs.index`, built on first use), reading only the matching
         items' JSON: a ``(west, south, east, north)`` box, an RFC 3339 instant or
-        ``start/end`` interval, collection ids, item ids, and STAC query-extension filters
-        (``{"eo:cloud_cover": {"lt": 20}}``). Only for catalog paths.
+        ``start/end`` interval, collection ids, item ids, STAC query-extension filters
+        (``{"eo:cloud_cover": {"lt": 20}}``) and a CQL2 filter, text or JSON, over the same
+        queryables as the export API (``"eo:cloud_cover < 20 AND platform = 'kazeosat-2'"``,
+        ``"S_INTERSECTS(geometry, POINT(76.9 43.2))"``). Only for catalog paths.
     allow_outside
         Accept local asset hrefs that lead out of the catalog's folder (``../``, absolute
         paths, ``file://`` URLs, symbolic links). Refused by default unless the asset is
@@ -563,7 +570,7 @@ def load(
     """
     import odc.stac
 
-    selection = (bbox, datetime, collections, ids, query)
+    selection = (bbox, datetime, collections, ids, query, filter)
     items = _items(source) if all(v is None for v in selection) else _selected(source, *selection)
     sensor = _sensor_of(items)
     product = _is_product(items)

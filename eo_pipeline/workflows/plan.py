@@ -131,6 +131,12 @@ def find_items(wf: Workflow) -> list[pystac.Item]:
                 query={"eo:cloud_cover": {"lte": inp.max_cloud_cover}}
                 if inp.max_cloud_cover is not None
                 else None,
+                filter=inp.filter,
+                filter_lang=None
+                if inp.filter is None
+                else "cql2-json"
+                if inp.filter.lstrip().startswith("{")
+                else "cql2-text",
             )
             items: Iterable[pystac.Item] = list(search.items())
         except Exception as err:  # pystac-client raises several unrelated types
@@ -151,17 +157,26 @@ def find_items(wf: Workflow) -> list[pystac.Item]:
 
         if is_geoparquet(path):
             items = read_geoparquet(path)
-            return sorted(
-                (it for it in items if _selected(it, inp)),
-                key=lambda it: (it.collection_id or "", it.datetime or dt.datetime.min, it.id),
-            )
-        from eo_pipeline.catalogs.store import read_items
+        else:
+            from eo_pipeline.catalogs.store import read_items
 
-        items = list(read_items(path))  # each item checked: a broken one is named
+            items = list(read_items(path))  # each item checked: a broken one is named
+        items = _filtered(list(items), inp.filter)
     chosen = [it for it in items if _selected(it, inp)]
     return sorted(
         chosen, key=lambda it: (it.collection_id or "", it.datetime or dt.datetime.min, it.id)
     )
+
+
+def _filtered(items: list[pystac.Item], cql2: str | None) -> list[pystac.Item]:
+    """Items (not from an indexed catalog) that pass ``inputs.filter``, evaluated by the
+    catalog index's SQL (:func:`eo_pipeline.catalogs.index.filter_items`)."""
+    if cql2 is None:
+        return items
+    from eo_pipeline.catalogs.index import filter_items
+
+    keep = filter_items([it.to_dict(include_self_link=False) for it in items], cql2)
+    return [it for it, ok in zip(items, keep, strict=True) if ok]
 
 
 def _selected(it: pystac.Item, inp: Any) -> bool:
@@ -189,6 +204,7 @@ def _indexed_items(path: Any, inp: Any) -> list[pystac.Item]:
         bbox=tuple(inp.bbox) if inp.bbox else None,
         datetime=inp.datetime,
         max_cloud_cover=inp.max_cloud_cover,
+        filter=inp.filter,
     )
     items = [read_item(f) for f in CatalogIndex.open(path).search(query)]
     # the index matches on bboxes and intervals; the exact tests are the same as a walk's

@@ -10,6 +10,7 @@ are named and where they go, and the resources a run may use::
       bbox: [50, 40, 90, 56]
       datetime: 2026-01-01/2026-12-31
       max_cloud_cover: 60
+      filter: "view:off_nadir < 15"                # optional: CQL2, as the export API takes
     steps:
       - calibrate: {to: toa_reflectance}
       - mask: {}                  # products NaN where nodata/cloud/shadow/cirrus/saturated
@@ -102,6 +103,9 @@ class Inputs:
     max_cloud_cover: float | None = None
     """Percent; items with a larger ``eo:cloud_cover`` are left out."""
     ids: tuple[str, ...] = ()
+    filter: str | None = None
+    """A CQL2 filter (text, or CQL2-JSON as text) over the queryables the export API has
+    (:mod:`eo_pipeline.catalogs.queryables`), e.g. ``"view:off_nadir < 15"``."""
 
 
 @dataclass(frozen=True)
@@ -280,6 +284,26 @@ def _step(ctx: _Ctx, raw: Any, i: int) -> Step:
     return Step(name=str(name), params=params, line=ctx.lines.get(path, 0))
 
 
+def _filter(ctx: _Ctx, raw: Any) -> str:
+    """``inputs.filter``: CQL2 text or a CQL2-JSON mapping, checked against the queryables
+    now (an unknown property fails here with the line, not after planning)."""
+    import json
+
+    from eo_pipeline.catalogs.cql2_sql import cql2_to_sql, parse_cql2
+    from eo_pipeline.catalogs.index import QUERYABLES
+    from eo_pipeline.errors import FilterError
+
+    if not isinstance(raw, str | Mapping):
+        raise ctx.fail(
+            ("inputs", "filter"), f"must be CQL2 text or a CQL2-JSON mapping, got {raw!r}"
+        )
+    try:
+        cql2_to_sql(parse_cql2(raw if isinstance(raw, str) else dict(raw)), QUERYABLES)
+    except FilterError as err:
+        raise ctx.fail(("inputs", "filter"), str(err)) from None
+    return raw if isinstance(raw, str) else json.dumps(raw)
+
+
 def _atmosphere_params(ctx: _Ctx, params: Mapping[str, Any], path: tuple[Any, ...]) -> None:
     """``calibrate: {to: surface_reflectance, atmosphere: {...}}``: the options of
     :class:`~eo_pipeline.atmosphere.options.AtmosphereOptions`; ``aot550`` may also name an
@@ -426,6 +450,8 @@ def parse_workflow(text: str, source: str = "<string>", root: str | None = None)
     for key in ("catalog", "stac_api"):
         if inp.get(key) is not None and not isinstance(inp[key], str):
             raise ctx.fail(("inputs", key), f"must be a path or URL, got {inp[key]!r}")
+    if inp.get("filter") is not None:
+        inp["filter"] = _filter(ctx, inp["filter"])
     inputs = Inputs(
         catalog=inp.get("catalog"),
         stac_api=inp.get("stac_api"),
@@ -434,6 +460,7 @@ def parse_workflow(text: str, source: str = "<string>", root: str | None = None)
         datetime=inp.get("datetime"),
         max_cloud_cover=inp.get("max_cloud_cover"),
         ids=tuple(inp.get("ids", ())),
+        filter=inp.get("filter"),
     )
     if not isinstance(top["steps"], list) or not top["steps"]:
         raise ctx.fail(("steps",), "must be a non-empty list of steps")

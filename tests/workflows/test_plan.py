@@ -285,3 +285,33 @@ def test_max_composite_gpix_validated(tmp_path: Path, value: object) -> None:
     )
     with pytest.raises(WorkflowError, match=r"w\.yaml:5.*max_composite_gpix"):
         load_workflow(path)
+
+
+def test_inputs_filter_selects_through_cql2(l1_catalog: Path, tmp_path: Path) -> None:
+    """``inputs.filter`` (CQL2, as the export API takes it) selects units on the index, on a
+    geoparquet export and on a walked collection alike; a bad one fails at parsing."""
+    import json as _json
+
+    from eo_pipeline.catalogs.geoparquet import export_geoparquet
+    from eo_pipeline.catalogs.store import read_items
+
+    items = sorted(read_items(l1_catalog), key=lambda it: it.properties["view:sun_elevation"])
+    cut = items[len(items) // 2].properties["view:sun_elevation"]
+    want = sorted(it.id for it in items if it.properties["view:sun_elevation"] >= cut)
+    parquet = tmp_path / "items.parquet"
+    export_geoparquet(l1_catalog, parquet)
+    collection = next(l1_catalog.parent.glob("*/collection.json"))
+    for source in (l1_catalog, parquet, collection):
+        for flt in (f"view:sun_elevation >= {cut}",
+                    {"op": ">=", "args": [{"property": "view:sun_elevation"}, cut]}):  # fmt: skip
+            text = (
+                f"name: f\ninputs:\n  catalog: {source}\n  filter: {_json.dumps(flt)}\n"
+                f"steps: [calibrate]\noutput: {{catalog: {tmp_path / 'out'}}}\n"
+            )
+            path = tmp_path / "f.yaml"
+            path.write_text(text)
+            got = sorted(u.key for u in plan(load_workflow(path)).units)
+            assert got == want, (source, flt)
+    path.write_text(text.replace("view:sun_elevation", "view:sun_height"))
+    with pytest.raises(WorkflowError, match=r"f\.yaml:4: .*sun_height"):
+        load_workflow(path)

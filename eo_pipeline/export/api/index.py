@@ -344,7 +344,6 @@ class SQLiteIndex:
     def _read(self) -> Iterator[sqlite3.Connection]:
         con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
         register_functions(con)
-        con.create_function("eo_ts", 1, _sql_timestamp, deterministic=True)
         try:
             yield con
         finally:
@@ -540,15 +539,6 @@ def _entitlement_sql(ent: Entitlement) -> tuple[list[str], list[Any]]:
         terms += [_RTREE, "eo_spatial('s_intersects', i.geometry, ?) = 1"]
         params += [e, w, n, s, shapely.to_wkb(shapely.box(w, s, e, n))]
     return terms, params
-
-
-def _sql_timestamp(text: Any) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return _timestamp(text, "")
-    except CatalogError:
-        return None
 
 
 def open_index(catalog_dir: str | os.PathLike[str], *, rebuild: bool = False) -> SQLiteIndex:

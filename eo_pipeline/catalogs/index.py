@@ -40,18 +40,26 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eo_pipeline.atomic import atomic_path
 from eo_pipeline.catalogs.cql2_sql import Queryable, cql2_to_sql, parse_cql2, register_functions
-from eo_pipeline.catalogs.queryables import PROPERTY_QUERYABLES, item_queryables, query_to_cql2
+from eo_pipeline.catalogs.index_rows import (
+    QUERYABLE_PREFIXES,
+    QUERYABLES,
+    filter_items,
+    interval_bounds,
+    links_of,
+    read_json,
+    rfc3339_timestamp,
+    row_of_file,
+)
+from eo_pipeline.catalogs.queryables import query_to_cql2
 from eo_pipeline.errors import CatalogError, FilterError
 
 __all__ = [
@@ -67,15 +75,6 @@ __all__ = [
 INDEX_FILE = Path(".eo-pipeline-index.sqlite")
 """Where the index lives, relative to the catalog root (the folder of ``catalog.json``)."""
 _VERSION = "2"
-_QUERYABLE_PREFIXES = ("view:", "sat:", "eo_pipeline:", "processing:", "proj:", "sar:", "eo:")
-_QUERYABLE = frozenset(name for name, *_ in PROPERTY_QUERYABLES)
-QUERYABLES = item_queryables(
-    lambda name: f"json_extract(items.props, '$.\"{name}\"')",
-    id_sql="items.id", collection_sql="items.collection", geometry_sql="items.geometry",
-    start_sql="items.start_ts", end_sql="items.end_ts",
-)  # fmt: skip
-"""The CQL2 queryables over the index's columns (the same names and meaning as the export
-API's: :mod:`eo_pipeline.catalogs.queryables`)."""
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE collections (id TEXT PRIMARY KEY, href TEXT NOT NULL, mtime_ns INTEGER, size INTEGER);
@@ -129,173 +128,6 @@ class RebuildReport:
             f"indexed {self.items} item(s) of {self.collections} collection(s) in "
             f"{self.seconds:.1f} s ({rate:,.0f} items/s){skipped}"
         )
-
-
-# ----------------------------------------------------------------------------- reading STAC
-
-
-def rfc3339_timestamp(text: Any, where: str) -> float | None:
-    """POSIX seconds of an RFC 3339 date-time (naive = UTC); ``None`` stays ``None``."""
-    if text is None:
-        return None
-    if not isinstance(text, str):
-        raise CatalogError(f"{where}: a datetime must be an RFC 3339 string, got {text!r}")
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise CatalogError(f"{where}: {text!r} is not an RFC 3339 datetime") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.timestamp()
-
-
-def _interval(text: str | None) -> tuple[float | None, float | None]:
-    if not text:
-        return None, None
-    parts = text.split("/")
-    if len(parts) == 1:
-        if len(parts[0]) == 10:  # a date: the whole day
-            parts = [parts[0], parts[0]]
-        else:
-            t = rfc3339_timestamp(parts[0], "datetime")
-            return t, t
-    if len(parts) != 2:
-        raise CatalogError(f"datetime {text!r}: give one instant or start/end")
-    lo, hi = (None if p in ("", "..") else p for p in parts)
-    if lo and len(lo) == 10:
-        lo += "T00:00:00Z"
-    if hi and len(hi) == 10:
-        hi += "T23:59:59.999999Z"
-    return rfc3339_timestamp(lo, "datetime start"), rfc3339_timestamp(hi, "datetime end")
-
-
-try:  # orjson parses item JSON 3-5x faster (index builds are parse-bound)
-    import orjson
-
-    _loads: Callable[[bytes], Any] = orjson.loads
-
-    def _dumps(obj: Any) -> str:
-        return orjson.dumps(obj).decode()
-
-except ImportError:  # pragma: no cover - orjson comes with the dependencies
-    _loads = json.loads
-
-    def _dumps(obj: Any) -> str:
-        return json.dumps(obj, separators=(",", ":"))
-
-
-def _read_json(path: Path | str) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as f:
-            data = _loads(f.read())
-    except FileNotFoundError:
-        raise CatalogError(f"{path}: no such file") from None
-    except (OSError, ValueError) as err:
-        raise CatalogError(f"{path}: not readable JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise CatalogError(f"{path}: a STAC document must be a JSON object")
-    return data
-
-
-def _links(doc: Mapping[str, Any], rel: str, base: Path | str) -> Iterator[str]:
-    for link in doc.get("links") or ():
-        if isinstance(link, dict) and link.get("rel") == rel and isinstance(link.get("href"), str):
-            href = link["href"]
-            if "://" not in href:
-                yield os.path.normpath(os.path.join(base, href))
-
-
-def _doc_values(
-    doc: Mapping[str, Any], where: str
-) -> tuple[tuple[Any, ...], list[tuple[float, ...]]]:
-    """``(id, start_ts, end_ts, cloud, props JSON, geometry JSON)`` and the bboxes of an item
-    document (``where`` names it in errors)."""
-    if doc.get("type") != "Feature" or not isinstance(doc.get("id"), str):
-        raise CatalogError(f"{where}: not a STAC item (type Feature with a string id)")
-    props = doc.get("properties")
-    if not isinstance(props, dict):
-        raise CatalogError(f"{where}: item {doc['id']!r} has no properties object")
-    start = rfc3339_timestamp(
-        props.get("start_datetime") or props.get("datetime"), f"{where}: datetime"
-    )
-    end = rfc3339_timestamp(
-        props.get("end_datetime") or props.get("datetime"), f"{where}: datetime"
-    )
-    cloud = props.get("eo:cloud_cover")
-    queryable = {  # scalars and lists only: objects such as the sensor definition stay out
-        k: v
-        for k, v in props.items()
-        if (k in _QUERYABLE or k.startswith(_QUERYABLE_PREFIXES)) and not isinstance(v, dict)
-    }
-    boxes: list[tuple[float, ...]] = []
-    bbox = doc.get("bbox")
-    if (
-        isinstance(bbox, list)
-        and len(bbox) in (4, 6)
-        and all(isinstance(v, int | float) for v in bbox)
-    ):
-        w, s, e, n = (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6 else bbox
-        boxes = [(w, e, s, n)] if w <= e else [(w, 180.0, s, n), (-180.0, e, s, n)]
-    geometry = doc.get("geometry")
-    values = (
-        doc["id"],
-        start,
-        end,
-        float(cloud) if isinstance(cloud, int | float) else None,
-        _dumps(queryable),
-        _dumps(geometry) if isinstance(geometry, dict) else None,
-    )
-    return values, boxes
-
-
-def _row(path: str, root: str, collection: str) -> tuple[tuple[Any, ...], list[tuple[float, ...]]]:
-    """The items-table values and the bboxes of one item file (``root`` ends with a separator)."""
-    st = os.stat(path)
-    doc = _read_json(path)
-    (iid, start, end, cloud, props, geometry), boxes = _doc_values(doc, path)
-    if not path.startswith(root):
-        raise CatalogError(f"{path}: item file outside the catalog root {root}")
-    rel = path[len(root) :].replace(os.sep, "/")
-    coll = str(doc.get("collection") or collection)
-    values = (coll, iid, rel, start, end, cloud, props, geometry, st.st_mtime_ns, st.st_size)
-    return values, boxes
-
-
-def filter_items(docs: Sequence[Mapping[str, Any]], cql2: str | Mapping[str, Any]) -> list[bool]:
-    """Which item documents match a CQL2 filter, evaluated by the same SQL as the index's
-    (an in-memory table of ``docs``): for items that come from no indexed catalog (a
-    geoparquet file, a walked folder).
-
-    Raises
-    ------
-    FilterError
-        A filter that does not parse or names an unknown queryable.
-
-    Examples
-    --------
-    >>> doc = {"type": "Feature", "id": "a", "properties": {"datetime": "2024-01-01T00:00:00Z",
-    ...        "eo:cloud_cover": 5}, "geometry": None}
-    >>> filter_items([doc], "eo:cloud_cover < 10"), filter_items([doc], "eo:cloud_cover > 10")
-    ([True], [False])
-    """
-    sql, params = cql2_to_sql(parse_cql2(cql2), QUERYABLES)
-    con = sqlite3.connect(":memory:")
-    try:
-        register_functions(con)
-        con.execute(
-            "CREATE TABLE items (pk INTEGER PRIMARY KEY, collection TEXT, id TEXT, start_ts REAL, "
-            "end_ts REAL, cloud REAL, props TEXT, geometry TEXT)"
-        )
-        for pk, doc in enumerate(docs):
-            values, _ = _doc_values(doc, f"item {doc.get('id')!r}")
-            con.execute("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (pk, str(doc.get("collection") or ""), *values))  # fmt: skip
-        hits = {r[0] for r in con.execute(f"SELECT pk FROM items WHERE {sql}", params)}
-    except sqlite3.Error as err:
-        raise FilterError(f"filter: cannot be evaluated ({err})") from None
-    finally:
-        con.close()
-    return [pk in hits for pk in range(len(docs))]
 
 
 # ----------------------------------------------------------------------------- the index
@@ -387,7 +219,7 @@ class CatalogIndex:
         import time
 
         t = time.perf_counter()
-        catalog = _read_json(self.root / "catalog.json")
+        catalog = read_json(self.root / "catalog.json")
         skipped: list[str] = []
         n_items = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -395,7 +227,7 @@ class CatalogIndex:
             with self._connect(tmp) as con:
                 con.executescript(_SCHEMA)
                 con.execute("INSERT INTO meta VALUES ('version', ?)", (_VERSION,))
-                colls = list(_links(catalog, "child", self.root))
+                colls = list(links_of(catalog, "child", self.root))
                 for coll_path in colls:
                     n_items += self._index_collection(con, Path(coll_path), skipped, fresh=True)
         return RebuildReport(n_items, len(colls), tuple(skipped), time.perf_counter() - t)
@@ -409,14 +241,14 @@ class CatalogIndex:
         *,
         fresh: bool = False,
     ) -> int:
-        doc = _read_json(coll_path)
+        doc = read_json(coll_path)
         cid = str(doc.get("id") or coll_path.parent.name)
         st = coll_path.stat()
         con.execute(
             "INSERT OR REPLACE INTO collections VALUES (?, ?, ?, ?)",
             (cid, self._rel(coll_path), st.st_mtime_ns, st.st_size),
         )
-        paths = list(_links(doc, "item", coll_path.parent))
+        paths = list(links_of(doc, "item", coll_path.parent))
         if known is not None:
             hrefs = {self._rel(p) for p in paths}
             for href in known - hrefs:
@@ -436,7 +268,7 @@ class CatalogIndex:
         n = 0
         for path in paths:
             try:
-                values, boxes = _row(path, self._prefix, cid)
+                values, boxes = row_of_file(path, self._prefix, cid)
             except (CatalogError, OSError) as err:
                 skipped.append(f"{path}: {err}")
                 continue
@@ -463,16 +295,31 @@ class CatalogIndex:
 
     # -- keeping it current
 
-    def add(self, item_files: Iterable[str | os.PathLike[str]]) -> None:
-        """Index (or re-index) these item files and their collections' current state."""
+    def add(
+        self,
+        item_files: Iterable[str | os.PathLike[str]],
+        current: Mapping[str, tuple[int, int]] | None = None,
+    ) -> None:
+        """Index (or re-index) these item files.
+
+        ``current``: collection ids whose recorded state matched their file *before* the
+        caller rewrote them (:meth:`collection_states` then), so that the rewrite is all that
+        changed: their new state is recorded and the next query need not re-read them. Any
+        other changed collection is re-read by :meth:`refresh` (what a writer we did not
+        see added is found there).
+        """
         files = [Path(f).resolve() for f in item_files]
         skipped: list[str] = []
+        current = current or {}
         with self._connect() as con:
             for f in files:
                 cid = f.parent.parent.name
                 self._insert(con, [str(f)], cid, skipped)
                 coll = f.parent.parent / "collection.json"
-                if coll.is_file():
+                recorded = con.execute(
+                    "SELECT mtime_ns, size FROM collections WHERE id = ?", (cid,)
+                ).fetchone()
+                if coll.is_file() and recorded is not None and tuple(recorded) == current.get(cid):
                     st = coll.stat()
                     con.execute(
                         "INSERT OR REPLACE INTO collections VALUES (?, ?, ?, ?)",
@@ -480,6 +327,24 @@ class CatalogIndex:
                     )
         if skipped:
             raise CatalogError("; ".join(skipped))
+
+    def collection_states(self, ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """``{collection id: (mtime_ns, size)}`` of those whose file is as indexed now."""
+        out: dict[str, tuple[int, int]] = {}
+        with self._connect() as con:
+            for cid in ids:
+                row = con.execute(
+                    "SELECT href, mtime_ns, size FROM collections WHERE id = ?", (cid,)
+                ).fetchone()
+                if row is None:
+                    continue
+                try:
+                    st = (self.root / row[0]).stat()
+                except OSError:
+                    continue
+                if (st.st_mtime_ns, st.st_size) == (row[1], row[2]):
+                    out[cid] = (row[1], row[2])
+        return out
 
     def sweep(self) -> int:
         """Stat every indexed item file and re-index those changed in place (O(items) stats).
@@ -506,7 +371,7 @@ class CatalogIndex:
 
     def refresh(self) -> int:
         """Bring changed or new collections up to date; the number of item rows changed."""
-        catalog = _read_json(self.root / "catalog.json")
+        catalog = read_json(self.root / "catalog.json")
         changed = 0
         skipped: list[str] = []
         with self._connect() as con:
@@ -514,7 +379,7 @@ class CatalogIndex:
                 href: (m, s)
                 for href, m, s in con.execute("SELECT href, mtime_ns, size FROM collections")
             }
-            for coll_file in _links(catalog, "child", self.root):
+            for coll_file in links_of(catalog, "child", self.root):
                 coll_path = Path(coll_file)
                 href = self._rel(coll_path)
                 try:
@@ -547,7 +412,7 @@ class CatalogIndex:
         if q.ids:
             clauses.append(f"items.id IN ({','.join('?' * len(q.ids))})")
             params += list(q.ids)
-        lo, hi = _interval(q.datetime)
+        lo, hi = interval_bounds(q.datetime)
         if lo is not None:
             clauses.append("items.end_ts >= ?")
             params.append(lo)
@@ -624,10 +489,10 @@ def _query_sql(query: Mapping[str, Any]) -> tuple[str, list[Any]]:
     for name, ops in query.items():
         if name in queryables:
             continue
-        if not (isinstance(name, str) and name.startswith(_QUERYABLE_PREFIXES)):
+        if not (isinstance(name, str) and name.startswith(QUERYABLE_PREFIXES)):
             raise FilterError(
                 f"query: {name!r} is not a queryable property; queryable: "
-                f"{', '.join(sorted(QUERYABLES))} and {', '.join(p + '*' for p in _QUERYABLE_PREFIXES)}"
+                f"{', '.join(sorted(QUERYABLES))} and {', '.join(p + '*' for p in QUERYABLE_PREFIXES)}"
             )
         values = [v for v in (ops.values() if isinstance(ops, Mapping) else ())]
         flat = [x for v in values for x in (v if isinstance(v, list) else [v])]
@@ -639,16 +504,35 @@ def _query_sql(query: Mapping[str, Any]) -> tuple[str, list[Any]]:
     return cql2_to_sql(query_to_cql2(query), queryables)
 
 
+def collections_as_indexed(
+    catalog_root: str | os.PathLike[str], ids: Iterable[str]
+) -> dict[str, tuple[int, int]]:
+    """Before a writer rewrites collections: which of ``ids`` the index holds as they are
+    (pass the result to :func:`update_index`); empty when there is no usable index."""
+    index = CatalogIndex(Path(catalog_root).resolve())
+    if not index.path.exists():
+        return {}
+    try:
+        return index.collection_states(ids)
+    except (CatalogError, sqlite3.Error, OSError):
+        return {}
+
+
 def update_index(
-    catalog_root: str | os.PathLike[str], item_files: Sequence[str | os.PathLike[str]]
+    catalog_root: str | os.PathLike[str],
+    item_files: Sequence[str | os.PathLike[str]],
+    current: Mapping[str, tuple[int, int]] | None = None,
 ) -> None:
-    """After a writer added items: update the index when it exists; drop it when that fails."""
+    """After a writer added items: update the index when it exists; drop it when that fails.
+
+    ``current``: :func:`collections_as_indexed` before the write (collections the writer's
+    change is the only change to); others are re-read."""
     index = CatalogIndex(Path(catalog_root).resolve())
     if not index.path.exists():
         return
     try:
         index._check_version()
-        index.add(item_files)
+        index.add(item_files, current)
         index.refresh()
     except (CatalogError, sqlite3.Error, OSError):
         with contextlib.suppress(OSError):

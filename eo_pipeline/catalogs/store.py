@@ -70,6 +70,25 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
         raise CatalogError(str(err)) from None
 
 
+def _write_links_doc(path: Path, doc: dict[str, Any]) -> None:
+    """A catalog or collection document (JSON, indented like :func:`write_json_atomic`)
+    through orjson: a collection of 10^5 item links encodes in ~50 ms instead of ~1.5 s
+    with the standard library, which made adding one item to a large archive slow."""
+    import orjson
+
+    from eo_pipeline.atomic import atomic_write
+
+    try:
+        text = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # a value orjson does not encode: the standard library's error
+        write_json_atomic(path, doc)
+        return
+    try:
+        atomic_write(path, text)
+    except WriteError as err:
+        raise CatalogError(str(err)) from None
+
+
 def _place_file(src: Path, dst: Path, mode: AssetMode) -> None:
     """Hard-link (falling back to a copy across filesystems/permissions), copy or move."""
     if mode == "move":
@@ -192,8 +211,14 @@ def _swap_in(staging: Path, final: Path) -> None:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    import orjson
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        try:
+            data = orjson.loads(raw)  # fast path (large collections)
+        except orjson.JSONDecodeError:  # NaN/Infinity literals, invalid UTF-8...: say why
+            data = json.loads(raw.decode("utf-8"))
     except (OSError, ValueError) as err:
         raise CatalogError(
             f"{path}: cannot read STAC JSON ({err}); fix or remove the file"
@@ -221,7 +246,7 @@ def _write_collection(coll_dir: Path, cid: str, items: Sequence[pystac.Item]) ->
         {"rel": "parent", "href": f"../{CATALOG_FILE}", "type": "application/json"},
         *[{"rel": "item", "href": h, "type": "application/geo+json"} for h in sorted(hrefs)],
     ]
-    write_json_atomic(path, d)
+    _write_links_doc(path, d)
 
 
 def _write_catalog(catalog_dir: Path, collection_ids: Iterable[str], catalog_id: str) -> None:
@@ -337,15 +362,16 @@ def add_items(
         if created_root and root.is_dir() and not any(root.iterdir()):
             root.rmdir()
         raise
+    from eo_pipeline.catalogs.index import collections_as_indexed, update_index
+
+    current = collections_as_indexed(root, by_coll)  # before this write changes them
     for staging, final in staged:
         _swap_in(staging, final)
     for cid, group in by_coll.items():
         _write_collection(root / cid, cid, group)
     _write_catalog(root, by_coll, catalog_id)
     files = [final / f"{final.name}.json" for _, final in staged]
-    from eo_pipeline.catalogs.index import update_index
-
-    update_index(root, files)
+    update_index(root, files, current)
     return [read_item(f) for f in files]
 
 

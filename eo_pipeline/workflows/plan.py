@@ -173,7 +173,7 @@ def _filtered(items: list[pystac.Item], cql2: str | None) -> list[pystac.Item]:
     catalog index's SQL (:func:`eo_pipeline.catalogs.index.filter_items`)."""
     if cql2 is None:
         return items
-    from eo_pipeline.catalogs.index import filter_items
+    from eo_pipeline.catalogs.index_rows import filter_items
 
     keep = filter_items([it.to_dict(include_self_link=False) for it in items], cql2)
     return [it for it, ok in zip(items, keep, strict=True) if ok]

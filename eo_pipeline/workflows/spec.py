@@ -290,7 +290,7 @@ def _filter(ctx: _Ctx, raw: Any) -> str:
     import json
 
     from eo_pipeline.catalogs.cql2_sql import cql2_to_sql, parse_cql2
-    from eo_pipeline.catalogs.index import QUERYABLES
+    from eo_pipeline.catalogs.index_rows import QUERYABLES
     from eo_pipeline.errors import FilterError
 
     if not isinstance(raw, str | Mapping):

@@ -255,7 +255,7 @@ def test_cql2_filter_selects_like_the_export_api(catalog: Path) -> None:
 
 def test_filter_items_matches_the_index(catalog: Path) -> None:
     """The in-memory evaluation (geoparquet, walked folders) agrees with the index's."""
-    from eo_pipeline.catalogs.index import filter_items
+    from eo_pipeline.catalogs.index_rows import filter_items
 
     index = CatalogIndex.open(catalog)
     docs = [json.loads(f.read_text()) for f in index.search()]
@@ -263,3 +263,40 @@ def test_filter_items_matches_the_index(catalog: Path) -> None:
     assert [d["id"] for d, ok in zip(docs, filter_items(docs, text), strict=True) if ok] == _ids(
         index.search(IndexQuery(filter=text))
     )
+
+
+def test_item_added_behind_the_index_is_not_lost_by_a_later_add(
+    catalog: Path, tmp_path: Path
+) -> None:
+    """A tool that adds an item file and its collection link without updating the index,
+    then an ``add_items``: the index must not record the collection as current (the first
+    item would be missed by every query until a rebuild)."""
+    import shutil
+
+    import pystac
+
+    from eo_pipeline.catalogs.store import add_items
+
+    root = tmp_path / "copy"
+    shutil.copytree(catalog, root)
+    CatalogIndex.open(root)
+    coll = root / "kazeosat2-l1" / "collection.json"
+    src = next((root / "kazeosat2-l1").glob("*/*.json"))
+    doc = json.loads(src.read_text())
+    for new_id in ("behind_the_back", "added_properly"):
+        folder = src.parent.parent / new_id
+        folder.mkdir()
+        for asset in doc["assets"].values():  # keep the assets where they are
+            asset["href"] = str((src.parent / asset["href"]).resolve())
+        doc = dict(doc, id=new_id)
+        if new_id == "behind_the_back":
+            (folder / f"{new_id}.json").write_text(json.dumps(doc))
+            c = json.loads(coll.read_text())
+            c["links"].append({"rel": "item", "href": f"./{new_id}/{new_id}.json"})
+            coll.write_text(json.dumps(c))
+        else:
+            folder.rmdir()
+            item = pystac.Item.from_dict({**doc, "links": []})
+            add_items(root, [item], asset_mode="reference")
+    found = _ids(CatalogIndex.open(root).search(IndexQuery(collections=("kazeosat2-l1",))))
+    assert {"behind_the_back", "added_properly"} <= set(found)

@@ -58,7 +58,7 @@ import shapely.geometry
 
 from eo_pipeline.atomic import atomic_path
 from eo_pipeline.catalogs.cql2_sql import cql2_to_sql, register_functions
-from eo_pipeline.catalogs.index import rfc3339_timestamp as _timestamp
+from eo_pipeline.catalogs.index_rows import rfc3339_timestamp as _timestamp
 from eo_pipeline.errors import CatalogError
 from eo_pipeline.export.api.customers import Entitlement
 from eo_pipeline.export.api.queryables import (

@@ -74,19 +74,23 @@ __all__ = [
 
 INDEX_FILE = Path(".eo-pipeline-index.sqlite")
 """Where the index lives, relative to the catalog root (the folder of ``catalog.json``)."""
-_VERSION = "2"
+_VERSION = "3"
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE collections (id TEXT PRIMARY KEY, href TEXT NOT NULL, mtime_ns INTEGER, size INTEGER);
 CREATE TABLE items (
     pk INTEGER PRIMARY KEY, collection TEXT NOT NULL, id TEXT NOT NULL, href TEXT NOT NULL,
     start_ts REAL, end_ts REAL, cloud REAL, props TEXT NOT NULL, geometry TEXT,
-    mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL, UNIQUE (collection, id)
+    mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL
 );
-CREATE INDEX items_time ON items (start_ts, end_ts);
-CREATE INDEX items_href ON items (href);
 CREATE VIRTUAL TABLE boxes USING rtree (bid, minx, maxx, miny, maxy, +pk INTEGER);
 """
+_INDEXES = """
+CREATE UNIQUE INDEX items_key ON items (collection, id);
+CREATE INDEX items_time ON items (start_ts, end_ts);
+CREATE INDEX items_href ON items (href);
+"""
+"""Created after a rebuild's bulk insert (faster than maintaining them row by row)."""
 
 
 @dataclass(frozen=True)
@@ -225,11 +229,15 @@ class CatalogIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path) as tmp:
             with self._connect(tmp) as con:
+                # a temporary file renamed into place when complete: no journal needed
+                con.execute("PRAGMA journal_mode = OFF")
+                con.execute("PRAGMA synchronous = OFF")
                 con.executescript(_SCHEMA)
                 con.execute("INSERT INTO meta VALUES ('version', ?)", (_VERSION,))
                 colls = list(links_of(catalog, "child", self.root))
                 for coll_path in colls:
                     n_items += self._index_collection(con, Path(coll_path), skipped, fresh=True)
+                con.executescript(_INDEXES)
         return RebuildReport(n_items, len(colls), tuple(skipped), time.perf_counter() - t)
 
     def _index_collection(
@@ -265,6 +273,52 @@ class CatalogIndex:
         *,
         fresh: bool = False,
     ) -> int:
+        """Index item files; a fresh (rebuilding) index inserts in batches with its own keys
+        (one statement per table per 2,000 items instead of two per item)."""
+        if not fresh:
+            return self._insert_one_by_one(con, paths, cid, skipped)
+        pk = int(con.execute("SELECT coalesce(max(pk), 0) FROM items").fetchone()[0])
+        seen = {(c, i) for c, i in con.execute("SELECT collection, id FROM items")}
+        rows: list[tuple[Any, ...]] = []
+        boxes: list[tuple[Any, ...]] = []
+        n = 0
+        for path in paths:
+            try:
+                values, item_boxes = row_of_file(path, self._prefix, cid)
+            except (CatalogError, OSError) as err:
+                skipped.append(f"{path}: {err}")
+                continue
+            if (values[0], values[1]) in seen:
+                skipped.append(f"{path}: item id {values[1]!r} appears twice in {values[0]}")
+                continue
+            seen.add((values[0], values[1]))
+            pk += 1
+            rows.append((pk, *values))
+            boxes += [(*box, pk) for box in item_boxes]
+            n += 1
+            if len(rows) >= 2000:
+                self._flush(con, rows, boxes)
+        self._flush(con, rows, boxes)
+        return n
+
+    @staticmethod
+    def _flush(
+        con: sqlite3.Connection, rows: list[tuple[Any, ...]], boxes: list[tuple[Any, ...]]
+    ) -> None:
+        con.executemany(
+            "INSERT INTO items (pk, collection, id, href, start_ts, end_ts, cloud, props, "
+            "geometry, mtime_ns, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        con.executemany(
+            "INSERT INTO boxes (minx, maxx, miny, maxy, pk) VALUES (?, ?, ?, ?, ?)", boxes
+        )
+        rows.clear()
+        boxes.clear()
+
+    def _insert_one_by_one(
+        self, con: sqlite3.Connection, paths: Iterable[str], cid: str, skipped: list[str]
+    ) -> int:
         n = 0
         for path in paths:
             try:
@@ -272,9 +326,8 @@ class CatalogIndex:
             except (CatalogError, OSError) as err:
                 skipped.append(f"{path}: {err}")
                 continue
-            if not fresh:
-                self._delete(con, "href = ?", values[2])
-                self._delete(con, "collection = ? AND id = ?", values[0], values[1])
+            self._delete(con, "href = ?", values[2])
+            self._delete(con, "collection = ? AND id = ?", values[0], values[1])
             pk = con.execute(
                 "INSERT INTO items (collection, id, href, start_ts, end_ts, cloud, props, "
                 "geometry, mtime_ns, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

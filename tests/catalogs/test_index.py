@@ -300,3 +300,23 @@ def test_item_added_behind_the_index_is_not_lost_by_a_later_add(
             add_items(root, [item], asset_mode="reference")
     found = _ids(CatalogIndex.open(root).search(IndexQuery(collections=("kazeosat2-l1",))))
     assert {"behind_the_back", "added_properly"} <= set(found)
+
+
+def test_rebuild_names_a_duplicated_item_id_and_keeps_the_first(
+    catalog: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(catalog, root)
+    coll = root / "kazeosat2-l1" / "collection.json"
+    src = sorted((root / "kazeosat2-l1").glob("*/*.json"))[0]
+    twin = root / "kazeosat2-l1" / "twin" / "twin.json"
+    twin.parent.mkdir()
+    twin.write_text(src.read_text())  # another file, the same item id
+    c = json.loads(coll.read_text())
+    c["links"].append({"rel": "item", "href": "./twin/twin.json"})
+    coll.write_text(json.dumps(c))
+    report = CatalogIndex(root.resolve()).rebuild()
+    assert report.items == 4 and len(report.skipped) == 1
+    assert "appears twice" in report.skipped[0]

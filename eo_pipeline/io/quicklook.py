@@ -8,8 +8,8 @@ file (what workflows deliver) is given as the list of its files, in R, G, B orde
 
 Examples
 --------
->>> # quicklook("refl.tif", "refl.png", bands=("B3", "B2", "B1"))        # doctest: +SKIP
->>> # quicklook(["B4.tif", "B3.tif", "B2.tif"], "rgb.png")               # doctest: +SKIP
+>>> # quicklook("refl.tif", "refl.png", bands=("B3", "B2", "B1"))
+>>> # quicklook(["B4.tif", "B3.tif", "B2.tif"], "rgb.png")
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def fill_plane(grid: np.ndarray, circular: bool = False) -> np.ndarray:
     ``circular``: the values are azimuths in degrees (fitted around their circular mean).
 
     >>> g = np.array([[1.0, 2.0, np.nan], [2.0, 3.0, np.nan]])
-    >>> fill_plane(g).tolist()
+    >>> fill_plane(g).round(12).tolist()
     [[1.0, 2.0, 3.0], [2.0, 3.0, 4.0]]
     """
     out = np.array(grid, dtype=np.float64)

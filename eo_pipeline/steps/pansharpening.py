@@ -154,7 +154,7 @@ def default_weights(
     >>> import xarray as xr
     >>> bands = [xr.DataArray(0, name=b, attrs={"band": b}) for b in ("B0", "B1", "B2", "B3")]
     >>> default_weights(bands, xr.DataArray(0, name="P", attrs={"band": "P"}), "kazeosat1").round(3)
-    array([0.359, 0.343, 0.298, 0.   ], dtype=float32)
+    array([0.359, 0.343, 0.299, 0.   ], dtype=float32)
     """
     equal = np.full(len(bands), 1.0 / len(bands), np.float32)
     pan_info = _band_info(pan, sensor)

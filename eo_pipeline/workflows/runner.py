@@ -14,7 +14,7 @@
 Examples
 --------
 >>> # from eo_pipeline.workflows.runner import run
->>> # report = run("toa-indices", inputs={"catalog": "demo-output/catalog"})   # doctest: +SKIP
+>>> # report = run("toa-indices", inputs={"catalog": "demo-output/catalog"})
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def entitled_extent(doc: dict[str, Any], ent: Entitlement) -> dict[str, Any]:
     >>> ent = Entitlement(frozenset({"c"}), bbox=(5, 5, 20, 20), start=1577836800.0 * 1.01)
     >>> out = entitled_extent(doc, ent)
     >>> out["spatial"]["bbox"], out["temporal"]["interval"][0][0]
-    ([[5, 5, 10, 10]], '2020-07-05T22:33:36Z')
+    ([[5, 5, 10, 10]], '2020-07-01T14:52:48Z')
     """
     extent = copy.deepcopy(doc.get("extent") or {})
     if doc.get("id") in ent.public or not ent.restricted:

@@ -3,8 +3,10 @@
 Method (Kaufman et al. 1997, "The MODIS 2.1-um channel - correlation with visible
 reflectance for use in remote sensing of aerosol", IEEE TGRS 35(5)):
 
-1. Dark targets: pixels whose TOA reflectance at ~2.1 um lies in 0.01..0.15 and whose TOA
-   NDVI exceeds 0.1 (vegetation, not water); aerosol barely touches 2.1 um, so its surface
+1. Dark targets: pixels whose TOA reflectance at ~2.1 um lies in 0.01..0.05 and whose TOA
+   NDVI exceeds 0.1 (vegetation, not water); a window with too few of them (step 2) takes the
+   upper bound 0.10, then 0.15 (Kaufman et al. 1997, JGR 102(D14), 17051: the relations are
+   most accurate for the darkest targets); aerosol barely touches 2.1 um, so its surface
    reflectance follows from the LUT (gases and Rayleigh removed at AOT 0.1) and
    ``rho_s(0.66) = rho_s(2.1) / 2``. Kaufman's blue relation (``rho_2.1 / 4``) is not used:
    on the validation scene USGS's LaSRC dark-target blue/2.1 ratio is 0.42, not 0.25, and
@@ -36,9 +38,13 @@ from eo_pipeline.kernels import atmosphere as kernel
 
 __all__ = ["retrieve_aot"]
 
-DARK_MAX = 0.15
-"""Upper TOA reflectance at ~2.1 um of a dark target (Kaufman et al. 1997: the visible/2.1 um
-ratios hold best below 0.15; brighter soils break them and bias the AOT high)."""
+DARK_TIERS = (0.05, 0.10, 0.15)
+"""Upper TOA reflectance at ~2.1 um of a dark target, tried in turn per window (Kaufman et al.
+1997, JGR 102(D14): the visible/2.1 um relations are most accurate for 0.01-0.05 and degrade
+up to 0.15; brighter soils break them and bias the AOT high)."""
+DARK_MAX = DARK_TIERS[-1]
+MIN_DARK = 0.1
+"""Fraction of a window's pixels that must be dark for the window (and a tier) to count."""
 DEFAULT_AOT = 0.1
 """AOT used when a scene has no dark target."""
 RED_RATIO = 0.5
@@ -90,18 +96,26 @@ def _window_means(ds: xr.Dataset, bands: dict[str, str], window: int, swir: bool
     toa = calibrate(sub, "toa_reflectance")
     red, nir = toa[bands["red"]], toa[bands["nir"]]
     ndvi = (nir - red) / (nir + red)
-    if swir:
-        s = toa[bands["swir"]]
-        dark = (s > 0.01) & (s < DARK_MAX) & (ndvi > 0.1)
-    else:
-        dark = ndvi >= 0.6
     ydim, xdim = red.dims[-2:]
     kw = {ydim: window, xdim: window, "boundary": "trim"}
-    out = {"count": dark.astype(np.float32).coarsen(**kw).mean()}
-    for key in ("red", "blue", "swir"):
-        if key in bands:
-            out[key] = toa[bands[key]].where(dark).coarsen(**kw).mean()
-    return dict(zip(out, xr.Dataset(out).compute().data_vars.values(), strict=True))
+
+    def means(dark: xr.DataArray) -> dict[str, xr.DataArray]:
+        out = {"count": dark.astype(np.float32).coarsen(**kw).mean()}
+        for key in ("red", "blue", "swir"):
+            if key in bands:
+                out[key] = toa[bands[key]].where(dark).coarsen(**kw).mean()
+        return out
+
+    if swir:  # the darkest tier with enough dark pixels, per window (module docstring)
+        s = toa[bands["swir"]]
+        tiers = [means((s > 0.01) & (s < top) & (ndvi > 0.1)) for top in DARK_TIERS]
+        chosen = tiers[-1]
+        for tier in reversed(tiers[:-1]):
+            enough = tier["count"] >= MIN_DARK
+            chosen = {k: xr.where(enough, tier[k], chosen[k]) for k in chosen}
+    else:
+        chosen = means(ndvi >= 0.6)
+    return dict(zip(chosen, xr.Dataset(chosen).compute().data_vars.values(), strict=True))
 
 
 def _smooth(field: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -146,7 +160,7 @@ def retrieve_aot(ds: xr.Dataset, lut: SensorLut, ctx: dict[str, Any], *, window:
     used = []
     for t in range(n_time):
         sel = {"time": t} if "time" in count.dims else {}
-        ok = np.asarray(count.isel(sel).values) >= 0.1
+        ok = np.asarray(count.isel(sel).values) >= MIN_DARK
         cost = np.zeros((aots.size, int(ok.sum())))
         geo = (float(ctx["sza"][t]), float(ctx["vza"]), float(ctx["raa"][t]))
 

@@ -39,7 +39,7 @@ from typing import Any
 
 from eo_pipeline.errors import BusyError, WriteError
 
-__all__ = ["exclusive", "holder", "lock_beside"]
+__all__ = ["alive", "exclusive", "holder", "lock_beside"]
 
 _POLL = 0.1
 
@@ -59,6 +59,21 @@ def holder(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def alive(info: dict[str, Any]) -> bool | None:
+    """Whether the holder ``info`` (from :func:`holder`) still runs: ``True``/``False`` on
+    its own host (its pid is probed), ``None`` from another host (unknown here)."""
+    pid = info.get("pid")
+    if not isinstance(pid, int) or info.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
 def _describe(info: dict[str, Any]) -> str:
     if not info.get("pid"):
         return "another process (it has not said which yet)"
@@ -69,8 +84,15 @@ def _describe(info: dict[str, Any]) -> str:
 
 
 @contextlib.contextmanager
-def exclusive(path: str | os.PathLike[str], what: str, wait: float = 0.0) -> Iterator[None]:
-    """Hold the lock file ``path`` for ``what`` (a folder or catalog, for messages).
+def exclusive(
+    path: str | os.PathLike[str],
+    what: str,
+    wait: float = 0.0,
+    info: dict[str, Any] | None = None,
+) -> Iterator[None]:
+    """Hold the lock file ``path`` for ``what`` (a folder or catalog, for messages);
+    ``info`` is written into the file beside the holder's pid, host and start time (``run``
+    writes its run id there, so its tasks can tell whether their run still owns the output).
 
     Raises
     ------
@@ -104,6 +126,7 @@ def exclusive(path: str | os.PathLike[str], what: str, wait: float = 0.0) -> Ite
                     ) from None
                 time.sleep(_POLL)
         info = {
+            **(info or {}),
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -9,6 +9,11 @@ Either way the next execution of the unit would compute it again and rewrite eve
 last, beside the unit's product item) and, before any work, returns the recorded result
 when the record matches the unit's inputs and the workflow's parameters and every file it
 lists is still the file that was written.
+
+A unit writes its files into a hidden stage folder of the output (:data:`STAGE_GLOB`) and
+moves them into place only after :func:`run_gone` says the run that launched it still owns
+the output: a task orphaned by a dead runner (or overtaken by a newer run) discards its work
+instead of finishing a product that no manifest records or racing the run that now writes.
 """
 
 from __future__ import annotations
@@ -19,11 +24,30 @@ from pathlib import Path
 from typing import Any
 
 from eo_pipeline.atomic import write_json
+from eo_pipeline.lockfile import alive, holder
 
-__all__ = ["RECORD", "recorded", "write_record"]
+__all__ = ["RECORD", "RUN_LOCK", "STAGE_GLOB", "recorded", "run_gone", "write_record"]
 
 RECORD = ".unit-done.json"
 """File name of the record in the unit's item folder."""
+RUN_LOCK = ".eo-pipeline-run.lock"
+"""Held by the run writing the output folder (:mod:`eo_pipeline.lockfile`); holds its run id."""
+STAGE_GLOB = ".unit-*.stage"
+"""Stage folders of units in progress, in the output folder (removed by the next run)."""
+
+
+def run_gone(root: Path, run: str | None) -> str | None:
+    """Why the run ``run`` no longer owns the output folder ``root`` (another run's id in its
+    lock file, or its runner dead on this host), else ``None``; ``None`` run: not checked."""
+    if run is None:
+        return None
+    info = holder(root / RUN_LOCK)
+    if info.get("run") != run:
+        other = info.get("run")
+        return f"the output is now written by another run ({other or 'none'}), not by run {run}"
+    if alive(info) is False:
+        return f"its runner (pid {info.get('pid')}) is dead"
+    return None
 
 
 def write_record(folder: Path, signature: str, params: str, result: Mapping[str, Any], root: Path

@@ -4,8 +4,10 @@ Runs inside a dask.distributed task. The unit's own dask graph (chunks of its sc
 computed with a local threaded scheduler inside the task, with numba's threads capped, so the
 cluster spreads *units* over workers and each worker streams its unit chunk by chunk.
 
-Everything is written under temporary names and renamed when complete; the product item
-JSON is written last, so a unit either has its item (and every file it lists) or nothing.
+Everything is written into a hidden stage folder of the output and moved into place whole
+when complete, and only while the run that launched the unit still owns the output
+(:mod:`.completion`); the completion record is written last, so a unit either has its item
+(and every file it lists) or nothing, and an orphaned task never finishes a product.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import datetime as dt
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +27,7 @@ import numpy as np
 
 from eo_pipeline.atomic import write_json
 from eo_pipeline.errors import InputDataError, WorkflowError
-from eo_pipeline.workflows.completion import recorded, write_record
+from eo_pipeline.workflows.completion import recorded, run_gone, write_record
 from eo_pipeline.workflows.plan import Unit
 from eo_pipeline.workflows.products import ProductFile, product_item, product_name
 from eo_pipeline.workflows.registry import Product, UnitState, run_steps
@@ -271,7 +274,12 @@ def _quicklooks(
 
 
 def process_unit(
-    unit: Unit, wf: Workflow, root: str, threads: int = 1, scheduler: str = "threads"
+    unit: Unit,
+    wf: Workflow,
+    root: str,
+    threads: int = 1,
+    scheduler: str = "threads",
+    run: str | None = None,
 ) -> UnitResult:
     """Process one unit and write its products under ``root`` (the output catalog folder).
 
@@ -279,7 +287,9 @@ def process_unit(
     in :mod:`.step_kinds`) in their kinds' order. ``threads`` caps dask's local worker
     threads and numba's threads; ``scheduler`` is the local dask scheduler the unit's chunk
     graph runs on (``"threads"``; ``"sync"`` runs every task in the calling thread: the
-    end-to-end benchmark's no-scheduler reference).
+    end-to-end benchmark's no-scheduler reference). ``run``: the id of the run that
+    launched the unit (in the output's lock file); the products are moved into place only
+    while that run still owns the output, else discarded (:func:`.completion.run_gone`).
     """
     t0 = time.perf_counter()
     out_root = Path(root)
@@ -289,18 +299,42 @@ def process_unit(
     done = recorded(folder, unit.inputs_signature, params, out_root)
     if done is not None:  # finished before (a dead worker, a killed runner): final
         return _from_record(done)
-    created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    stage = out_root / f".unit-{uuid.uuid4().hex[:12]}.stage"  # completion.STAGE_GLOB
     try:
-        result = _process_into(unit, wf, out_root, folder, item_id, threads, scheduler, t0)
-        write_record(folder, unit.inputs_signature, params, asdict(result), out_root)
-        return result
-    except BaseException as err:
-        if created:  # a unit that fails leaves no empty or half-filled item folder behind
-            shutil.rmtree(folder, ignore_errors=True)
-        if isinstance(err, InputDataError) and "reading the input pixels failed" in str(err):
+        (stage / "items" / item_id).mkdir(parents=True)
+        result = _process_into(unit, wf, out_root, stage, item_id, threads, scheduler, t0)
+        return _commit(unit, params, result, stage, folder, run)
+    except InputDataError as err:
+        if "reading the input pixels failed" in str(err):
             _name_bad_input(unit, err)
         raise
+    finally:  # nothing of a failed, discarded or finished unit stays in the stage
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _commit(
+    unit: Unit, params: str, result: UnitResult, stage: Path, folder: Path, run: str | None
+) -> UnitResult:
+    """Move the staged item folder into place (replacing a stale one) and record it, if the
+    run still owns the output; a result recorded meanwhile by another execution wins."""
+    out_root = folder.parent.parent
+    gone = "its task was cancelled" if _abandoned() else run_gone(out_root, run)
+    if gone is not None:
+        raise WorkflowError(
+            f"unit {unit.key}: the run that submitted it is gone ({gone}); its products "
+            "were discarded, nothing written - the next run does it"
+        )
+    done = recorded(folder, unit.inputs_signature, params, out_root)
+    if done is not None:
+        return _from_record(done)
+    trash = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}.stage")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if folder.exists():
+        os.rename(folder, trash)
+    os.rename(stage / "items" / folder.name, folder)
+    shutil.rmtree(trash, ignore_errors=True)
+    write_record(folder, unit.inputs_signature, params, asdict(result), out_root)
+    return result
 
 
 def _name_bad_input(unit: Unit, err: InputDataError) -> None:
@@ -357,9 +391,10 @@ def _all_nodata(root: Path, files: list[ProductFile]) -> bool:
     return bool(tifs)
 
 
-def _process_into(unit: Unit, wf: Workflow, out_root: Path, folder: Path, item_id: str,
+def _process_into(unit: Unit, wf: Workflow, out_root: Path, stage: Path, item_id: str,
                   threads: int, scheduler: str, t0: float) -> UnitResult:  # fmt: skip
-    """:func:`process_unit`'s work once its item folder exists."""
+    """:func:`process_unit`'s work, written into ``stage`` (laid out as ``out_root``)."""
+    folder = stage / "items" / item_id
     timings: dict[str, float] = {}
     files: list[ProductFile] = []
     with _threads_cap(threads, scheduler):
@@ -374,18 +409,18 @@ def _process_into(unit: Unit, wf: Workflow, out_root: Path, folder: Path, item_i
                 f"unit {unit.key}: the run that submitted it is gone (its task was cancelled); "
                 "nothing written - the next run does it"
             )
-        files.extend(_write_products(products, folder, wf, out_root))
+        files.extend(_write_products(products, folder, wf, stage))
         timings["write"] = time.perf_counter() - t0
         if wf.output.quicklook:
-            _quicklooks(state, files, folder, out_root, item_id)
+            _quicklooks(state, files, folder, stage, item_id)
         timings["total"] = time.perf_counter() - t0
     item = product_item(item_id, unit, wf, state.items, files, state.dn, state.data.attrs)
     item_path = folder / f"{item_id}.json"
     write_json(item_path, item, indent=1)
-    empty = _all_nodata(out_root, files)
+    empty = _all_nodata(stage, files)
     return UnitResult(
         key=unit.key,
-        item_path=str(item_path.relative_to(out_root)),
+        item_path=str(item_path.relative_to(stage)),
         files=tuple(files),
         notes=("every pixel of its products is nodata: the input holds no valid data",)
         if empty

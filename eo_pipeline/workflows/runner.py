@@ -34,7 +34,8 @@ from typing import Any
 
 from eo_pipeline.atomic import PARTIAL_GLOB, write_json
 from eo_pipeline.errors import ClusterError, WorkflowError, WriteError
-from eo_pipeline.lockfile import exclusive
+from eo_pipeline.lockfile import exclusive, holder
+from eo_pipeline.workflows.completion import RUN_LOCK, STAGE_GLOB
 from eo_pipeline.workflows.plan import Unit, plan
 from eo_pipeline.workflows.products import software_versions
 from eo_pipeline.workflows.spec import Workflow, load_workflow
@@ -42,7 +43,7 @@ from eo_pipeline.workflows.spec import Workflow, load_workflow
 __all__ = ["RunReport", "connect", "run", "run_cli"]
 
 MANIFEST = "manifest.json"
-LOCK = ".eo-pipeline-run.lock"
+LOCK = RUN_LOCK
 """Held by the run writing the output folder (:mod:`eo_pipeline.lockfile`)."""
 
 
@@ -155,12 +156,44 @@ def _intact(root: Path, entry: Mapping[str, Any]) -> bool:
 
 
 def _clean_partials(root: Path) -> int:
+    """Remove what killed runs and their orphaned units left: temporaries and stage folders
+    (an orphan still writing there then fails, and discards its unit anyway)."""
+    import shutil
+
     n = 0
+    for d in [*root.glob(STAGE_GLOB), *root.glob("items/.*.stage")]:
+        shutil.rmtree(d, ignore_errors=True)
+        n += 1
     for p in root.rglob(PARTIAL_GLOB):
         with contextlib.suppress(OSError):
             p.unlink()
             n += 1
     return n
+
+
+def _cancel_stale(cl: Any, previous: str | None) -> int:
+    """Cancel the unit tasks a dead run (id ``previous``) left on the scheduler, if any are
+    still there (the scheduler drops a dead client's tasks itself once it notices; a task
+    already running finishes its Python call and then discards its unit); returns how many."""
+    if not previous:
+        return 0
+
+    def stale(dask_scheduler: Any) -> list[str]:
+        return [
+            k
+            for k in dask_scheduler.tasks
+            if isinstance(k, str) and k.startswith("unit-") and k.endswith(f"-{previous[:12]}")
+        ]
+
+    try:
+        keys = cl.run_on_scheduler(stale)
+        if keys:
+            from distributed import Future
+
+            cl.cancel([Future(k, cl) for k in keys], force=True)
+        return len(keys)
+    except Exception:  # an old scheduler, a client without run_on_scheduler: best effort
+        return 0
 
 
 class _Progress:
@@ -303,7 +336,7 @@ def _unit_threads(cl: Any, todo: list[Unit]) -> tuple[int, int]:
 
 
 def _dispatch(
-    cl: Any, todo: list[Unit], wf: Workflow, root: Path, threads: int
+    cl: Any, todo: list[Unit], wf: Workflow, root: Path, threads: int, run_id: str
 ) -> Iterator[tuple[Unit, Any, str | None]]:
     """Submit one task per unit; yield ``(unit, result, None)`` or ``(unit, None, cause)``
     as units finish (a unit's failure is reported, never fatal to the run)."""
@@ -320,7 +353,8 @@ def _dispatch(
             wf,
             str(root),
             threads,
-            key=f"unit-{wf.name}-{u.key}-{uuid.uuid4().hex[:6]}",
+            run=run_id,
+            key=f"unit-{wf.name}-{u.key}-{run_id[:12]}",
             retries=wf.resources.retries,
             pure=False,
         ): u
@@ -343,7 +377,7 @@ def _dispatch(
 
 def _execute(
     cl: Any, todo: list[Unit], wf: Workflow, root: Path, manifest: dict[str, Any], params: str,
-    tally: _Tally, verbose: bool, skipped: int,
+    tally: _Tally, verbose: bool, skipped: int, run_id: str,
 ) -> None:  # fmt: skip
     """Run the units on ``cl``, recording each in the manifest (rewritten after each one)."""
     nworkers, threads = _unit_threads(cl, todo)
@@ -354,7 +388,7 @@ def _execute(
             flush=True,
         )
     progress = _Progress(len(todo), wf.name) if verbose else None
-    for u, res, error in _dispatch(cl, todo, wf, root, threads):
+    for u, res, error in _dispatch(cl, todo, wf, root, threads, run_id):
         _record(manifest, u, params, root, res, error)
         if error is not None:
             tally.failed[u.key] = error
@@ -438,7 +472,9 @@ def run(
         return RunReport(wf.name, root, (), tuple(u.key for u in units), excluded=excluded)
     # one run per output folder: a second one would clean the first's temporaries, redo its
     # units and overwrite its manifest entries (BusyError names the holder)
-    with exclusive(root / LOCK, f"the output folder {root}"):
+    run_id = uuid.uuid4().hex
+    previous = holder(root / LOCK).get("run")  # a dead run's id: its tasks may linger
+    with exclusive(root / LOCK, f"the output folder {root}", info={"run": run_id}):
         _prepare_output(root)
         manifest = _read_manifest(root)
         params = wf.params_hash()
@@ -452,7 +488,8 @@ def run(
         )
         with ctx as cl:
             dashboard = getattr(cl, "dashboard_link", None)
-            _execute(cl, todo, wf, root, manifest, params, tally, verbose, len(skipped))
+            _cancel_stale(cl, previous)
+            _execute(cl, todo, wf, root, manifest, params, tally, verbose, len(skipped), run_id)
         _clean_partials(root)
         seconds = _finish(wf, root, manifest, tally, skipped, excluded, t0, scheduler)
     return RunReport(

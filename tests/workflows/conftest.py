@@ -25,6 +25,19 @@ def l1_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "catalog.json"
 
 
+def start_runner(workflow: Path, address: str) -> subprocess.Popen[bytes]:
+    """``eo-pipeline run WORKFLOW --scheduler ADDRESS`` in its own process group (to be
+    SIGKILLed by fault tests), output discarded."""
+    repo = Path(__file__).resolve().parents[2]
+    return subprocess.Popen(
+        [sys.executable, "-m", "eo_pipeline.cli", "run", str(workflow), "--scheduler", address],
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -107,15 +120,17 @@ def dask_cluster(tmp_path: Path) -> Iterator[Cluster]:
                     raise
                 time.sleep(0.5)
         yield Cluster(address, sched, workers)
-    finally:
-        for p in procs:
+    finally:  # workers first (a closing scheduler makes them retry), 2 s in all, then KILL
+        for p in [*workers, sched]:
             if p.poll() is None:
                 with __import__("contextlib").suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGTERM)
+        until = time.monotonic() + 2
         for p in procs:
             try:
-                p.wait(timeout=15)
+                p.wait(timeout=max(0.1, until - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+                with __import__("contextlib").suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
                 p.wait(timeout=5)
         log.close()

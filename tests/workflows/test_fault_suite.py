@@ -14,8 +14,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import pytest
 from eo_pipeline.workflows.completion import RECORD
 from eo_pipeline.workflows.runner import run
 from eo_pipeline.workflows.spec import load_workflow
+from tests.workflows.conftest import start_runner
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = """\
@@ -79,14 +78,7 @@ def test_killed_worker_and_runner_resume_to_the_clean_result(  # type: ignore[no
 
     faulty = tmp_path / "faulty"
     wf_file = _workflow(tmp_path, l1_catalog, faulty, "faulty")
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "eo_pipeline.cli", "run", str(wf_file), "--scheduler",
-         dask_cluster.address],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
+    runner = start_runner(wf_file, dask_cluster.address)
     started = time.monotonic()
     while not (faulty / "items").exists() and time.monotonic() - started < 120:
         time.sleep(0.05)

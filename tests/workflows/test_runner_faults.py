@@ -86,3 +86,49 @@ def test_two_runs_at_once_one_refused_one_complete(l1_catalog: Path, tmp_path: P
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(manifest["runs"]) == 1 and len(manifest["runs"][0]["done"]) == 1
     assert not list(out.rglob(".*.part*"))
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_orphans_of_a_killed_runner_finish_nothing(  # type: ignore[no-untyped-def]
+    l1_catalog: Path, tmp_path: Path, dask_cluster
+) -> None:
+    """Issue #16 item 11: the runner is SIGKILLed while a unit writes its products on an
+    external cluster. The orphaned task runs on (a Python call cannot be interrupted) but
+    must not finish its unit (no manifest will list it); the next run completes everything."""
+    import signal
+
+    from eo_pipeline.catalogs.checksum import file_checksum
+    from eo_pipeline.workflows.completion import RECORD
+    from eo_pipeline.workflows.spec import load_workflow
+
+    out = tmp_path / "out"
+    wf_file = _workflow_file(tmp_path, l1_catalog, out, n=3)
+    from tests.workflows.conftest import start_runner
+
+    runner = start_runner(wf_file, dask_cluster.address)
+    deadline = time.monotonic() + 120
+    writing: list[Path] = []
+    while not writing:  # a unit past its last cancellation check, writing its products
+        assert runner.poll() is None and time.monotonic() < deadline
+        writing = list(out.glob(".unit-*.stage/items/*/*"))
+        time.sleep(0.005)
+    os.killpg(runner.pid, signal.SIGKILL)
+    runner.wait(timeout=10)
+    killed = time.time_ns()
+    orphan = writing[0].parent.name
+    while list(out.glob(".unit-*.stage")):  # the orphans run on, then discard their stage
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert not (out / "items" / orphan / RECORD).exists(), "an orphan finished its unit"
+    late = [r for r in out.glob(f"items/*/{RECORD}") if r.stat().st_mtime_ns > killed]
+    assert not late, f"units finished after the runner died: {late}"
+
+    resumed = run(load_workflow(wf_file), scheduler=dask_cluster.address, verbose=False)
+    assert resumed.ok and len(resumed.done) + len(resumed.skipped) == 3
+    manifest = json.loads((out / "manifest.json").read_text())
+    for entry in manifest["units"].values():  # what the manifest says is what is on disk
+        for o in entry["outputs"]:
+            assert (out / o["path"]).stat().st_mtime_ns == o["mtime_ns"]
+            assert file_checksum(out / o["path"]) == o["checksum"]
+    assert not list(out.glob(".unit-*")) and not list(out.rglob(".*.part*"))

@@ -129,3 +129,39 @@ def test_all_nodata_scene_is_noted(l1_catalog: Path, tmp_path: Path) -> None:
     manifest: dict = {"units": {}}
     _record(manifest, unit, wf.params_hash(), out, result, None)
     assert manifest["units"][unit.key]["notes"] == list(result.notes)
+
+
+def _first_unit(l1_catalog: Path, out: Path):  # type: ignore[no-untyped-def]
+    item = min(pystac.Catalog.from_file(str(l1_catalog)).get_items(recursive=True),
+               key=lambda i: i.id)  # fmt: skip
+    return _unit(l1_catalog, item, out)
+
+
+def test_orphaned_unit_discards_its_products(l1_catalog: Path, tmp_path: Path) -> None:
+    """Issue #16 item 11: a task whose run no longer owns the output (a newer run holds the
+    lock, or its runner died) finishes nothing: no item folder, no stage left."""
+    import subprocess
+
+    from eo_pipeline.errors import WorkflowError
+    from eo_pipeline.lockfile import exclusive
+    from eo_pipeline.workflows.completion import RECORD, RUN_LOCK
+
+    out = tmp_path / "out"
+    unit, wf = _first_unit(l1_catalog, out)
+    with exclusive(out / RUN_LOCK, "test", info={"run": "new"}):  # a newer run writes now
+        with pytest.raises(WorkflowError, match=r"another run \(new\), not by run old.*discarded"):
+            process_unit(unit, wf, str(out), scheduler="sync", run="old")
+    assert not (out / "items").exists() and not list(out.glob(".unit-*"))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (out / RUN_LOCK).write_text(  # the lock file a SIGKILLed runner leaves (not held)
+        f'{{"run": "old", "pid": {dead.pid}, "host": "{__import__("socket").gethostname()}"}}'
+    )
+    with pytest.raises(WorkflowError, match=rf"its runner \(pid {dead.pid}\) is dead"):
+        process_unit(unit, wf, str(out), scheduler="sync", run="old")
+    assert not (out / "items").exists() and not list(out.glob(".unit-*"))
+    with exclusive(out / RUN_LOCK, "test", info={"run": "mine"}):  # the owner: committed
+        result = process_unit(unit, wf, str(out), scheduler="sync", run="mine")
+    folder = out / Path(result.item_path).parent
+    assert (folder / RECORD).is_file() and all((out / f.path).is_file() for f in result.files)
+    assert not list(out.glob(".unit-*")) and not list((out / "items").glob(".*"))

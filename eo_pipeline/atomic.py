@@ -50,6 +50,7 @@ __all__ = [
     "disk_full",
     "fsync_path",
     "scratch_path",
+    "swap_folder",
     "temp_name",
     "write_json",
 ]
@@ -167,6 +168,30 @@ def scratch_path(path: str | os.PathLike[str], tag: str = "scratch") -> Iterator
         yield tmp
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def swap_folder(staging: str | os.PathLike[str], final: str | os.PathLike[str]) -> None:
+    """Put the complete folder ``staging`` in place of ``final`` (replaced whole, if present).
+
+    Two renames on one filesystem: ``final`` moves aside to a hidden ``.{name}.old-*``
+    (removed afterwards), ``staging`` takes its name; readers see the old folder or the new
+    one, never a mix. If the second rename fails the old folder is put back.
+    """
+    import shutil
+
+    staging, final = Path(staging), Path(final)
+    trash = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+    had_old = final.exists()
+    if had_old:
+        os.rename(final, trash)
+    try:
+        os.rename(staging, final)
+    except OSError:
+        if had_old:
+            os.rename(trash, final)
+        raise
+    if had_old:
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def atomic_write(

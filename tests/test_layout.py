@@ -203,7 +203,6 @@ def test_catalogs_and_metadata_readers_never_import_numba(request: pytest.Fixtur
 # the signing key's create-if-absent (a link, so concurrent servers agree on one key)
 NOT_FILE_WRITES = {
     ("eo_pipeline.catalogs.store", "os.replace"),
-    ("eo_pipeline.catalogs.store", "os.rename"),
     ("eo_pipeline.export.publishing", "os.replace"),
     ("eo_pipeline.export.api.signing", "os.replace"),
     ("eo_pipeline.export.api.signing", "tempfile.mkstemp"),

@@ -33,7 +33,7 @@ from urllib.parse import urlparse
 
 import pystac
 
-from eo_pipeline.atomic import write_json
+from eo_pipeline.atomic import swap_folder, write_json
 from eo_pipeline.catalogs.stac import build_collection, merge_collection
 from eo_pipeline.errors import CatalogError, InputDataError, WriteError
 
@@ -195,21 +195,6 @@ def _stage_item(
     return staging, data
 
 
-def _swap_in(staging: Path, final: Path) -> None:
-    trash = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-    had_old = final.exists()
-    if had_old:
-        os.rename(final, trash)
-    try:
-        os.rename(staging, final)
-    except OSError:
-        if had_old:
-            os.rename(trash, final)
-        raise
-    if had_old:
-        shutil.rmtree(trash, ignore_errors=True)
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     import orjson
 
@@ -366,7 +351,7 @@ def add_items(
 
     current = collections_as_indexed(root, by_coll)  # before this write changes them
     for staging, final in staged:
-        _swap_in(staging, final)
+        swap_folder(staging, final)
     for cid, group in by_coll.items():
         _write_collection(root / cid, cid, group)
     _write_catalog(root, by_coll, catalog_id)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from eo_pipeline.atomic import write_json
+from eo_pipeline.atomic import swap_folder, write_json
 from eo_pipeline.errors import InputDataError, WorkflowError
 from eo_pipeline.workflows.completion import recorded, run_gone, write_record
 from eo_pipeline.workflows.plan import Unit
@@ -327,12 +327,8 @@ def _commit(
     done = recorded(folder, unit.inputs_signature, params, out_root)
     if done is not None:
         return _from_record(done)
-    trash = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}.stage")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    if folder.exists():
-        os.rename(folder, trash)
-    os.rename(stage / "items" / folder.name, folder)
-    shutil.rmtree(trash, ignore_errors=True)
+    swap_folder(stage / "items" / folder.name, folder)
     write_record(folder, unit.inputs_signature, params, asdict(result), out_root)
     return result
 

@@ -161,7 +161,7 @@ def _clean_partials(root: Path) -> int:
     import shutil
 
     n = 0
-    for d in [*root.glob(STAGE_GLOB), *root.glob("items/.*.stage")]:
+    for d in [*root.glob(STAGE_GLOB), *root.glob("items/.*.old-*")]:
         shutil.rmtree(d, ignore_errors=True)
         n += 1
     for p in root.rglob(PARTIAL_GLOB):

@@ -274,8 +274,12 @@ def simulate_primary(
     seed: int = 0,
     tile: int = 1024,
     date: dt.date | None = None,
+    sensor: Any = "kazeosat1",
 ) -> tuple[Any, SimulatedPrimary]:
     """A KazEOSat-1 Primary delivery (PAN ``size`` px, MS ``size / 4``) as a STAC item.
+
+    ``sensor`` (a name or :class:`~eo_pipeline.catalogs.sensors.Sensor`) may be any sensor of
+    that layout (a PAN band ``P`` and multispectral bands), e.g. an operator's new file.
 
     Writes the DIMAP V2 products (``KZ1_SENSOR`` profile, tiles in pixel space, RPC_*.XML
     fitted to the pushbroom), the DEM (asset ``DEM``, float32 GeoTIFF, ellipsoidal heights,
@@ -293,7 +297,7 @@ def simulate_primary(
     from eo_pipeline.simulation.dimap import DimapGroup, DimapScene, write_dimap
 
     size = int(math.ceil(size / 4) * 4)
-    sens = sensors.get("kazeosat1")
+    sens = sensors.get(sensor) if isinstance(sensor, str) else sensor
     extent = size * gsd
     top = _CENTER_N + extent / 2
     cam = Pushbroom(size, size, gsd, off_nadir, top, _CENTER_E)

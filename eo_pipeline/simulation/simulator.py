@@ -499,17 +499,19 @@ def _primary(
     """``level="primary"``: Primary deliveries (:mod:`eo_pipeline.simulation.primary`)."""
     from eo_pipeline.simulation.primary import simulate_primary
 
-    if format != "dimap" or sens.name != "kazeosat1":
+    ids = {b.id for b in sens.bands if b.common_name == "pan"}
+    if format != "dimap" or ids != {"P"} or len(sens.bands) < 2:
         raise InputDataError(
-            f"simulate: level 'primary' writes KazEOSat-1 DIMAP Primary deliveries; use "
-            f"sensor='kazeosat1', format='dimap' (got {sens.name!r}, {format!r})"
+            f"simulate: level 'primary' writes KazEOSat-1 DIMAP Primary deliveries (a PAN band "
+            f"P and multispectral bands); use sensor='kazeosat1' or a sensor of that layout, "
+            f"format='dimap' (got {sens.name!r}, {format!r})"
         )
     if not 0.0 <= abs(off_nadir) <= 45.0:
         raise InputDataError(f"simulate: off_nadir {off_nadir!r} must be within +-45 degrees")
     return [
-        simulate_primary(catalog_dir, size=4 * size, off_nadir=off_nadir, seed=seed + k, date=day)[
-            0
-        ]
+        simulate_primary(
+            catalog_dir, size=4 * size, off_nadir=off_nadir, seed=seed + k, date=day, sensor=sens
+        )[0]
         for k in range(scenes)
     ]
 

@@ -1,10 +1,12 @@
 """A new satellite is one file, everywhere (issue 17).
 
 The sensor file exists only in a temporary folder: never on the search path, never in an
-environment variable. It goes simulate -> ingest (CLI processes, ``--sensor FILE``) -> a
-workflow that names the file, run on a LocalCluster of two worker processes (which learn the
-sensor from the tasks) -> publish (a CLI process told nothing about the sensor) -> serve -> a
-customer, in a fresh Python process, searches with pystac-client and loads with ``eo.load``.
+environment variable. It goes simulate (a Primary delivery: sensor geometry, RPC, DEM) ->
+ingest (CLI processes, ``--sensor FILE``) -> a workflow that names the file and
+orthorectifies with the DEM, then calibrates and computes NDVI, run on a LocalCluster of two
+worker processes (which learn the sensor from the tasks) -> publish (a CLI process told
+nothing about the sensor) -> serve -> a customer, in a fresh Python process, searches with
+pystac-client and loads with ``eo.load``.
 """
 
 from __future__ import annotations
@@ -85,19 +87,22 @@ def test_a_sensor_file_in_a_temp_folder_goes_the_whole_way(
     sensor_file = _sensor_file(sensor_dir)
     env = {k: v for k, v in os.environ.items() if k != sensors.ENV}
 
-    # simulate a DIMAP delivery and ingest it, each in its own CLI process
-    _cli("simulate", "--sensor", str(sensor_file), "--size", "96", "--format", "dimap",
-         "--seed", "5", "--catalog", str(tmp_path / "sim"), env=env)  # fmt: skip
+    # simulate a Primary DIMAP delivery (PAN 128 px, MS 32 px, 15 degrees off nadir, with its
+    # DEM) and ingest it, each in its own CLI process
+    _cli("simulate", "--sensor", str(sensor_file), "--size", "32", "--format", "dimap",
+         "--level", "primary", "--off-nadir", "15", "--seed", "5",
+         "--catalog", str(tmp_path / "sim"), env=env)  # fmt: skip
     (doc,) = (tmp_path / "sim").rglob("DIM_*_MS*.XML")
+    (dem,) = (tmp_path / "sim").rglob("*_DEM.tif")
     with pytest.raises(subprocess.CalledProcessError):  # without the file: unknown sensor
         subprocess.run(
             [sys.executable, "-m", "eo_pipeline.cli", "ingest", str(doc.parent),
              "--catalog", str(tmp_path / "l1")],
             env=env, capture_output=True, timeout=TIMEOUT, check=True,
         )  # fmt: skip
-    out = _cli("ingest", str(doc.parent.parent), "--catalog", str(tmp_path / "l1"),
+    out = _cli("ingest", str(doc.parent), "--catalog", str(tmp_path / "l1"),
                "--sensor", str(sensor_file), env=env)  # fmt: skip
-    assert "kazeosat7-ort" in out
+    assert "kazeosat7-sen" in out  # sensor geometry
 
     # a workflow naming the sensor file, on two LocalCluster worker processes
     workflow = tmp_path / "wf.yaml"
@@ -106,6 +111,7 @@ def test_a_sensor_file_in_a_temp_folder_goes_the_whole_way(
         sensors: [{os.path.relpath(sensor_file, tmp_path)}]
         inputs: {{catalog: l1/catalog.json}}
         steps:
+          - orthorectify: {{dem: {os.path.relpath(dem, tmp_path)}, vertical_datum: ellipsoid}}
           - calibrate: {{to: toa_reflectance}}
           - indices: {{names: [NDVI]}}
         output: {{catalog: products, quicklook: false}}
@@ -114,6 +120,7 @@ def test_a_sensor_file_in_a_temp_folder_goes_the_whole_way(
     from eo_pipeline.workflows.runner import run
 
     monkeypatch.chdir(tmp_path)  # relative paths of a workflow resolve against the cwd
+    monkeypatch.setenv("EO_PIPELINE_DEM_CACHE", str(tmp_path / "dem-cache"))  # workers inherit
     try:
         report = run(workflow, verbose=False)
     finally:
@@ -122,6 +129,11 @@ def test_a_sensor_file_in_a_temp_folder_goes_the_whole_way(
     manifest = json.loads((tmp_path / "products" / "manifest.json").read_text())
     (unit,) = manifest["units"].values()
     assert unit["worker"].split("@")[0].rsplit(":", 1)[1] != str(os.getpid())  # on a worker
+    # the ortho item: map-projected COGs on the scene's UTM zone, lineage naming RPC and DEM
+    (ortho,) = (tmp_path / "products" / "ortho").rglob("*_ORT.json")
+    props = json.loads(ortho.read_text())["properties"]
+    assert props["processing:level"] == "ORT" and props["proj:code"] == "EPSG:32643"
+    assert dem.name in props["processing:lineage"] and "RPC_KZ1_MS" in props["processing:lineage"]
 
     # publish in a process told nothing about the sensor: the items describe it
     _cli("publish", str(tmp_path / "products"), "--catalog", str(tmp_path / "export"), env=env)
@@ -161,6 +173,7 @@ def test_a_sensor_file_in_a_temp_folder_goes_the_whole_way(
     # the customer sees the pixels the workflow wrote
     (ndvi_file,) = (tmp_path / "export").rglob("*NDVI*.tif")
     with rasterio.open(ndvi_file) as src:
+        assert src.crs.to_epsg() == 32643 and src.res == (4.0, 4.0)  # the MS grid, on the map
         band = src.read(1, masked=True).astype("float64")
         written = band * (src.scales[0] or 1.0) + (src.offsets[0] or 0.0)
     assert got["shape"] == list(written.shape)

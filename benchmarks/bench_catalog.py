@@ -49,8 +49,9 @@ def _template(work: Path) -> dict[str, Any]:
 
     (item,) = eo.simulate("kazeosat2", work / "real", scenes=1, size=64, seed=1)
     doc = item.to_dict()
-    for asset in doc["assets"].values():
+    for asset in doc["assets"].values():  # one real asset set, read in place by every item
         asset["href"] = str(Path(item.get_self_href() or "").parent / asset["href"])
+        asset["eo_pipeline:reference"] = True
     return doc
 
 

@@ -97,13 +97,13 @@ def _window_means(ds: xr.Dataset, bands: dict[str, str], window: int, swir: bool
     red, nir = toa[bands["red"]], toa[bands["nir"]]
     ndvi = (nir - red) / (nir + red)
     ydim, xdim = red.dims[-2:]
-    kw = {ydim: window, xdim: window, "boundary": "trim"}
+    dims = {ydim: window, xdim: window}
 
     def means(dark: xr.DataArray) -> dict[str, xr.DataArray]:
-        out = {"count": dark.astype(np.float32).coarsen(**kw).mean()}
+        out = {"count": dark.astype(np.float32).coarsen(dims, boundary="trim").mean()}
         for key in ("red", "blue", "swir"):
             if key in bands:
-                out[key] = toa[bands[key]].where(dark).coarsen(**kw).mean()
+                out[key] = toa[bands[key]].where(dark).coarsen(dims, boundary="trim").mean()
         return out
 
     if swir:  # the darkest tier with enough dark pixels, per window (module docstring)

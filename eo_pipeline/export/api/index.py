@@ -6,7 +6,8 @@ The API server never walks the static catalog per request: :func:`SQLiteIndex.re
 
 - ``collections(id, public, json)``; ``items(pk, collection, id, start_ts, end_ts, geometry,
   json)`` with a unique ``(collection, id)``;
-- ``items_rtree``: an R*Tree virtual table over the item bboxes (WGS84), so a bbox search
+- ``items_rtree``: an R*Tree virtual table over the item bboxes (WGS84; two boxes for an item
+  across the antimeridian, as in the catalog index, whose item reading it shares), so a bbox search
   touches only candidate rows; ``intersects`` and entitlement areas are then refined exactly
   with shapely on the candidates;
 - ``assets(path, collection, item)``: every file an item references inside the catalog (POSIX
@@ -58,6 +59,7 @@ import shapely.geometry
 
 from eo_pipeline.atomic import atomic_path
 from eo_pipeline.catalogs.cql2_sql import cql2_to_sql, register_functions
+from eo_pipeline.catalogs.index_rows import doc_values
 from eo_pipeline.catalogs.index_rows import rfc3339_timestamp as _timestamp
 from eo_pipeline.errors import CatalogError
 from eo_pipeline.export.api.customers import Entitlement
@@ -86,7 +88,7 @@ CREATE TABLE items (
 );
 CREATE INDEX items_time ON items (start_ts, end_ts);
 CREATE INDEX items_id ON items (id);
-CREATE VIRTUAL TABLE items_rtree USING rtree (pk, minx, maxx, miny, maxy);
+CREATE VIRTUAL TABLE items_rtree USING rtree (bid, minx, maxx, miny, maxy, +pk INTEGER);
 CREATE TABLE assets (path TEXT PRIMARY KEY, collection TEXT NOT NULL, item TEXT NOT NULL);
 """
 
@@ -229,18 +231,17 @@ class SQLiteIndex:
             with con:
                 con.executescript(_SCHEMA)
                 con.executemany("INSERT INTO collections VALUES (?, ?, ?)", collections)
-                for pk, (cid, iid, start, end, when, geom, bbox, text, doc) in enumerate(
+                for pk, (cid, iid, start, end, when, geom, boxes, text, doc) in enumerate(
                     items, start=1
                 ):
                     con.execute(
                         "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (pk, cid, iid, start, end, when, geom, text, doc),
                     )
-                    if bbox is not None:
-                        w, s, e, n = bbox
-                        con.execute(
-                            "INSERT INTO items_rtree VALUES (?, ?, ?, ?, ?)", (pk, w, e, s, n)
-                        )
+                    con.executemany(  # two boxes for an item across the antimeridian
+                        "INSERT INTO items_rtree (minx, maxx, miny, maxy, pk) VALUES (?, ?, ?, ?, ?)",
+                        [(*box, pk) for box in boxes],
+                    )
                 con.executemany("INSERT OR IGNORE INTO assets VALUES (?, ?, ?)", assets)
             con.close()
             os.chmod(tmp, 0o600)
@@ -295,8 +296,8 @@ class SQLiteIndex:
         for ipath, doc in loaded:
             where = f"{ipath} properties.datetime"
             props = doc.get("properties", {})
-            start = _timestamp(props.get("start_datetime") or props.get("datetime"), where)
-            end = _timestamp(props.get("end_datetime") or props.get("datetime"), where)
+            # the catalog index's reading of an item: time span, geometry, R*Tree boxes
+            (_, start, end, _, _, geom_json), boxes = doc_values(doc, str(ipath))
             if start is None or end is None:
                 raise CatalogError(f"{where}: item has neither datetime nor start/end_datetime")
             assets = {}
@@ -317,11 +318,9 @@ class SQLiteIndex:
                 "links": api_links(doc.get("links", []), ipath.parent),
             }
             geom = doc.get("geometry")
-            bbox = doc.get("bbox")
-            if bbox is not None and len(bbox) == 6:
-                bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
-            if bbox is None and geom is not None:
-                bbox = list(shapely.geometry.shape(geom).bounds)
+            if not boxes and geom is not None:  # no bbox: the footprint's bounds
+                w, s, e, n = shapely.geometry.shape(geom).bounds
+                boxes = [(w, e, s, n)]
             rows_i.append(
                 (
                     doc.get("collection", ""),
@@ -329,8 +328,8 @@ class SQLiteIndex:
                     start,
                     end,
                     _timestamp(props.get("datetime"), where),
-                    json.dumps(geom) if geom is not None else None,
-                    bbox,
+                    geom_json,
+                    boxes,
                     free_text(props),
                     json.dumps(api_doc),
                 )

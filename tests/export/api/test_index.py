@@ -140,3 +140,33 @@ def test_bbox_search_tests_footprints_not_just_bboxes(tmp_path: Path) -> None:
     assert _ids(index, entitlement=ent, bbox=(8.0, 8.0, 9.0, 9.0)) == []
     assert _ids(index, entitlement=ent, bbox=(1.0, 1.0, 2.0, 2.0)) == ["tri"]
     assert _ids(index, entitlement=Entitlement(frozenset({"c"}), bbox=(8.0, 8.0, 9.0, 9.0))) == []
+
+
+def test_an_item_across_the_antimeridian_is_indexed_and_found(tmp_path: Path) -> None:
+    """Its bbox has west > east (STAC): two R*Tree boxes, found from either side; before,
+    the rebuild failed with a raw rtree constraint error and the catalog could not be served."""
+    import json
+
+    geom = {"type": "MultiPolygon", "coordinates": [
+        [[[179.5, 60], [180, 60], [180, 61], [179.5, 61], [179.5, 60]]],
+        [[[-180, 60], [-179.5, 60], [-179.5, 61], [-180, 61], [-180, 60]]]]}  # fmt: skip
+    item = {"type": "Feature", "stac_version": "1.1.0", "id": "a", "collection": "c",
+            "geometry": geom, "bbox": [179.5, 60, -179.5, 61], "links": [], "assets": {},
+            "properties": {"datetime": "2024-01-01T00:00:00Z"}}  # fmt: skip
+    (tmp_path / "c" / "a").mkdir(parents=True)
+    (tmp_path / "c" / "a" / "a.json").write_text(json.dumps(item))
+    (tmp_path / "c" / "collection.json").write_text(json.dumps({
+        "type": "Collection", "id": "c", "stac_version": "1.1.0", "description": "d",
+        "license": "other", "links": [{"rel": "item", "href": "./a/a.json"}],
+        "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
+                   "temporal": {"interval": [[None, None]]}}}))  # fmt: skip
+    (tmp_path / "catalog.json").write_text(json.dumps({
+        "type": "Catalog", "id": "x", "stac_version": "1.1.0", "description": "d",
+        "links": [{"rel": "child", "href": "./c/collection.json"}]}))  # fmt: skip
+    index = SQLiteIndex(tmp_path / "index.sqlite")
+    assert index.rebuild(tmp_path) == 1
+    ent = Entitlement(frozenset({"c"}))
+    assert _ids(index, entitlement=ent, bbox=(179.6, 60.2, 179.9, 60.8)) == ["a"]
+    assert _ids(index, entitlement=ent, bbox=(-179.9, 60.2, -179.6, 60.8)) == ["a"]
+    assert _ids(index, entitlement=ent, bbox=(179.0, 59.0, -179.0, 62.0)) == ["a"]
+    assert _ids(index, entitlement=ent, bbox=(0.0, 60.0, 1.0, 61.0)) == []

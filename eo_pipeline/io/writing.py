@@ -45,8 +45,12 @@ from eo_pipeline.errors import InputDataError, WriteError
 __all__ = ["WriteOptions", "WrittenProduct", "write", "write_many"]
 
 _BLOCK = 512
-_GDAL_CACHE_MB = 64
-"""GDAL block cache (MiB) while the COG driver copies: bounded, whatever the scene size."""
+_GDAL_CACHE_BYTES = 64 * 2**20
+"""GDAL block cache while the COG driver copies: bounded, whatever the scene size. In bytes:
+rasterio hands an integer ``GDAL_CACHEMAX`` to ``GDALSetCacheMax64`` (the earlier ``64`` meant
+64 *bytes*), and the cache size is process-wide, so concurrent writers restoring each other's
+value could leave the whole process at it: every later JPEG 2000 read then took 100x longer
+(a Sentinel-2 detector-footprint read: 0.05 s -> 30 s)."""
 
 
 @dataclass(frozen=True)
@@ -588,7 +592,7 @@ def _to_cog(p: _Pending) -> None:
     )
     # a bounded block cache: GDAL's default (5 % of RAM per process) would let the
     # overview pass grow with the scene size
-    with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
+    with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES):
         _, height, width = (int(n) for n in p.data.shape)
         factors = _overview_factors(height, width, p.opts.blocksize) if p.opts.overviews else []
         if factors:

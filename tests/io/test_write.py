@@ -189,3 +189,21 @@ def test_overviews_are_block_means_with_nodata_honoured(tmp_path: Path) -> None:
         ok = np.isfinite(want)
         # each level is averaged from the one before in stored integers: rounding adds up
         assert np.abs(inner[ok] - want[ok]).max() <= 0.5 * level + 0.5 + 1e-9
+
+
+def test_the_cog_copy_bounds_gdal_cache_in_bytes() -> None:
+    """rasterio passes an integer GDAL_CACHEMAX to GDALSetCacheMax64 (bytes): the old value
+    64 meant a 64-byte block cache, process-wide, and left behind by concurrent writers it
+    made every later JPEG 2000 read ~100x slower."""
+    import ctypes
+    import glob
+
+    from eo_pipeline.io.writing import _GDAL_CACHE_BYTES
+
+    libs = glob.glob(os.path.join(os.path.dirname(rasterio.__file__) + ".libs", "libgdal*"))
+    if not libs:
+        pytest.skip("rasterio without its bundled libgdal: cannot ask GDAL its cache size")
+    gdal = ctypes.CDLL(libs[0])
+    gdal.GDALGetCacheMax64.restype = ctypes.c_int64
+    with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES):
+        assert gdal.GDALGetCacheMax64() == _GDAL_CACHE_BYTES >= 16 * 2**20

@@ -103,6 +103,36 @@ def test_l1_scene_becomes_l2a_surface_reflectance(l1_atmosphere: Path, tmp_path:
         aot = src.read(1, masked=True)
     assert np.allclose(aot.compressed(), 0.2, atol=1e-6) and aot.count() > 0
     assert item["assets"]["aot550"]["roles"] == ["data", "aot"]
+    _customer_loads(folder, item)
+
+
+def _customer_loads(folder: Path, item: dict[str, Any]) -> None:
+    """The L2A product loads with no options in eo.load, odc-stac and stackstac, the same
+    pixels each time (the AOT asset included)."""
+    import os
+
+    import odc.stac
+    import pystac
+    import stackstac
+
+    import eo_pipeline as eo
+
+    path = folder / f"{item['id']}.json"
+    stac_item = pystac.Item.from_file(str(path))
+    ours = eo.load([stac_item])
+    assert {"B3", "B5"} <= set(ours.data_vars)
+    odc_ds = odc.stac.load([stac_item], chunks={})
+    assert {"B3", "aot550", "NDVI", "mask"} <= set(odc_ds.data_vars)
+    with rasterio.open(folder / item["assets"]["B3"]["href"]) as src:
+        raw = src.read(1)
+    np.testing.assert_array_equal(odc_ds["B3"].isel(time=0).values, raw)
+    d = json.loads(path.read_text())
+    for asset in d["assets"].values():
+        asset["href"] = os.path.join(folder, asset["href"])
+    st = stackstac.stack([d], assets=["B3", "aot550"])
+    np.testing.assert_allclose(
+        st.sel(band="B3").values[0], ours["B3"].isel(time=0).values, atol=1e-6, equal_nan=True
+    )
 
 
 def test_aot_raster_in_another_crs_is_used(l1_atmosphere: Path, tmp_path: Path) -> None:

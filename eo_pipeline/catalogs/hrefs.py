@@ -22,7 +22,9 @@ out of it):
   ``validate`` does not fetch it), but ``publish`` refuses it (an export holds the files it
   sells) and the export API hands it out unchanged, never fetching it itself;
 - any other GDAL virtual path (``/vsimem/``, ``/vsisubfile/``, ``/vsicurl/file://``...)
-  is refused unless external hrefs are allowed.
+  is refused unless external hrefs are allowed;
+- a VRT asset inside the catalog is held to the same rule for each of its
+  ``SourceFilename`` elements (:func:`vrt_escape`): GDAL reads them when the VRT is read.
 
 Examples
 --------
@@ -45,7 +47,16 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
-__all__ = ["FIX", "REFERENCE", "Target", "escape", "inside", "is_reference", "target"]
+__all__ = [
+    "FIX",
+    "REFERENCE",
+    "Target",
+    "escape",
+    "inside",
+    "is_reference",
+    "target",
+    "vrt_escape",
+]
 
 REFERENCE = "eo_pipeline:reference"
 """Asset field: ``true`` when ingest referenced the file in place on purpose (outside the
@@ -133,3 +144,30 @@ def escape(href: str, base: Path | None, root: Path | None, *, reference: bool =
     if reference or inside(root, t.path):
         return None
     return f"href {href!r} points outside the catalog folder {root} (to {os.path.realpath(t.path)})"
+
+
+_MAX_VRT_BYTES = 16 * 2**20
+
+
+def vrt_escape(path: Path, root: Path | None, *, reference: bool = False) -> str | None:
+    """Why a source of the VRT file ``path`` may not be read as part of the catalog in
+    ``root`` (:func:`escape` on each ``SourceFilename``, relative ones taken from the VRT's
+    folder when ``relativeToVRT="1"``, as GDAL does); ``None`` when all may, or ``path`` is
+    not a readable VRT (other checks say so)."""
+    import xml.etree.ElementTree as ET
+
+    if root is None or reference or path.suffix.lower() != ".vrt":
+        return None
+    try:
+        if path.stat().st_size > _MAX_VRT_BYTES:
+            return f"VRT {path.name} is larger than {_MAX_VRT_BYTES >> 20} MiB"
+        tree = ET.parse(path)
+    except (OSError, ET.ParseError):
+        return None
+    for elem in tree.iter("SourceFilename"):
+        text = (elem.text or "").strip()
+        base = path.parent if elem.get("relativeToVRT") == "1" else None
+        problem = escape(text, base, root)
+        if problem is not None:
+            return f"VRT {path.name} source {problem}"
+    return None

@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from eo_pipeline.catalogs.checksum import verify_checksum
-from eo_pipeline.catalogs.hrefs import FIX, escape, is_reference
+from eo_pipeline.catalogs.hrefs import FIX, escape, is_reference, vrt_escape
 from eo_pipeline.catalogs.jp2 import file_problem, jp2_problem
 from eo_pipeline.errors import StacValidationError
 
@@ -292,6 +292,11 @@ def _check_assets(
             raise StacValidationError(
                 f"{where}.href: asset file {target} does not exist; rule broken: "
                 "asset hrefs must point at existing files (re-ingest or fix the href)"
+            )
+        problem = vrt_escape(target, root, reference=is_reference(asset))
+        if problem is not None:
+            raise StacValidationError(
+                f"{where}.href: {problem}; rule broken: a catalog holds its asset files; {FIX}"
             )
         counts["assets"] += 1
         size = asset.get("file:size")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pystac
 
-from eo_pipeline.catalogs.hrefs import FIX, escape, is_reference
+from eo_pipeline.catalogs.hrefs import FIX, escape, is_reference, vrt_escape
 from eo_pipeline.catalogs.jp2 import file_problem
 from eo_pipeline.errors import InputDataError
 
@@ -99,6 +99,10 @@ def check_asset(item: pystac.Item, key: str, path: Path, ds: Any, root: Path | N
             f"{what}: the file is incomplete or corrupt: {problem}; re-download and re-ingest it"
         )
     asset = item.assets[key]
+    if isinstance(path, Path):
+        problem = vrt_escape(path, root, reference=is_reference(asset))
+        if problem is not None:
+            raise InputDataError(f"{what}: {problem}; {FIX}")
     declared = _bands_declared(asset) or 1
     if ds.count != declared:
         raise InputDataError(

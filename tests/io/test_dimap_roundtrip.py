@@ -85,6 +85,30 @@ def test_ingested_item_is_valid_with_vrt_band_assets(
     assert "eo:bands" not in item.assets["IMG_P_R2C2"].extra_fields
 
 
+def test_vrt_source_outside_the_catalog_is_refused(
+    simulated: tuple[pystac.Item, pystac.Item], tmp_path: Path
+) -> None:
+    """Issue #16 item 2's sibling: a band VRT inside the catalog whose tile lies outside it
+    (GDAL reads the VRT's sources, whatever the item's href says)."""
+    import shutil
+
+    from eo_pipeline.errors import InputDataError, StacValidationError
+    from eo_pipeline.io.loading import load
+
+    _, item = simulated
+    cat = tmp_path / "catalog"
+    shutil.copytree(Path(item.get_self_href() or "").parents[2], cat)
+    (vrt,) = cat.rglob(f"*_{MS[0]}.vrt")
+    (tile,) = vrt.parent.glob("IMG_*MS*R1C1*")
+    outside = shutil.copy(tile, tmp_path / tile.name)
+    vrt.write_text(vrt.read_text().replace(f">{tile.name}<", f">{outside}<"))
+    with pytest.raises(InputDataError, match=rf"VRT {vrt.name} source href .* points outside"):
+        load(cat, bands=[MS[0]])
+    with pytest.raises(StacValidationError, match=rf"VRT {vrt.name} source href .* outside"):
+        validate(cat)
+    assert load(cat, bands=[MS[0]], allow_outside=True)[MS[0]].shape[-2:] == (72, 72)
+
+
 def test_gdal_dimap_driver_and_the_vrts_read_the_same_pixels(
     simulated: tuple[pystac.Item, pystac.Item],
 ) -> None:

@@ -91,6 +91,7 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
         collections=tuple(c for c in args.collections.split(",") if c),
         bbox=bbox,
         datetime=args.datetime,
+        filter=args.filter,
     )
     n = export_geoparquet(args.catalog, args.out, query)
     print(f"{n} item(s) -> {args.out} (stac-geoparquet)")
@@ -215,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collections", default="", help="comma-separated collection ids (all)")
     p.add_argument("--bbox", default=None, help="west,south,east,north (degrees)")
     p.add_argument("--datetime", default=None, help="RFC 3339 instant or start/end interval")
+    p.add_argument("--filter", default=None, help="CQL2 text or JSON (the export API's queryables)")
     p.set_defaults(handler=_cmd_catalog)
 
     p = sub.add_parser("validate", help="validate a STAC catalog, collection or item offline")

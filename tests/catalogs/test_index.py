@@ -164,6 +164,11 @@ def test_geoparquet_round_trip_loads_like_the_catalog(catalog: Path, tmp_path: P
     a = eo.load(out, bands=["B2"]).B2.values
     b = eo.load(catalog, collections=["kazeosat2-l1"], bands=["B2"]).B2.values
     assert a.dtype == b.dtype and (a == b).all()
+    first = min(items, key=lambda it: it.datetime).datetime.isoformat()  # type: ignore[union-attr]
+    flt = f"T_AFTER(datetime, TIMESTAMP('{first}'))"
+    argv = [*argv, "--filter", flt]
+    assert main(argv) == 0
+    assert len(list(read_geoparquet(out))) == 2  # the three revisits but the first
 
 
 def test_a_parquet_of_another_schema_is_refused(tmp_path: Path) -> None:

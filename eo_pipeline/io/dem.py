@@ -141,9 +141,14 @@ def geoid_undulation(grid: str | os.PathLike[str], lon: Any, lat: Any) -> np.nda
     return np.asarray(top * (1 - wr) + bottom * wr)
 
 
-def _asset_hrefs(items: Sequence[Any]) -> list[str]:
+def _asset_hrefs(items: Sequence[Any], source: Any = None) -> list[str]:
+    """The DEM asset of each item; a local file outside the items' catalog folder is refused
+    unless marked as read in place (:mod:`eo_pipeline.catalogs.hrefs`)."""
+    from eo_pipeline.io.asset_checks import catalog_roots, check_href
+
+    roots = catalog_roots(source, items)
     out = []
-    for item in items:
+    for item, root in zip(items, roots, strict=True):
         assets = item.assets
         key = next((k for k in ("data", "elevation", "dem", "DEM") if k in assets), None)
         key = key or next((k for k, a in assets.items() if "data" in (a.roles or [])), None)
@@ -152,6 +157,7 @@ def _asset_hrefs(items: Sequence[Any]) -> list[str]:
                 f"STAC item {item.id}: no DEM asset (looked for keys data/elevation/dem or role "
                 "data); give the DEM tiles' items or their files"
             )
+        check_href(item, key, root)
         out.append(assets[key].get_absolute_href() or assets[key].href)
     return out
 
@@ -187,7 +193,7 @@ def _sources(source: Any) -> list[str]:
     if p.suffix.lower() == ".json":
         from eo_pipeline.catalogs.store import read_items
 
-        return _asset_hrefs(list(read_items(p)))
+        return _asset_hrefs(list(read_items(p)), p)
     if not p.exists() and "://" not in str(source):
         raise DEMError(f"DEM {p} does not exist; give a GeoTIFF/COG, .hgt tiles or STAC DEM items")
     return [str(source)]

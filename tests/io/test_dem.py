@@ -129,3 +129,20 @@ def test_unknown_vertical_datum_and_coverage_are_clear_errors(tmp_path: Path) ->
             (5.2, 44.2, 5.4, 44.4),
             tmp_path / "q.tif",
         )
+
+
+def test_dem_item_file_pointing_outside_its_folder_is_refused(tmp_path: Path) -> None:
+    """Issue #16 item 2's sibling: a DEM STAC item on disk is a catalog like any other."""
+    import json
+
+    from eo_pipeline.errors import InputDataError
+
+    tile = _hgt(tmp_path, "N44E005.hgt", 1000)
+    item = _item(tile)
+    (tmp_path / "dem").mkdir()
+    doc = item.to_dict(include_self_link=False)  # type: ignore[attr-defined]
+    (tmp_path / "dem" / "tile.json").write_text(json.dumps(doc))
+    with pytest.raises(InputDataError, match=r"item 'N44E005' asset 'data': .* points outside"):
+        prepare_dem(DEMSpec(tmp_path / "dem" / "tile.json"), (5.4, 44.4, 5.6, 44.6),
+                    tmp_path / "out.tif")  # fmt: skip
+    assert not (tmp_path / "out.tif").exists()

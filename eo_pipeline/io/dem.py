@@ -4,7 +4,9 @@ RPC models expect heights above the WGS84 **ellipsoid**; DEMs give heights above
 (SRTM and most national DEMs: EGM96; Copernicus GLO-30: EGM2008) or, more rarely, the
 ellipsoid. :func:`prepare_dem` turns any of the accepted sources into one small float32
 GeoTIFF in EPSG:4326 of **ellipsoidal** heights over the scene (plus a margin), which GDAL's
-RPC transformer reads as ``RPC_DEM``:
+RPC transformer reads as ``RPC_DEM`` (geographic, so it looks heights up without a coordinate
+transformation per point; on the finest source's own grid when that one is geographic, so
+its heights are copied, not smoothed by resampling):
 
 - sources: a GeoTIFF/COG (or any GDAL raster), SRTM ``.hgt`` tiles (one file, a list, or a
   folder of them), or STAC items of DEM tiles (their ``data``/``elevation``/``dem`` asset);
@@ -220,6 +222,8 @@ class _Source:
     bounds: tuple[float, float, float, float]  # lon/lat
     res: float  # degrees
     datum: str | None
+    origin: tuple[float, float] | None = None
+    """(west, north) of the source's pixel grid when it is geographic with square cells."""
 
 
 def _inspect(names: Sequence[str]) -> list[_Source]:
@@ -233,12 +237,15 @@ def _inspect(names: Sequence[str]) -> list[_Source]:
                 if ds.crs is None:
                     raise DEMError(f"DEM {name} has no CRS; georeference it (gdal_edit -a_srs)")
                 b = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
-                res = abs(ds.transform.a)
+                t = ds.transform
+                res = abs(t.a)
                 if ds.crs.is_projected:
                     res = res / 111_320.0
                 tag = (ds.tags().get("VERTICAL_DATUM") or "").lower() or None
                 datum = tag if tag in DATUMS else _datum_of(name, ds.crs)
-                out.append(_Source(name, b, res, datum))
+                square = t.b == t.d == 0 and abs(t.a) == abs(t.e) and t.e < 0
+                origin = (t.c, t.f) if ds.crs.is_geographic and square else None
+                out.append(_Source(name, b, res, datum, origin))
         except rasterio.errors.RasterioIOError as err:
             raise DEMError(f"DEM {name} is not a readable raster ({err})") from None
     return out
@@ -328,10 +335,15 @@ def prepare_dem(
         raise DEMError(f"voids={spec.voids!r}: use 'fill' or 'flag'")
     sources = _inspect(_sources(spec.source))
     datum = _datum(spec, sources)
-    res = min(s.res for s in sources)
+    finest = min(sources, key=lambda s: s.res)
+    res = finest.res
     margin = 2 * res if margin is None else margin
     west, south = bounds[0] - margin, bounds[1] - margin
     east, north = bounds[2] + margin, bounds[3] + margin
+    if finest.origin is not None:  # on the source's own grid: its heights copied, not resampled
+        x0, y0 = finest.origin
+        west = x0 + math.floor((west - x0) / res) * res
+        north = y0 - math.floor((y0 - north) / res) * res
     width, height = max(2, math.ceil((east - west) / res)), max(2, math.ceil((north - south) / res))
     transform = from_origin(west, north, res, res)
     lon = west + (np.arange(width) + 0.5) * res

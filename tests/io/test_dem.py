@@ -146,3 +146,25 @@ def test_dem_item_file_pointing_outside_its_folder_is_refused(tmp_path: Path) ->
         prepare_dem(DEMSpec(tmp_path / "dem" / "tile.json"), (5.4, 44.4, 5.6, 44.6),
                     tmp_path / "out.tif")  # fmt: skip
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_a_geographic_dem_is_copied_on_its_own_grid_not_resampled(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    heights = rng.uniform(800, 1600, (100, 100)).astype(np.float32)  # rough: resampling shows
+    path = tmp_path / "dem.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=100, height=100, count=1, dtype="float32",
+        crs="EPSG:4326", transform=from_origin(5.0, 45.0, 0.01, 0.01),
+    ) as ds:  # fmt: skip
+        ds.write(heights, 1)
+    out = prepare_dem(
+        DEMSpec(path, vertical_datum="ellipsoid"),
+        (5.2137, 44.2071, 5.4033, 44.4),
+        tmp_path / "o.tif",
+    )
+    with rasterio.open(out.path) as ds:
+        t, got = ds.transform, ds.read(1)
+    col, row = round((t.c - 5.0) / 0.01), round((45.0 - t.f) / 0.01)
+    assert (t.c - 5.0) / 0.01 == pytest.approx(col, abs=1e-6)  # snapped to the source grid
+    assert (45.0 - t.f) / 0.01 == pytest.approx(row, abs=1e-6)
+    np.testing.assert_array_equal(got, heights[row : row + got.shape[0], col : col + got.shape[1]])

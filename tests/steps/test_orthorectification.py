@@ -68,9 +68,13 @@ def test_real_crop_matches_one_gdal_warp_with_dem_and_geoid(crop: object) -> Non
     # one tile: GDAL exactly, with the same options (the map projection approximated to 1e-3 px)
     truth = _gdal(src, rpc, single, **options, **_reprojection_approx(0.5))
     np.testing.assert_array_equal(single["band1"].values, truth)
-    # ... and within rounding of GDAL's fully exact transform (PROJ on every pixel)
+    # ... and within rounding of GDAL's fully exact transform (PROJ on every pixel) away from
+    # the image's edge (where a 1 mm shift can move a cubic kernel's tap out of the image)
     exact = _gdal(src, rpc, single, **options)
-    assert np.abs(single["band1"].values.astype(int) - exact).max() <= 1
+    valid = (exact > 0) & (single["band1"].values > 0)
+    inner = np.lib.stride_tricks.sliding_window_view(valid, (5, 5)).all(axis=(2, 3))
+    diff = np.abs(single["band1"].values.astype(int) - exact)[2:-2, 2:-2]
+    assert inner.mean() > 0.5 and diff[inner].max() <= 1
     tiled = eo.orthorectify(ds, _dem(), tile_size=128)["band1"]
     assert len(tiled.data.chunks[0]) > 3
     both = (truth > 0) & (tiled.values > 0)
@@ -79,7 +83,7 @@ def test_real_crop_matches_one_gdal_warp_with_dem_and_geoid(crop: object) -> Non
     )
     diff = np.abs(tiled.values.astype(float) - truth)[both]
     # 128-px tiles, each its own source window and warper, vs one warp: measured mean
-    # 0.45 DN, p99 3 DN
+    # 0.49 DN, p99 3 DN
     assert diff.mean() < 1.0 and np.percentile(diff, 99) < 6
 
 

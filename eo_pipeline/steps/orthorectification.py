@@ -21,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -151,6 +152,14 @@ def output_grid(
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _to_lonlat(crs: str) -> Any:
+    """The (cached: one per scene, not one per tile) transformer from ``crs`` to lon/lat."""
+    from pyproj import Transformer
+
+    return Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+
+
 def _source_window(
     rpc: RPCModel,
     grid: OrthoGrid,
@@ -160,7 +169,6 @@ def _source_window(
     src_shape: tuple[int, int],
 ) -> tuple[int, int, int, int] | None:
     """(r0, r1, c0, c1) of the source pixels that can reach the tile, or ``None``."""
-    from pyproj import Transformer
 
     a, _, c, _, e, f = grid.transform
     n = 9
@@ -168,7 +176,7 @@ def _source_window(
         np.linspace(cols.start, cols.stop, n), np.linspace(rows.start, rows.stop, n)
     )
     x, y = c + jj * a, f + ii * e
-    lon, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(x, y)
+    lon, lat = _to_lonlat(grid.crs).transform(x, y)
     lines, samps = [], []
     for h in heights:
         ln, sp = rpc.project(lon, lat, h)

@@ -331,7 +331,9 @@ def test_to_dn_is_the_rounded_inverse_of_calibration(
     outside[0, 0] = True
     dn = to_dn(rho, cosz, inv, band, outside=outside, normal=None)
     assert dn.dtype == np.dtype(band.dtype) and dn[0, 0] == band.nodata
-    expected = rho.astype(np.float64) * (cos if inv.use_zenith else 1.0) * inv.a + inv.b
+    # the kernel's arithmetic: rho * cos in float32 (both inputs are float32), then float64
+    scaled = (rho * cosz) if inv.use_zenith else rho
+    expected = scaled.astype(np.float64) * inv.a + inv.b
     expected = np.clip(np.floor(expected + 0.5), band.nodata + 1, band.saturation)
     np.testing.assert_array_equal(dn[~outside], expected[~outside].astype(dn.dtype))
     # the calibration numbers in the metadata invert it: rho = (mult*DN + add) * factor / cos

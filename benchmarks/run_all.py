@@ -27,7 +27,8 @@ from _common import RESULTS
 HERE = Path(__file__).resolve().parent
 """The benchmarks folder."""
 
-QUICK = {"--size": "1024", "--repeat": "1", "--dates": "5", "--ny": "640", "--nx": "500"}
+QUICK = {"--size": "1024", "--repeat": "1", "--dates": "5", "--ny": "640", "--nx": "500",
+         "--jit": "small"}  # fmt: skip
 """Flag -> value passed with ``--quick`` when a script's ``--help`` lists the flag."""
 
 

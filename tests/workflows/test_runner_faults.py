@@ -132,3 +132,26 @@ def test_orphans_of_a_killed_runner_finish_nothing(  # type: ignore[no-untyped-d
             assert (out / o["path"]).stat().st_mtime_ns == o["mtime_ns"]
             assert file_checksum(out / o["path"]) == o["checksum"]
     assert not list(out.glob(".unit-*")) and not list(out.rglob(".*.part*"))
+
+
+@pytest.mark.server
+def test_a_new_run_cancels_a_dead_runs_tasks_left_on_the_scheduler(dask_cluster) -> None:  # type: ignore[no-untyped-def]
+    """The scheduler drops a dead client's tasks once it notices; until then (a runner frozen
+    or cut off, not yet timed out) the next run cancels them by the dead run's id."""
+    from distributed import Client
+
+    from eo_pipeline.workflows.runner import _cancel_stale
+
+    previous = "0123456789abcdef0123"
+    with Client(dask_cluster.address, timeout=20) as dead, Client(dask_cluster.address) as new:
+        stale = dead.submit(time.sleep, 60, key=f"unit-wf-scene-{previous[:12]}")
+        other = dead.submit(time.sleep, 0.1, key="unit-wf-scene-ffffffffffff")
+        deadline = time.monotonic() + 20
+        while stale.key not in {k for keys in dead.processing().values() for k in keys}:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert _cancel_stale(new, previous) == 1
+        while stale.status != "cancelled":
+            assert time.monotonic() < deadline, stale.status
+            time.sleep(0.05)
+        assert other.result(timeout=20) is None  # another run's task is left alone

@@ -4,7 +4,8 @@ Crops and some re-encoded copies drop the GeoTIFF tags. The MTL still states the
 ``CORNER_UL_PROJECTION_X/Y_PRODUCT`` (the upper-left pixel's centre), the cell sizes
 (``GRID_CELL_SIZE_REFLECTIVE``/``PANCHROMATIC``/``THERMAL``) and the UTM zone (or polar
 stereographic EPSG the reader derives). Each untagged file gets a one-band VRT beside the
-catalog item (pointing at the original file) with that CRS and geotransform; the scene's
+catalog item (naming the original file, which becomes a ``tile`` asset of the item,
+relatively) with that CRS and geotransform; the scene's
 footprint and bbox come from the projected corners (the MTL's latitude/longitude corners may
 describe the full scene a crop came from). A :class:`UserWarning` says it was done.
 """
@@ -91,8 +92,8 @@ def georeference_from_mtl(
             rows=rows, cols=cols, crs_wkt=f"EPSG:{meta.epsg}",
             transform=(edge_x, cell, 0.0, edge_y, 0.0, -cell), dtype=_GDAL_TYPES.get(dtype, "UInt16"),
             nodata=nodata, description=s.key,
-            sources=[TileSource(str(Path(s.path).resolve()), 1, 0, 0, cols, rows)],
-        ).replace('relativeToVRT="1"', 'relativeToVRT="0"')  # fmt: skip
+            sources=[TileSource(Path(s.path).name, 1, 0, 0, cols, rows)],
+        )  # fmt: skip
         vrt = workdir / f"{meta.product_id}_{s.key}.vrt"
         atomic_write(vrt, xml)
         out.append(
@@ -101,6 +102,17 @@ def georeference_from_mtl(
                 path=vrt,
                 raster=True,
                 description=f"{Path(s.path).name} georeferenced from {where}",
+            )
+        )
+        # the file as delivered travels with the item: the VRT names it relatively, so the
+        # catalog stays self-contained (no source outside its folder)
+        out.append(
+            AssetSpec(
+                f"{s.key}_untagged",
+                s.path,
+                roles=("tile",),
+                raster=False,  # no CRS of its own: not a raster asset of the item
+                title=f"{Path(s.path).name} as delivered (no geotags; read through {s.key})",
             )
         )
     from pyproj import Transformer

@@ -449,7 +449,7 @@ def ingest(
         sensor_geometry = bool(docs) and meta.epsg is None
         if not any(s.bands for s in specs) and not sensor_geometry:
             raise InputDataError(f"{meta.source}: no band of sensor {sensor.name} found to ingest")
-        for tile in (s for s in specs if "tile" in s.roles and s.is_raster()):
+        for tile in (s for s in specs if "tile" in s.roles):  # whole before checksummed
             _check_complete(Path(tile.path), f"scene {meta.product_id or meta.source} {tile.key}")
         rasters = [s for s in specs if "tile" not in s.roles and s.is_raster()]
         qa = _check_rasters(meta, rasters) if rasters else None

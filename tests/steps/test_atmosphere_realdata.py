@@ -76,3 +76,29 @@ def test_real_landsat_l1_surface_reflectance_matches_lasrc(tmp_path: Path) -> No
         assert stats[b]["within"] >= 0.8, (b, stats)
     for b in ("B3", "B4"):
         assert stats[b]["within"] >= 0.65 and stats[b]["median"] <= 0.006, (b, stats)
+
+
+@pytest.mark.realdata
+def test_untagged_crop_ingests_into_a_self_contained_item(tmp_path: Path) -> None:
+    """The georeferencing VRT of an untagged band names the delivered file relatively and the
+    file travels with the item (a ``tile`` asset): the catalog holds every byte it reads, so
+    load and ``validate --check-assets`` accept it without ``allow_outside``."""
+    import re
+
+    import eo_pipeline as eo
+
+    if not (L1 / f"{L1.name}_MTL.txt").exists():
+        pytest.skip(f"real L1 crop not found at {L1}; set EO_PIPELINE_REAL_DATA")
+    with pytest.warns(UserWarning, match="carry no georeferencing"):
+        item = eo.ingest(L1, tmp_path / "catalog")
+    folder = Path(item.get_self_href()).parent
+    vrt = Path(item.assets["B4"].get_absolute_href())
+    assert vrt.suffix == ".vrt" and vrt.parent == folder
+    (source,) = re.findall(r'<SourceFilename relativeToVRT="1">([^<]+)<', vrt.read_text())
+    assert "/" not in source and (folder / source).is_file()
+    tile = item.assets["B4_untagged"]
+    assert tile.roles == ["tile"] and Path(tile.get_absolute_href()).name == source
+    report = eo.validate(tmp_path / "catalog", check_assets=True)
+    assert report.checksums_verified >= 2 * len(BANDS)
+    ds = eo.load(folder / f"{item.id}.json", bands=["B4"])
+    assert ds.odc.crs.epsg == 32616 and int(ds["B4"].isel(time=0).count()) > 0

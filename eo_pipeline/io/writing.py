@@ -587,8 +587,9 @@ def _to_cog(p: _Pending) -> None:
         level=p.opts.level,
         blocksize=p.opts.blocksize,
         overviews="NONE",
-        # compress with the threads this task may use (1 per dask worker thread)
-        threads=task_threads(),
+        # compress with the threads this task may use (1 per dask worker thread; every
+        # core when called after the compute, outside any task, as eo.write is)
+        threads=task_threads(after_compute=True),
     )
     # a bounded block cache: GDAL's default (5 % of RAM per process) would let the
     # overview pass grow with the scene size

@@ -75,16 +75,26 @@ def compile_notice() -> bool:
     return True
 
 
-def task_threads() -> int:
-    """Threads numba may use inside one dask task.
+def task_threads(*, after_compute: bool = False) -> int:
+    """Threads numba (or GDAL) may use inside one dask task.
 
     ``EO_PIPELINE_NUMBA_THREADS`` wins; inside a dask worker with several worker
     threads each task gets ``cores // worker_threads`` (at least 1); elsewhere all cores.
+    ``after_compute``: the caller runs once the computation is over (a COG copy after the
+    pixels were stored), so a threaded scheduler's pool is idle and only being inside one
+    of its tasks caps the threads.
     """
     env = os.environ.get("EO_PIPELINE_NUMBA_THREADS")
     if env:
         return max(1, int(env))
     cores = os.cpu_count() or 1
+    if after_compute and not _in_dask_thread():
+        try:
+            from distributed import get_worker
+
+            get_worker()
+        except (ImportError, ValueError, AttributeError):
+            return cores
     try:
         from distributed import get_worker
 

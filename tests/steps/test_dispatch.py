@@ -97,3 +97,18 @@ def test_numba_threads_capped_and_restored(monkeypatch: pytest.MonkeyPatch) -> N
         assert task_threads() == 1  # dask's threads already use the cores
     with dask.config.set(scheduler="sync"):
         assert task_threads() == (os.cpu_count() or 1)
+
+
+def test_after_compute_outside_a_task_every_core_inside_one_its_share() -> None:
+    """A COG copy after the compute (eo.write in the caller's thread) uses every core even
+    when dask's threaded scheduler is configured; inside a threaded task it gets one."""
+    import dask.array as da
+
+    cores = os.cpu_count() or 1
+    with dask.config.set(scheduler="threads"):
+        assert task_threads() == 1
+        assert task_threads(after_compute=True) == cores
+        inside = da.from_array(np.zeros(4), chunks=2).map_blocks(
+            lambda b: np.full(b.shape, task_threads(after_compute=True))
+        )
+        assert set(inside.compute().tolist()) == {1}

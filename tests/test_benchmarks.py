@@ -51,3 +51,4 @@ def test_catalog_benchmark_runs_on_a_tiny_archive(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     (row,) = json.loads((tmp_path / "catalog.json").read_text())["rows"]
     assert row["items"] == 300 and row["matches"] == row["peer_matches"]
+    assert 0 < row["add_one_index_s"] < row["add_one_s"]  # the index's part of one add

@@ -5,13 +5,10 @@ with pystac. The index keeps what a search needs in one embedded SQLite file,
 ``<catalog root>/.eo-pipeline-index.sqlite`` (derived from the public items; not the export
 service's private state, which lives outside the published tree):
 
-- ``items(pk, collection, id, href, start_ts, end_ts, cloud, props, mtime_ns, size)``: the
-  item's file (relative to the root), its time interval (POSIX seconds), ``eo:cloud_cover``,
-  the queryable properties as JSON (``platform``, ``constellation``, ``gsd``, ``view:*``,
-  ``processing:level``, ``proj:code``, ``eo_pipeline:*``...) and the file's ``mtime_ns``/size
-  when indexed;
-- ``boxes``: an R*Tree over the item bboxes (WGS84; an item across the antimeridian has two
-  boxes), so a bbox query touches only candidate rows;
+- ``items`` and ``boxes``: each item's file, time span, cloud cover, queryable properties,
+  footprint and file state, and an R*Tree over the bboxes - the item store the export API's
+  search index is built on too (:mod:`eo_pipeline.catalogs.index_core`: one schema, one bulk
+  insert, one set of search predicates and CQL2 queryables for both);
 - ``collections(id, href, mtime_ns, size)``: each collection file as last indexed.
 
 Every query first compares each collection file's ``mtime_ns``/size with the recorded ones
@@ -49,9 +46,15 @@ from typing import Any
 
 from eo_pipeline.atomic import atomic_path
 from eo_pipeline.catalogs.cql2_sql import Queryable, cql2_to_sql, parse_cql2, register_functions
+from eo_pipeline.catalogs.index_core import (
+    ITEM_INDEXES,
+    ITEM_SCHEMA,
+    QUERYABLES,
+    insert_items,
+    item_clauses,
+)
 from eo_pipeline.catalogs.index_rows import (
     QUERYABLE_PREFIXES,
-    QUERYABLES,
     filter_items,
     interval_bounds,
     links_of,
@@ -75,22 +78,13 @@ __all__ = [
 INDEX_FILE = Path(".eo-pipeline-index.sqlite")
 """Where the index lives, relative to the catalog root (the folder of ``catalog.json``)."""
 _VERSION = "3"
-_SCHEMA = """
+_SCHEMA = (
+    ITEM_SCHEMA
+    + """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE collections (id TEXT PRIMARY KEY, href TEXT NOT NULL, mtime_ns INTEGER, size INTEGER);
-CREATE TABLE items (
-    pk INTEGER PRIMARY KEY, collection TEXT NOT NULL, id TEXT NOT NULL, href TEXT NOT NULL,
-    start_ts REAL, end_ts REAL, cloud REAL, props TEXT NOT NULL, geometry TEXT,
-    mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL
-);
-CREATE VIRTUAL TABLE boxes USING rtree (bid, minx, maxx, miny, maxy, +pk INTEGER);
 """
-_INDEXES = """
-CREATE UNIQUE INDEX items_key ON items (collection, id);
-CREATE INDEX items_time ON items (start_ts, end_ts);
-CREATE INDEX items_href ON items (href);
-"""
-"""Created after a rebuild's bulk insert (faster than maintaining them row by row)."""
+)
 
 
 @dataclass(frozen=True)
@@ -237,7 +231,7 @@ class CatalogIndex:
                 colls = list(links_of(catalog, "child", self.root))
                 for coll_path in colls:
                     n_items += self._index_collection(con, Path(coll_path), skipped, fresh=True)
-                con.executescript(_INDEXES)
+                con.executescript(ITEM_INDEXES)
         return RebuildReport(n_items, len(colls), tuple(skipped), time.perf_counter() - t)
 
     def _index_collection(
@@ -305,14 +299,7 @@ class CatalogIndex:
     def _flush(
         con: sqlite3.Connection, rows: list[tuple[Any, ...]], boxes: list[tuple[Any, ...]]
     ) -> None:
-        con.executemany(
-            "INSERT INTO items (pk, collection, id, href, start_ts, end_ts, cloud, props, "
-            "geometry, mtime_ns, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        con.executemany(
-            "INSERT INTO boxes (minx, maxx, miny, maxy, pk) VALUES (?, ?, ?, ?, ?)", boxes
-        )
+        insert_items(con, rows, boxes)
         rows.clear()
         boxes.clear()
 
@@ -328,15 +315,8 @@ class CatalogIndex:
                 continue
             self._delete(con, "href = ?", values[2])
             self._delete(con, "collection = ? AND id = ?", values[0], values[1])
-            pk = con.execute(
-                "INSERT INTO items (collection, id, href, start_ts, end_ts, cloud, props, "
-                "geometry, mtime_ns, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                values,
-            ).lastrowid
-            con.executemany(
-                "INSERT INTO boxes (minx, maxx, miny, maxy, pk) VALUES (?, ?, ?, ?, ?)",
-                [(*box, pk) for box in boxes],
-            )
+            pk = int(con.execute("SELECT coalesce(max(pk), 0) + 1 FROM items").fetchone()[0])
+            insert_items(con, [(pk, *values)], [(*box, pk) for box in boxes])
             n += 1
         return n
 
@@ -457,23 +437,12 @@ class CatalogIndex:
     # -- searching
 
     def _where(self, q: IndexQuery) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if q.collections:
-            clauses.append(f"items.collection IN ({','.join('?' * len(q.collections))})")
-            params += list(q.collections)
-        if q.ids:
-            clauses.append(f"items.id IN ({','.join('?' * len(q.ids))})")
-            params += list(q.ids)
         lo, hi = interval_bounds(q.datetime)
-        if lo is not None:
-            clauses.append("items.end_ts >= ?")
-            params.append(lo)
-        if hi is not None:
-            clauses.append("items.start_ts <= ?")
-            params.append(hi)
+        clauses, params = item_clauses(
+            collections=q.collections or None, ids=q.ids or None, start=lo, end=hi, bbox=q.bbox
+        )
         if q.max_cloud_cover is not None:
-            clauses.append("(items.cloud IS NULL OR items.cloud <= ?)")
+            clauses.append("(i.cloud IS NULL OR i.cloud <= ?)")
             params.append(float(q.max_cloud_cover))
         if q.query:
             sql, values = _query_sql(q.query)
@@ -483,18 +452,6 @@ class CatalogIndex:
             sql, values = cql2_to_sql(parse_cql2(q.filter), QUERYABLES)
             clauses.append(sql)
             params += values
-        if q.bbox is not None:
-            w, s, e, n = q.bbox
-            boxes = [(w, e)] if w <= e else [(w, 180.0), (-180.0, e)]
-            ors = []
-            for bw, be in boxes:
-                ors.append(
-                    "(boxes.maxx >= ? AND boxes.minx <= ? AND boxes.maxy >= ? AND boxes.miny <= ?)"
-                )
-                params += [bw, be, s, n]
-            clauses.append(
-                "items.pk IN (SELECT boxes.pk FROM boxes WHERE " + " OR ".join(ors) + ")"
-            )
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def search(self, query: IndexQuery = IndexQuery(), *, refresh: bool = True) -> list[Path]:
@@ -503,9 +460,9 @@ class CatalogIndex:
             self.refresh()
         where, params = self._where(query)
         sql = (
-            "SELECT href, mtime_ns, size FROM items"
+            "SELECT i.href, i.mtime_ns, i.size FROM items i"
             + where
-            + " ORDER BY items.collection, items.start_ts, items.id"
+            + " ORDER BY i.collection, i.start_ts, i.id"
         )
         with self._connect() as con:
             rows = con.execute(sql, params).fetchall()
@@ -552,7 +509,7 @@ def _query_sql(query: Mapping[str, Any]) -> tuple[str, list[Any]]:
         kind = ("boolean" if flat and all(isinstance(x, bool) for x in flat) else
                 "number" if flat and all(isinstance(x, int | float) for x in flat) else "string")  # fmt: skip
         queryables[name] = Queryable(
-            f"json_extract(items.props, '$.\"{name.replace(chr(34), '')}\"')", kind
+            f"json_extract(i.props, '$.\"{name.replace(chr(34), '')}\"')", kind
         )
     return cql2_to_sql(query_to_cql2(query), queryables)
 

@@ -3,7 +3,7 @@
 :func:`row_of_file` / :func:`doc_values` turn an item (file or document) into the values of
 the index's ``items`` table (:mod:`eo_pipeline.catalogs.index`); :func:`filter_items`
 evaluates a CQL2 filter over item documents with the same SQL, for items that come from no
-indexed catalog. :data:`QUERYABLES` are the index's CQL2 queryables (the export API's names,
+indexed catalog. :data:`QUERYABLES` (from :mod:`eo_pipeline.catalogs.index_core`) are the CQL2 queryables (the export API's names,
 :mod:`eo_pipeline.catalogs.queryables`).
 """
 
@@ -18,20 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from eo_pipeline.catalogs.cql2_sql import cql2_to_sql, parse_cql2, register_functions
-from eo_pipeline.catalogs.queryables import PROPERTY_QUERYABLES, item_queryables
+from eo_pipeline.catalogs.index_core import QUERYABLES
+from eo_pipeline.catalogs.queryables import PROPERTY_QUERYABLES
 from eo_pipeline.errors import CatalogError, FilterError
 
 __all__ = ["QUERYABLES", "doc_values", "filter_items", "rfc3339_timestamp", "row_of_file"]
 
 QUERYABLE_PREFIXES = ("view:", "sat:", "eo_pipeline:", "processing:", "proj:", "sar:", "eo:")
 _QUERYABLE = frozenset(name for name, *_ in PROPERTY_QUERYABLES)
-QUERYABLES = item_queryables(
-    lambda name: f"json_extract(items.props, '$.\"{name}\"')",
-    id_sql="items.id", collection_sql="items.collection", geometry_sql="items.geometry",
-    start_sql="items.start_ts", end_sql="items.end_ts",
-)  # fmt: skip
-"""The CQL2 queryables over the index's columns (the same names and meaning as the export
-API's: :mod:`eo_pipeline.catalogs.queryables`)."""
 
 
 def rfc3339_timestamp(text: Any, where: str) -> float | None:
@@ -192,7 +186,7 @@ def filter_items(docs: Sequence[Mapping[str, Any]], cql2: str | Mapping[str, Any
             values, _ = doc_values(doc, f"item {doc.get('id')!r}")
             con.execute("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (pk, str(doc.get("collection") or ""), *values))  # fmt: skip
-        hits = {r[0] for r in con.execute(f"SELECT pk FROM items WHERE {sql}", params)}
+        hits = {r[0] for r in con.execute(f"SELECT i.pk FROM items i WHERE {sql}", params)}
     except sqlite3.Error as err:
         raise FilterError(f"filter: cannot be evaluated ({err})") from None
     finally:

@@ -4,12 +4,15 @@ The API server never walks the static catalog per request: :func:`SQLiteIndex.re
 ``catalog.json -> collections -> items`` once (at server start and after every publish) into
 ``<catalog>/.eo-pipeline/index.sqlite``:
 
-- ``collections(id, public, json)``; ``items(pk, collection, id, start_ts, end_ts, geometry,
-  json)`` with a unique ``(collection, id)``;
-- ``items_rtree``: an R*Tree virtual table over the item bboxes (WGS84; two boxes for an item
-  across the antimeridian, as in the catalog index, whose item reading it shares), so a bbox search
-  touches only candidate rows; ``intersects`` and entitlement areas are then refined exactly
-  with shapely on the candidates;
+- ``items`` and ``boxes``: the catalog index's item store (:mod:`eo_pipeline.catalogs.index_core`:
+  one schema, one bulk insert, one set of search predicates and CQL2 queryables for both
+  indexes), filled by the same reading of each item (time span, queryable properties,
+  footprint, an R*Tree box - two across the antimeridian), so a bbox search touches only
+  candidate rows; ``intersects`` and entitlement areas are then refined exactly on the
+  candidates;
+- ``api_items(pk, dt_ts, text, json)``: beside each item row, what only the API needs: the
+  ``datetime``, the free text and the API-ready item JSON;
+- ``collections(id, public, json)``: the API-ready collections;
 - ``assets(path, collection, item)``: every file an item references inside the catalog (POSIX
   path relative to the root). The download route serves these paths and nothing else.
 
@@ -59,6 +62,13 @@ import shapely.geometry
 
 from eo_pipeline.atomic import atomic_path
 from eo_pipeline.catalogs.cql2_sql import cql2_to_sql, register_functions
+from eo_pipeline.catalogs.index_core import (
+    ITEM_INDEXES,
+    ITEM_SCHEMA,
+    bbox_clause,
+    insert_items,
+    item_clauses,
+)
 from eo_pipeline.catalogs.index_rows import doc_values
 from eo_pipeline.catalogs.index_rows import rfc3339_timestamp as _timestamp
 from eo_pipeline.errors import CatalogError
@@ -78,19 +88,17 @@ PUBLIC_FIELD = "eo_pipeline:public"
 
 _HIERARCHY = frozenset({"self", "root", "parent", "collection", "item", "child", "items"})
 _SORT_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_:.\-]*$")
-_SCHEMA = """
+_SCHEMA = (
+    ITEM_SCHEMA  # the item store of the catalog index (one implementation for both)
+    + ITEM_INDEXES
+    + """
 CREATE TABLE collections (id TEXT PRIMARY KEY, public INTEGER NOT NULL, json TEXT NOT NULL);
-CREATE TABLE items (
-    pk INTEGER PRIMARY KEY, collection TEXT NOT NULL, id TEXT NOT NULL,
-    start_ts REAL NOT NULL, end_ts REAL NOT NULL, dt_ts REAL, geometry TEXT, text TEXT NOT NULL,
-    json TEXT NOT NULL,
-    UNIQUE (collection, id)
-);
-CREATE INDEX items_time ON items (start_ts, end_ts);
-CREATE INDEX items_id ON items (id);
-CREATE VIRTUAL TABLE items_rtree USING rtree (bid, minx, maxx, miny, maxy, +pk INTEGER);
+CREATE TABLE api_items (pk INTEGER PRIMARY KEY, dt_ts REAL, text TEXT NOT NULL, json TEXT NOT NULL);
 CREATE TABLE assets (path TEXT PRIMARY KEY, collection TEXT NOT NULL, item TEXT NOT NULL);
 """
+)
+_ITEMS = "items i JOIN api_items a ON a.pk = i.pk"
+"""The items with their API documents: the catalog index's ``items i`` beside ``api_items a``."""
 
 
 @dataclass(frozen=True)
@@ -226,22 +234,19 @@ class SQLiteIndex:
     # -- building ---------------------------------------------------------------------------
     @staticmethod
     def _write_db(path: Path, collections: list, items: list, assets: list) -> None:
+        """``items``: (core row without pk, boxes, (dt_ts, text, json)) per item."""
+        rows, boxes, api = [], [], []
+        for pk, (core, item_boxes, extra) in enumerate(items, start=1):
+            rows.append((pk, *core))
+            boxes += [(*box, pk) for box in item_boxes]  # two across the antimeridian
+            api.append((pk, *extra))
         with atomic_path(path) as tmp:
             con = sqlite3.connect(tmp)
             with con:
                 con.executescript(_SCHEMA)
                 con.executemany("INSERT INTO collections VALUES (?, ?, ?)", collections)
-                for pk, (cid, iid, start, end, when, geom, boxes, text, doc) in enumerate(
-                    items, start=1
-                ):
-                    con.execute(
-                        "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (pk, cid, iid, start, end, when, geom, text, doc),
-                    )
-                    con.executemany(  # two boxes for an item across the antimeridian
-                        "INSERT INTO items_rtree (minx, maxx, miny, maxy, pk) VALUES (?, ?, ?, ?, ?)",
-                        [(*box, pk) for box in boxes],
-                    )
+                insert_items(con, rows, boxes)
+                con.executemany("INSERT INTO api_items VALUES (?, ?, ?, ?)", api)
                 con.executemany("INSERT OR IGNORE INTO assets VALUES (?, ?, ?)", assets)
             con.close()
             os.chmod(tmp, 0o600)
@@ -297,7 +302,7 @@ class SQLiteIndex:
             where = f"{ipath} properties.datetime"
             props = doc.get("properties", {})
             # the catalog index's reading of an item: time span, geometry, R*Tree boxes
-            (_, start, end, _, _, geom_json), boxes = doc_values(doc, str(ipath))
+            (_, start, end, cloud, props_json, geom_json), boxes = doc_values(doc, str(ipath))
             if start is None or end is None:
                 raise CatalogError(f"{where}: item has neither datetime nor start/end_datetime")
             assets = {}
@@ -321,22 +326,28 @@ class SQLiteIndex:
             if not boxes and geom is not None:  # no bbox: the footprint's bounds
                 w, s, e, n = shapely.geometry.shape(geom).bounds
                 boxes = [(w, e, s, n)]
-            rows_i.append(
-                (
-                    doc.get("collection", ""),
-                    doc["id"],
-                    start,
-                    end,
-                    _timestamp(props.get("datetime"), where),
-                    geom_json,
-                    boxes,
-                    free_text(props),
-                    json.dumps(api_doc),
-                )
-            )
+            st = ipath.stat()
+            core = (
+                doc.get("collection", ""), doc["id"], ipath.relative_to(root).as_posix(), start,
+                end, cloud, props_json, geom_json, st.st_mtime_ns, st.st_size,
+            )  # fmt: skip
+            api = (_timestamp(props.get("datetime"), where), free_text(props), json.dumps(api_doc))
+            rows_i.append((core, boxes, api))
         state_dir(root)
         self._write_db(self.path, rows_c, rows_i, rows_a)
         return len(rows_i)
+
+    def current(self) -> bool:
+        """Whether the file has this version's tables (an index written by an older version,
+        before the item store was shared with the catalog index, is rebuilt on opening)."""
+        try:
+            with self._read() as con:
+                row = con.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'api_items'"
+                ).fetchone()
+        except sqlite3.Error:
+            return False
+        return row is not None
 
     # -- reading ----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -370,7 +381,8 @@ class SQLiteIndex:
     ) -> dict[str, Any] | None:
         with self._read() as con:
             row = con.execute(
-                "SELECT start_ts, end_ts, geometry, json FROM items WHERE collection = ? AND id = ?",
+                f"SELECT i.start_ts, i.end_ts, i.geometry, a.json FROM {_ITEMS} "
+                "WHERE i.collection = ? AND i.id = ?",
                 (collection_id, item_id),
             ).fetchone()
         if row is None:
@@ -403,7 +415,7 @@ class SQLiteIndex:
                 "datetime": "i.start_ts",
                 "start_datetime": "i.start_ts",
                 "end_datetime": "i.end_ts",
-            }.get(prop, f"json_extract(i.json, '$.properties.\"{prop}\"')")
+            }.get(prop, f"json_extract(a.json, '$.properties.\"{prop}\"')")
             terms.append(f"{column} {'ASC' if ascending else 'DESC'}")
         if not sortby:
             terms.append("i.start_ts DESC")
@@ -429,13 +441,13 @@ class SQLiteIndex:
         order = self._order(query.sortby)
         with self._read() as con:
             rows = con.execute(
-                f"SELECT i.json FROM items i WHERE {sql_where} ORDER BY {order} LIMIT ? OFFSET ?",
+                f"SELECT a.json FROM {_ITEMS} WHERE {sql_where} ORDER BY {order} LIMIT ? OFFSET ?",
                 [*params, query.limit + 1, query.offset],
             ).fetchall()
             matched = None
             if query.count:
                 matched = con.execute(
-                    f"SELECT count(*) FROM items i WHERE {sql_where}", params
+                    f"SELECT count(*) FROM {_ITEMS} WHERE {sql_where}", params
                 ).fetchone()[0]
         docs = [json.loads(r[0]) for r in rows]
         more = len(docs) > query.limit
@@ -444,19 +456,17 @@ class SQLiteIndex:
         )
 
     @staticmethod
-    def _boxes(
-        query: SearchQuery,
-    ) -> tuple[list[tuple[float, float, float, float]], list[bytes]]:
-        """R*Tree boxes every match must touch, and geometries it must intersect (WKB)."""
-        boxes: list[tuple[float, float, float, float]] = []
+    def _areas(query: SearchQuery) -> tuple[list[tuple[float, ...]], list[bytes]]:
+        """Boxes every match must touch (R*Tree candidates) and geometries it must intersect
+        (WKB, tested exactly)."""
+        boxes: list[tuple[float, ...]] = []
         exact: list[bytes] = []
         if query.bbox is not None:
             w, s, e, n = query.bbox
-            if w > e:  # crosses the antimeridian: latitude pre-filter, exact test in SQL
-                boxes.append((-180.0, s, 180.0, n))
+            boxes.append((w, s, e, n))  # west > east: two ranges (index_core.bbox_clause)
+            if w > e:  # across the antimeridian
                 area = shapely.union(shapely.box(w, s, 180, n), shapely.box(-180, s, e, n))
             else:
-                boxes.append((w, s, e, n))
                 area = shapely.box(w, s, e, n)
             exact.append(shapely.to_wkb(area))
         if query.intersects is not None:
@@ -466,21 +476,15 @@ class SQLiteIndex:
 
     def _where(self, query: SearchQuery, collections: list[str]) -> tuple[list[str], list[Any]]:
         ent = query.entitlement
-        where = [f"i.collection IN ({','.join('?' * len(collections))})"]
-        params: list[Any] = list(collections)
-        if query.ids is not None:
-            where.append(f"i.id IN ({','.join('?' * len(query.ids))})")
-            params += list(query.ids)
-        if query.start is not None:
-            where.append("i.end_ts >= ?")
-            params.append(query.start)
-        if query.end is not None:
-            where.append("i.start_ts <= ?")
-            params.append(query.end)
-        boxes, exact = self._boxes(query)
-        for w, s, e, n in boxes:
-            where.append(_RTREE)
-            params += [e, w, n, s]
+        # what every index asks of an item (index_core): collections, ids, time span, boxes
+        where, params = item_clauses(
+            collections=collections, ids=query.ids, start=query.start, end=query.end
+        )
+        boxes, exact = self._areas(query)
+        for box in boxes:
+            sql, extra = bbox_clause(box)
+            where.append(sql)
+            params += extra
         for wkb in exact:
             where.append("eo_spatial('s_intersects', i.geometry, ?) = 1")
             params.append(wkb)
@@ -496,7 +500,7 @@ class SQLiteIndex:
             where.append(sql)
             params += extra
         if query.text:
-            sql, extra = free_text_sql("i.text", query.text)
+            sql, extra = free_text_sql("a.text", query.text)
             where.append(sql)
             params += extra
         return where, params
@@ -519,11 +523,6 @@ class SQLiteIndex:
         return names
 
 
-_RTREE = (
-    "i.pk IN (SELECT pk FROM items_rtree WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)"
-)
-
-
 def _entitlement_sql(ent: Entitlement) -> tuple[list[str], list[Any]]:
     terms: list[str] = []
     params: list[Any] = []
@@ -535,8 +534,9 @@ def _entitlement_sql(ent: Entitlement) -> tuple[list[str], list[Any]]:
         params.append(ent.end)
     if ent.bbox is not None:
         w, s, e, n = ent.bbox
-        terms += [_RTREE, "eo_spatial('s_intersects', i.geometry, ?) = 1"]
-        params += [e, w, n, s, shapely.to_wkb(shapely.box(w, s, e, n))]
+        box_sql, box_params = bbox_clause(ent.bbox)
+        terms += [box_sql, "eo_spatial('s_intersects', i.geometry, ?) = 1"]
+        params += [*box_params, shapely.to_wkb(shapely.box(w, s, e, n))]
     return terms, params
 
 
@@ -551,6 +551,6 @@ def open_index(catalog_dir: str | os.PathLike[str], *, rebuild: bool = False) ->
         Re-read the static catalog first (what ``serve`` and ``publish`` do).
     """
     index = SQLiteIndex(state_dir(catalog_dir) / "index.sqlite")
-    if rebuild:
+    if rebuild or not index.current():
         index.rebuild(catalog_dir)
     return index

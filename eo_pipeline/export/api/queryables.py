@@ -26,7 +26,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from eo_pipeline.catalogs.cql2_sql import Queryable
-from eo_pipeline.catalogs.queryables import item_queryables, query_to_cql2
+from eo_pipeline.catalogs.index_core import QUERYABLES
+from eo_pipeline.catalogs.queryables import query_to_cql2
 from eo_pipeline.errors import FilterError
 
 __all__ = [
@@ -39,10 +40,9 @@ __all__ = [
 ]
 
 
-ITEM_QUERYABLES: dict[str, Queryable] = item_queryables(
-    lambda name: f"json_extract(i.json, '$.properties.\"{name}\"')"
-)
-"""Item properties a filter may use (name -> SQL over ``items i``)."""
+ITEM_QUERYABLES: dict[str, Queryable] = QUERYABLES
+"""Item properties a filter may use (name -> SQL over ``items i``): the catalog index's own
+(:data:`eo_pipeline.catalogs.index_core.QUERYABLES`), on the same item store."""
 
 ALWAYS_QUERYABLE = ("id", "collection", "geometry", "datetime")
 """Listed for every collection; the others only where some item of it has a value."""

@@ -170,3 +170,55 @@ def test_an_item_across_the_antimeridian_is_indexed_and_found(tmp_path: Path) ->
     assert _ids(index, entitlement=ent, bbox=(-179.9, 60.2, -179.6, 60.8)) == ["a"]
     assert _ids(index, entitlement=ent, bbox=(179.0, 59.0, -179.0, 62.0)) == ["a"]
     assert _ids(index, entitlement=ent, bbox=(0.0, 60.0, 1.0, 61.0)) == []
+
+
+def test_one_item_store_for_the_catalog_index_and_the_api(
+    published: Published, tmp_path: Path
+) -> None:
+    """Issue #18: one index implementation. The export API's index and the catalog index of
+    the same catalog hold the same item rows (the same schema, filled by the same reading)
+    and answer the same CQL2 filter over the same queryables with the same items."""
+    import shutil
+    import sqlite3
+
+    from eo_pipeline.catalogs.index import CatalogIndex, IndexQuery
+
+    root = tmp_path / "export"
+    shutil.copytree(published.root, root)
+    api = open_index(root, rebuild=True)
+    catalog = CatalogIndex(root)
+    catalog.rebuild()
+    cols = "collection, id, href, start_ts, end_ts, cloud, props, geometry"
+
+    def rows(path: Path) -> list[tuple[object, ...]]:
+        with sqlite3.connect(path) as con:
+            return sorted(con.execute(f"SELECT {cols} FROM items"))
+
+    assert rows(api.path) == rows(catalog.path) and len(rows(api.path)) == 6
+    cql2 = "eo:cloud_cover < 50 AND platform = 'kazeosat-2'"
+    from eo_pipeline.catalogs.cql2_sql import parse_cql2
+
+    ours = {
+        d["id"]
+        for d in api.search(SearchQuery(Entitlement(ALL), filter=parse_cql2(cql2), limit=100)).items
+    }
+    theirs = {p.stem for p in catalog.search(IndexQuery(filter=cql2))}
+    assert ours == theirs and ours
+
+
+def test_an_index_of_the_older_layout_is_rebuilt_on_opening(
+    published: Published, tmp_path: Path
+) -> None:
+    import shutil
+    import sqlite3
+
+    root = tmp_path / "export"
+    shutil.copytree(published.root, root)
+    old = state_dir(root) / "index.sqlite"
+    with sqlite3.connect(old) as con:  # the layout before the shared item store
+        con.executescript(
+            "CREATE TABLE collections (id TEXT PRIMARY KEY, public INTEGER, json TEXT);"
+            "CREATE TABLE items (pk INTEGER PRIMARY KEY, collection TEXT, id TEXT, json TEXT);"
+        )
+    index = open_index(root)
+    assert index.current() and len(_ids(index)) == 6

@@ -34,7 +34,7 @@ from urllib.parse import urlparse
 import pystac
 
 from eo_pipeline.atomic import swap_folder, write_json
-from eo_pipeline.catalogs.stac import build_collection, merge_collection
+from eo_pipeline.catalogs.stac import build_collection, merge_collection, with_proj_epsg
 from eo_pipeline.errors import CatalogError, InputDataError, WriteError
 
 __all__ = [
@@ -187,7 +187,8 @@ def _stage_item(
             used[src.name] = key
             _place_file(src, staging / src.name, this)
             hrefs[key] = f"./{src.name}"
-        data = _item_dict(item, hrefs, in_place)
+        # proj:epsg beside proj:code (projection v1.2.0): stackstac reads only proj:epsg
+        data = with_proj_epsg(_item_dict(item, hrefs, in_place))
         write_json_atomic(staging / f"{item.id}.json", data)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -3,9 +3,9 @@
 Crops and some re-encoded copies drop the GeoTIFF tags. The MTL still states the grid:
 ``CORNER_UL_PROJECTION_X/Y_PRODUCT`` (the upper-left pixel's centre), the cell sizes
 (``GRID_CELL_SIZE_REFLECTIVE``/``PANCHROMATIC``/``THERMAL``) and the UTM zone (or polar
-stereographic EPSG the reader derives). Each untagged file gets a one-band VRT beside the
-catalog item (naming the original file, which becomes a ``tile`` asset of the item,
-relatively) with that CRS and geotransform; the scene's
+stereographic EPSG the reader derives). Each untagged file is copied, through a one-band
+VRT with that CRS and geotransform, to a COG that becomes the band's asset (so the catalog
+holds georeferenced files that every loader reads, odc-stac and stackstac included); the scene's
 footprint and bbox come from the projected corners (the MTL's latitude/longitude corners may
 describe the full scene a crop came from). A :class:`UserWarning` says it was done.
 """
@@ -38,6 +38,21 @@ def _number(groups: dict[str, dict[str, str]], key: str, where: str) -> float:
             f"PROJECTION_ATTRIBUTES/{key} to rebuild it; use the original GeoTIFFs"
         )
     return float(str(raw).strip('"'))
+
+
+def _to_cog(vrt: Path, dest: Path, dtype: str) -> Path:
+    """The georeferencing VRT copied to a COG (GDAL's COG driver streams it; pixel values
+    unchanged); reading every block also proves the delivered file whole."""
+    import rasterio.shutil
+    from rasterio.errors import RasterioError
+
+    from eo_pipeline.io.cog import cog_options
+
+    try:
+        rasterio.shutil.copy(str(vrt), str(dest), driver="COG", **cog_options(dtype, level=1))
+    except RasterioError as err:
+        raise InputDataError(f"{vrt.name}: cannot copy the georeferenced band ({err})") from None
+    return dest
 
 
 def georeference_from_mtl(
@@ -92,27 +107,17 @@ def georeference_from_mtl(
             rows=rows, cols=cols, crs_wkt=f"EPSG:{meta.epsg}",
             transform=(edge_x, cell, 0.0, edge_y, 0.0, -cell), dtype=_GDAL_TYPES.get(dtype, "UInt16"),
             nodata=nodata, description=s.key,
-            sources=[TileSource(Path(s.path).name, 1, 0, 0, cols, rows)],
-        )  # fmt: skip
+            sources=[TileSource(str(Path(s.path).resolve()), 1, 0, 0, cols, rows)],
+        ).replace('relativeToVRT="1"', 'relativeToVRT="0"')  # fmt: skip
         vrt = workdir / f"{meta.product_id}_{s.key}.vrt"
         atomic_write(vrt, xml)
         out.append(
             replace(
                 s,
-                path=vrt,
+                path=_to_cog(vrt, workdir / f"{Path(s.path).stem}.tif", dtype),
                 raster=True,
-                description=f"{Path(s.path).name} georeferenced from {where}",
-            )
-        )
-        # the file as delivered travels with the item: the VRT names it relatively, so the
-        # catalog stays self-contained (no source outside its folder)
-        out.append(
-            AssetSpec(
-                f"{s.key}_untagged",
-                s.path,
-                roles=("tile",),
-                raster=False,  # no CRS of its own: not a raster asset of the item
-                title=f"{Path(s.path).name} as delivered (no geotags; read through {s.key})",
+                media_type=None,
+                description=f"{Path(s.path).name} georeferenced from {where} (as a COG)",
             )
         )
     from pyproj import Transformer

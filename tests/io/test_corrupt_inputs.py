@@ -108,8 +108,8 @@ def test_crs_disagreeing_with_the_item(cat: Path) -> None:
     _edit(
         cat,
         lambda d: (
-            d["properties"].update({"proj:code": "EPSG:3857"})
-            or [a.pop("proj:code", None) for a in d["assets"].values()]
+            d["properties"].update({"proj:code": "EPSG:3857", "proj:epsg": 3857})
+            or [(a.pop("proj:code", None), a.pop("proj:epsg", None)) for a in d["assets"].values()]
         ),
     )
     with pytest.raises(

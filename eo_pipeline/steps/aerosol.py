@@ -11,8 +11,11 @@ reflectance for use in remote sensing of aerosol", IEEE TGRS 35(5)):
    ``rho_s(0.66) = rho_s(2.1) / 2``. Kaufman's blue relation (``rho_2.1 / 4``) is not used:
    on the validation scene USGS's LaSRC dark-target blue/2.1 ratio is 0.42, not 0.25, and
    fitting blue drove the AOT to twice the value that red alone gives.
-2. Per window (``window`` x ``window`` pixels) the dark pixels' mean TOA reflectances; at
-   least 10 % of the window dark, else the window is empty.
+2. Per window (``window`` x ``window`` pixels) the mean TOA reflectances of the dark pixels
+   whose red lies between their 20th and 50th percentile (Levy et al. 2007, JGR 112,
+   D13211: MODIS Collection 5 discards the darkest 20 % and the brightest 50 % against
+   residual shadow, water, cloud and brighter soil); at least 10 % of the window dark, else
+   the window is empty.
 3. The window's AOT is the one (0.002 steps over the LUT's range) whose forward-modelled red
    TOA ``Tg (path + T rho_s / (1 - S rho_s))`` from the same LUT fits the observed one.
 4. Empty windows take the mean of the others; the field is smoothed (Gaussian, sigma one
@@ -43,6 +46,11 @@ DARK_TIERS = (0.05, 0.10, 0.15)
 1997, JGR 102(D14): the visible/2.1 um relations are most accurate for 0.01-0.05 and degrade
 up to 0.15; brighter soils break them and bias the AOT high)."""
 DARK_MAX = DARK_TIERS[-1]
+PERCENTILES = (20.0, 50.0)
+"""The dark pixels of a window kept for the retrieval: those whose red TOA reflectance lies
+between these percentiles (Levy et al. 2007, JGR 112, D13211, MODIS Collection 5 over land:
+the darkest 20 % and the brightest 50 % are discarded against residual shadow, water and
+cloud contamination and brighter soil)."""
 MIN_DARK = 0.1
 """Fraction of a window's pixels that must be dark for the window (and a tier) to count."""
 DEFAULT_AOT = 0.1
@@ -89,33 +97,82 @@ def _forward(curve: np.ndarray, rho_s: np.ndarray) -> np.ndarray:
     return curve[:, i] * (1 - w) + curve[:, i + 1] * w
 
 
+def _dark_stats(
+    swir: np.ndarray, red: np.ndarray, nir: np.ndarray, *extra: np.ndarray, window: int
+) -> np.ndarray:
+    """Per whole window of one block ``(..., H, W)``: the dark fraction of the darkest tier
+    with enough dark pixels, and the mean TOA of red, ``extra`` bands and 2.1 um over that
+    tier's dark pixels whose red lies in their 20th-50th percentile; ``(..., 3 + len(extra),
+    H // window, W // window)``."""
+    h, w = red.shape[-2] // window, red.shape[-1] // window
+    lead = red.shape[:-2]
+
+    def windows(a: np.ndarray) -> np.ndarray:  # (..., h, w, window * window)
+        a = a[..., : h * window, : w * window].reshape(*lead, h, window, w, window)
+        return np.moveaxis(a, -3, -2).reshape(*lead, h, w, window * window)
+
+    s, r = windows(swir).astype(np.float64), windows(red).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vegetated = windows(nir) - r > 0.1 * (windows(nir) + r)  # TOA NDVI > 0.1
+    count = np.zeros((*lead, h, w))
+    dark = np.zeros(s.shape, bool)
+    for top in reversed(DARK_TIERS):  # the darkest tier with enough dark pixels wins
+        tier = (s > 0.01) & (s < top) & vegetated
+        frac = tier.mean(axis=-1)
+        take = (frac >= MIN_DARK) | (top == DARK_TIERS[-1])
+        count = np.where(take, frac, count)
+        dark = np.where(take[..., None], tier, dark)
+    masked = np.where(dark, r, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # windows without dark pixels
+        lo, hi = np.nanpercentile(masked, [PERCENTILES[0], PERCENTILES[1]], axis=-1)
+        keep = dark & (r >= lo[..., None]) & (r <= hi[..., None])
+        out = [count] + [
+            np.nanmean(np.where(keep, windows(b).astype(np.float64), np.nan), axis=-1)
+            for b in (red, *extra, swir)
+        ]
+    return np.stack(out, axis=-3).astype(np.float32)
+
+
 def _window_means(ds: xr.Dataset, bands: dict[str, str], window: int, swir: bool) -> dict[str, Any]:
     from eo_pipeline.steps.calibration import calibrate
 
     sub = ds[[v for v in bands.values()]]
     toa = calibrate(sub, "toa_reflectance")
     red, nir = toa[bands["red"]], toa[bands["nir"]]
-    ndvi = (nir - red) / (nir + red)
     ydim, xdim = red.dims[-2:]
     dims = {ydim: window, xdim: window}
-
-    def means(dark: xr.DataArray) -> dict[str, xr.DataArray]:
-        out = {"count": dark.astype(np.float32).coarsen(dims, boundary="trim").mean()}
-        for key in ("red", "blue", "swir"):
+    if not swir:  # dense vegetation (module docstring)
+        dense = (nir - red) / (nir + red) >= 0.6
+        chosen = {"count": dense.astype(np.float32).coarsen(dims, boundary="trim").mean()}
+        for key in ("red", "blue"):
             if key in bands:
-                out[key] = toa[bands[key]].where(dark).coarsen(dims, boundary="trim").mean()
-        return out
-
-    if swir:  # the darkest tier with enough dark pixels, per window (module docstring)
-        s = toa[bands["swir"]]
-        tiers = [means((s > 0.01) & (s < top) & (ndvi > 0.1)) for top in DARK_TIERS]
-        chosen = tiers[-1]
-        for tier in reversed(tiers[:-1]):
-            enough = tier["count"] >= MIN_DARK
-            chosen = {k: xr.where(enough, tier[k], chosen[k]) for k in chosen}
+                chosen[key] = toa[bands[key]].where(dense).coarsen(dims, boundary="trim").mean()
+        return dict(zip(chosen, xr.Dataset(chosen).compute().data_vars.values(), strict=True))
+    keys = ["count", "red", *(["blue"] if "blue" in bands else []), "swir"]
+    arrays = [toa[bands["swir"]], red, nir, *([toa[bands["blue"]]] if "blue" in bands else [])]
+    template = red.coarsen(dims, boundary="trim").mean()  # the windows' grid and coordinates
+    data = [a.data for a in arrays]
+    if all(isinstance(d, np.ndarray) for d in data):
+        stats = _dark_stats(*data, window=window)
     else:
-        chosen = means(ndvi >= 0.6)
-    return dict(zip(chosen, xr.Dataset(chosen).compute().data_vars.values(), strict=True))
+        import dask.array as da
+
+        step = window * max(1, 512 // window)  # chunks of whole windows
+        chunks = {red.get_axis_num(ydim): step, red.get_axis_num(xdim): step}
+        data = [da.asarray(d).rechunk(chunks) for d in data]
+        lead = data[0].chunks[:-2]
+        out_chunks = (
+            *lead,
+            (len(keys),),
+            *(tuple(c // window for c in cs) for cs in data[0].chunks[-2:]),
+        )
+        stats = da.map_blocks(
+            _dark_stats, *data, window=window, new_axis=len(lead), chunks=out_chunks,
+            dtype=np.float32,
+        ).compute()  # fmt: skip
+    stats = stats[..., : template.shape[-2], : template.shape[-1]]
+    return {k: template.copy(data=np.take(stats, n, axis=-3)) for n, k in enumerate(keys)}
 
 
 def _smooth(field: np.ndarray, ok: np.ndarray) -> np.ndarray:

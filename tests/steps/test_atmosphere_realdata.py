@@ -70,13 +70,11 @@ def test_real_landsat_l1_surface_reflectance_matches_lasrc(tmp_path: Path) -> No
         print(stats)
     assert stats["pixels"] > 10000, stats
     assert stats["aot_method"].startswith("dark-target")
-    # Measured (README): the target (|d| <= 0.005 + 0.05 rho for >= 80 %) is met in
-    # NIR and both SWIR bands; green and red reach 68 / 73 % (the retrieved AOT, 0.25, is
-    # above the ~0.15 that fits LaSRC best). These bounds guard against regressions.
-    for b in ("B5", "B6", "B7"):
+    # Measured (README): the target, |d| <= 0.005 + 0.05 rho for >= 80 % of clear land
+    # pixels, in green, red, NIR and SWIR (86, 84, 99, 100, 94 %, retrieved AOT 0.185)
+    for b in ("B3", "B4", "B5", "B6", "B7"):
         assert stats[b]["within"] >= 0.8, (b, stats)
-    for b in ("B3", "B4"):
-        assert stats[b]["within"] >= 0.65 and stats[b]["median"] <= 0.006, (b, stats)
+    assert 0.1 < stats["aot550"] < 0.25, stats
 
 
 @pytest.mark.realdata

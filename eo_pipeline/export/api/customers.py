@@ -47,6 +47,7 @@ __all__ = [
     "Customer",
     "CustomerStore",
     "Entitlement",
+    "bbox_area",
     "customers_cli",
     "parse_bbox",
     "parse_interval",
@@ -100,7 +101,7 @@ class Entitlement:
 
     def __post_init__(self) -> None:
         if self.bbox is not None:
-            object.__setattr__(self, "_area", shapely.box(*self.bbox))
+            object.__setattr__(self, "_area", bbox_area(self.bbox))
 
     @property
     def visible(self) -> frozenset[str]:
@@ -160,6 +161,21 @@ class Customer:
     def active(self) -> bool:
         """True unless revoked."""
         return self.revoked is None
+
+
+def bbox_area(bbox: tuple[float, float, float, float]) -> shapely.Geometry:
+    """The area of a (west, south, east, north) box; west > east crosses the antimeridian
+    (two boxes, not the rest of the world between them).
+
+    >>> bbox_area((170, -10, -170, 10)).bounds
+    (-180.0, -10.0, 180.0, 10.0)
+    >>> round(bbox_area((170, -10, -170, 10)).area)
+    400
+    """
+    w, s, e, n = bbox
+    if w > e:
+        return shapely.union(shapely.box(w, s, 180.0, n), shapely.box(-180.0, s, e, n))
+    return shapely.box(w, s, e, n)
 
 
 def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:

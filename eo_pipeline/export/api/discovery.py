@@ -16,7 +16,7 @@ import shapely
 from stac_fastapi.types.errors import InvalidQueryParameter
 
 from eo_pipeline.errors import FilterError
-from eo_pipeline.export.api.customers import Entitlement
+from eo_pipeline.export.api.customers import Entitlement, bbox_area
 from eo_pipeline.export.api.params import check_bbox, interval
 from eo_pipeline.export.api.queryables import free_text, parse_free_text
 
@@ -82,12 +82,7 @@ def search_collections(
         raise InvalidQueryParameter(str(err)) from None
     area = None
     if bbox is not None:
-        w, s, e, n = check_bbox(bbox) or (-180.0, -90.0, 180.0, 90.0)
-        area = (
-            shapely.union(shapely.box(w, s, 180, n), shapely.box(-180, s, e, n))
-            if w > e
-            else shapely.box(w, s, e, n)
-        )
+        area = bbox_area(check_bbox(bbox) or (-180.0, -90.0, 180.0, 90.0))
     start, end = interval(datetime if isinstance(datetime, str) or datetime is None else None)
     out = []
     for doc in docs:

@@ -72,7 +72,7 @@ from eo_pipeline.catalogs.index_core import (
 from eo_pipeline.catalogs.index_rows import doc_values
 from eo_pipeline.catalogs.index_rows import rfc3339_timestamp as _timestamp
 from eo_pipeline.errors import CatalogError
-from eo_pipeline.export.api.customers import Entitlement
+from eo_pipeline.export.api.customers import Entitlement, bbox_area
 from eo_pipeline.export.api.queryables import (
     ALWAYS_QUERYABLE,
     ITEM_QUERYABLES,
@@ -327,8 +327,10 @@ class SQLiteIndex:
                 w, s, e, n = shapely.geometry.shape(geom).bounds
                 boxes = [(w, e, s, n)]
             st = ipath.stat()
+            real = ipath.resolve()  # an item reached through a link, or kept elsewhere
+            href = real.relative_to(root).as_posix() if real.is_relative_to(root) else str(real)
             core = (
-                doc.get("collection", ""), doc["id"], ipath.relative_to(root).as_posix(), start,
+                doc.get("collection", ""), doc["id"], href, start,
                 end, cloud, props_json, geom_json, st.st_mtime_ns, st.st_size,
             )  # fmt: skip
             api = (_timestamp(props.get("datetime"), where), free_text(props), json.dumps(api_doc))
@@ -464,11 +466,7 @@ class SQLiteIndex:
         if query.bbox is not None:
             w, s, e, n = query.bbox
             boxes.append((w, s, e, n))  # west > east: two ranges (index_core.bbox_clause)
-            if w > e:  # across the antimeridian
-                area = shapely.union(shapely.box(w, s, 180, n), shapely.box(-180, s, e, n))
-            else:
-                area = shapely.box(w, s, e, n)
-            exact.append(shapely.to_wkb(area))
+            exact.append(shapely.to_wkb(bbox_area((w, s, e, n))))
         if query.intersects is not None:
             boxes.append(tuple(query.intersects.bounds))
             exact.append(shapely.to_wkb(query.intersects))
@@ -533,10 +531,9 @@ def _entitlement_sql(ent: Entitlement) -> tuple[list[str], list[Any]]:
         terms.append("i.start_ts <= ?")
         params.append(ent.end)
     if ent.bbox is not None:
-        w, s, e, n = ent.bbox
         box_sql, box_params = bbox_clause(ent.bbox)
         terms += [box_sql, "eo_spatial('s_intersects', i.geometry, ?) = 1"]
-        params += [*box_params, shapely.to_wkb(shapely.box(w, s, e, n))]
+        params += [*box_params, shapely.to_wkb(bbox_area(ent.bbox))]
     return terms, params
 
 

@@ -222,3 +222,44 @@ def test_an_index_of_the_older_layout_is_rebuilt_on_opening(
         )
     index = open_index(root)
     assert index.current() and len(_ids(index)) == 6
+
+
+def _tiny_catalog(folder: Path, points: dict[str, tuple[float, float]]) -> Path:
+    """A pystac catalog (absolute published hrefs) with one point item per name."""
+    coll = pystac.Collection(
+        "c", "d", pystac.Extent(pystac.SpatialExtent([[-180, -90, 180, 90]]),
+                                pystac.TemporalExtent([[None, None]])),
+    )  # fmt: skip
+    cat = pystac.Catalog("x", "d")
+    cat.add_child(coll)
+    for name, (lon, lat) in points.items():
+        point = {"type": "Point", "coordinates": [lon, lat]}
+        when = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+        coll.add_item(pystac.Item(name, point, [lon, lat, lon, lat], when, {}))
+    cat.normalize_hrefs(str(folder))
+    cat.save(pystac.CatalogType.ABSOLUTE_PUBLISHED)
+    return folder
+
+
+def test_entitled_area_across_the_antimeridian_is_that_area_only(tmp_path: Path) -> None:
+    """Audit find: an entitlement bbox with west > east was turned into the box between
+    them (the rest of the world) by item() and downloads, while search used the right one."""
+    root = _tiny_catalog(tmp_path / "cat", {"fiji": (178.0, -17.0), "asia": (98.0, 10.0),
+                                            "samoa": (-172.0, -13.0)})  # fmt: skip
+    index = SQLiteIndex(tmp_path / "index.sqlite")
+    index.rebuild(root)
+    ent = Entitlement(frozenset({"c"}), bbox=(170.0, -60.0, -170.0, 60.0))
+    assert sorted(_ids(index, entitlement=ent)) == ["fiji", "samoa"]
+    assert index.item("c", "fiji", ent) is not None and index.item("c", "samoa", ent) is not None
+    assert index.item("c", "asia", ent) is None
+
+
+def test_items_reached_through_a_link_or_kept_elsewhere_are_indexed(tmp_path: Path) -> None:
+    """Audit find: a catalog opened through a symlinked folder (absolute hrefs through the
+    link) made the rebuild fail with a raw ValueError."""
+    real = _tiny_catalog(tmp_path / "real" / "cat", {"a": (60.0, 45.0)}).parent
+    (tmp_path / "link").symlink_to(real)
+    _tiny_catalog(tmp_path / "link" / "cat", {"a": (60.0, 45.0)})  # hrefs through the link
+    index = SQLiteIndex(tmp_path / "index.sqlite")
+    assert index.rebuild(tmp_path / "link" / "cat") == 1
+    assert _ids(index, entitlement=Entitlement(frozenset({"c"}))) == ["a"]

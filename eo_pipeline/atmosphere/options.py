@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AtmosphereOptions"]
 
-_NUMBERS = ("water", "ozone", "pressure", "elevation", "view_zenith", "view_azimuth")
+_NUMBERS = ("water", "ozone", "pressure", "view_zenith", "view_azimuth")
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,10 @@ class AtmosphereOptions:
     """Ozone column (atm-cm); ``None`` = climatology."""
     pressure: float | None = None
     """Surface pressure (hPa); ``None`` = from :attr:`elevation`."""
-    elevation: float | None = None
-    """Mean target elevation (m) for the pressure; ``None`` = sea level."""
+    elevation: float | str | xr.DataArray | None = None
+    """Target elevation for the pressure: a number (m above sea level), or a DEM (a raster
+    file path, or a DataArray with ``y``/``x`` in the scene CRS) whose mean over the scene is
+    used; ``None`` = sea level."""
     gases: bool = True
     """``False``: no gaseous absorption at all (tests, or data already corrected for it)."""
     view_zenith: float | None = None
@@ -90,6 +92,15 @@ class AtmosphereOptions:
             raise AtmosphereError(
                 f"atmosphere option aot550={raw['aot550']!r}: expected a number >= 0, a raster, "
                 "or nothing (retrieved over dark targets)"
+            )
+        elev = raw.get("elevation")
+        if elev is not None and not (
+            isinstance(elev, str) or type(elev).__name__ == "DataArray"
+            or (_is_number(elev) and math.isfinite(float(elev)))
+        ):  # fmt: skip
+            raise AtmosphereError(
+                f"atmosphere option elevation={elev!r}: expected metres above sea level or a "
+                "DEM raster file"
             )
         if "model" in raw and not isinstance(raw["model"], str):
             raise AtmosphereError(f"atmosphere option model={raw['model']!r}: expected a name")

@@ -61,6 +61,35 @@ def _month(ds: xr.Dataset) -> int:
     return int(str(np.datetime_as_string(times.astype("datetime64[D]")[0]))[5:7])
 
 
+def _scene_elevation(ds: xr.Dataset, dem: Any, ydim: str, xdim: str) -> tuple[float, str]:
+    """Mean height (m) of a DEM (file path or DataArray) over the scene's extent, and its name.
+
+    Raises
+    ------
+    AtmosphereError
+        The DEM has no valid height over the scene (it does not cover it).
+    """
+    from pathlib import Path
+
+    from eo_pipeline.io.fields import read_field
+
+    name = Path(dem).name if isinstance(dem, str) else str(dem.name or "raster")
+    field = read_field(dem, like=ds, what="DEM") if isinstance(dem, str) else dem
+    fy, fx = ("y", "x") if {"y", "x"} <= set(field.dims) else (ydim, xdim)
+    ys, xs = np.asarray(ds[ydim].values), np.asarray(ds[xdim].values)
+    inside = field.where(
+        (field[fy] >= ys.min()) & (field[fy] <= ys.max())
+        & (field[fx] >= xs.min()) & (field[fx] <= xs.max())
+    )  # fmt: skip
+    height = float(inside.mean(skipna=True)) if int(inside.count()) else math.nan
+    if not math.isfinite(height):
+        raise AtmosphereError(
+            f"DEM {name} has no height over the scene (x {xs.min():.0f}..{xs.max():.0f}, y "
+            f"{ys.min():.0f}..{ys.max():.0f} in the scene's CRS); give a DEM that covers it"
+        )
+    return height, name
+
+
 def _gases(ds: xr.Dataset, opt: AtmosphereOptions, ydim: str, xdim: str) -> dict[str, Any]:
     """Water vapour, ozone, pressure and where they came from."""
     out: dict[str, Any] = {}
@@ -77,9 +106,15 @@ def _gases(ds: xr.Dataset, opt: AtmosphereOptions, ydim: str, xdim: str) -> dict
     )
     if opt.pressure is not None:
         out["pressure"], out["pressure_source"] = float(opt.pressure), "given"
-    elif opt.elevation is not None:
+    elif isinstance(opt.elevation, int | float):
         out["pressure"] = pressure_hpa(float(opt.elevation) / 1000.0)
         out["pressure_source"] = f"elevation {opt.elevation} m (US standard atmosphere)"
+    elif opt.elevation is not None:
+        height, name = _scene_elevation(ds, opt.elevation, ydim, xdim)
+        out["pressure"] = pressure_hpa(height / 1000.0)
+        out["pressure_source"] = (
+            f"DEM {name}: mean elevation {height:.0f} m over the scene (US standard atmosphere)"
+        )
     else:
         out["pressure"], out["pressure_source"] = 1013.25, "sea level (no elevation given)"
     out["gases"] = bool(opt.gases)

@@ -307,7 +307,7 @@ def _filter(ctx: _Ctx, raw: Any) -> str:
 def _atmosphere_params(ctx: _Ctx, params: Mapping[str, Any], path: tuple[Any, ...]) -> None:
     """``calibrate: {to: surface_reflectance, atmosphere: {...}}``: the options of
     :class:`~eo_pipeline.atmosphere.options.AtmosphereOptions`; ``aot550`` may also name an
-    AOT raster file (opened by the step)."""
+    AOT raster file (opened by the step), ``elevation`` a DEM file."""
     from eo_pipeline.atmosphere.options import AtmosphereOptions
     from eo_pipeline.errors import AtmosphereError
 
@@ -320,6 +320,8 @@ def _atmosphere_params(ctx: _Ctx, params: Mapping[str, Any], path: tuple[Any, ..
     checked = dict(raw)
     if isinstance(checked.get("aot550"), str):
         checked["aot550"] = None  # a raster file: opened (and checked) by the step
+    if isinstance(checked.get("elevation"), str):
+        checked["elevation"] = None  # a DEM file: opened (and checked) by the correction
     elif isinstance(checked.get("aot550"), int | float) and not isinstance(checked["aot550"], bool):
         if not 0 <= float(checked["aot550"]) < float("inf"):
             raise ctx.fail((*where, "aot550"), f"{checked['aot550']!r}: expected a number >= 0")

@@ -93,6 +93,39 @@ def test_inverts_6s_run_at_scene_geometry() -> None:
         assert err.max() <= 0.003, (band, err)
 
 
+def test_pressure_from_a_dem_over_the_scene_and_a_dem_that_misses_it(tmp_path: Any) -> None:
+    """``elevation`` as a DEM: its mean over the scene gives the pressure (recorded with the
+    DEM's name) and changes the Rayleigh correction; a DEM elsewhere is a clear error."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from eo_pipeline.atmosphere.grid import pressure_hpa
+
+    ds = l8_ds({b: np.full((20, 30), 0.08) for b in ("B2", "B4")})
+    x0, y0 = float(ds.x[0]) - 15.0, float(ds.y[0]) + 15.0
+
+    def dem(name: str, west: float, height: np.ndarray) -> str:
+        path = str(tmp_path / name)
+        with rasterio.open(path, "w", driver="GTiff", width=height.shape[1], count=1,
+                           height=height.shape[0], dtype="float32", crs=CRS,
+                           transform=from_origin(west, y0, 30.0, 30.0)) as dst:  # fmt: skip
+            dst.write(height[None].astype(np.float32))
+        return path
+
+    heights = np.where(np.arange(30)[None, :] < 15, 1000.0, 2000.0) * np.ones((20, 1))
+    opt = {"aot550": 0.1, "water": 1.0, "ozone": 0.3}
+    high = calibrate(ds, "surface_reflectance",
+                     atmosphere={**opt, "elevation": dem("dem.tif", x0, heights)})  # fmt: skip
+    gases = high.attrs["eo_pipeline:gases"]
+    assert gases["pressure"] == pytest.approx(pressure_hpa(1.5), rel=1e-6)
+    assert gases["pressure_source"].startswith("DEM dem.tif: mean elevation 1500 m")
+    low = calibrate(ds, "surface_reflectance", atmosphere=opt)
+    assert float(high["B2"][0, 5, 5]) > float(low["B2"][0, 5, 5])  # less Rayleigh removed
+    far = dem("far.tif", x0 + 100_000.0, heights)
+    with pytest.raises(AtmosphereError, match=r"DEM far\.tif has no height over the scene"):
+        calibrate(ds, "surface_reflectance", atmosphere={**opt, "elevation": far})
+
+
 def test_dark_target_aot_retrieval_recovers_the_aot() -> None:
     """A scene made with the LUT's forward model at AOT 0.3: dark vegetation in half."""
     lut = load_lut("landsat8")

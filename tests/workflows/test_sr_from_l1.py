@@ -199,3 +199,21 @@ def test_l1_without_a_lookup_table_is_left_out_with_the_command(
     wf = load_workflow(_workflow(tmp_path, l1_catalog, "{model: maritime}", name="sr2"))
     with pytest.raises(WorkflowError, match=r"no aerosol model 'maritime'.*build-lut"):
         plan(wf)
+
+
+def test_pressure_from_a_dem_file(l1_atmosphere: Path, tmp_path: Path) -> None:
+    """``elevation: dem.tif`` (any CRS): the scene's mean height gives the surface pressure,
+    recorded with the DEM's name."""
+    from eo_pipeline.atmosphere.grid import pressure_hpa
+
+    item_file = next(p for p in l1_atmosphere.parent.rglob("*.json") if p.parent.name == p.stem)
+    w, s, e, n = json.loads(item_file.read_text())["bbox"]
+    dem = tmp_path / "dem.tif"
+    with rasterio.open(dem, "w", driver="GTiff", width=16, height=16, count=1, dtype="float32",
+                       crs="EPSG:4326", transform=from_origin(w - 0.05, n + 0.05, (e - w + 0.1) / 16,
+                                                             (n - s + 0.1) / 16)) as dst:  # fmt: skip
+        dst.write(np.full((1, 16, 16), 1200.0, np.float32))
+    item = _run(_workflow(tmp_path, l1_atmosphere, f"{{aot550: 0.2, elevation: {dem}}}"))
+    atmosphere = item["properties"]["eo_pipeline:atmosphere"]
+    assert atmosphere["pressure_source"].startswith("DEM dem.tif: mean elevation 1200 m")
+    assert atmosphere["pressure"] == pytest.approx(pressure_hpa(1.2), rel=1e-6)

@@ -27,6 +27,11 @@ def encode_token(offset: int) -> str:
     return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
 
 
+MAX_OFFSET = 2**62
+"""The largest paging offset a token may carry (SQLite integers are 64-bit: a larger one
+was an OverflowError, a 500, instead of a client error)."""
+
+
 def decode_token(token: str | None) -> int:
     if not token:
         return 0
@@ -34,7 +39,7 @@ def decode_token(token: str | None) -> int:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         kind, value = text.split(":")
         offset = int(value)
-        if kind != "offset" or offset < 0:
+        if kind != "offset" or not 0 <= offset <= MAX_OFFSET:
             raise ValueError
     except (ValueError, UnicodeDecodeError):
         raise InvalidQueryParameter(f"token {token!r} is not a paging token of this API") from None

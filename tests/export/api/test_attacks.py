@@ -350,3 +350,18 @@ def test_legacy_state_inside_the_catalog_is_moved_out(tmp_path: Path) -> None:
     (catalog / ".eo-pipeline" / "marker").write_text("x")
     state = state_dir(catalog)
     assert (state / "marker").read_text() == "x" and not (catalog / ".eo-pipeline").exists()
+
+
+def test_a_paging_token_beyond_any_offset_is_a_client_error(
+    client: TestClient, published: Published
+) -> None:
+    """Audit find: a forged token of offset 10^22 overflowed SQLite's integers (a 500)."""
+    import base64
+
+    huge = base64.urlsafe_b64encode(b"offset:" + b"9" * 22).decode().rstrip("=")
+    for r in (
+        client.get(f"/search?token={huge}", headers=_h(published)),
+        client.post("/search", json={"token": huge}, headers=_h(published)),
+    ):
+        body = _stac_error(r, 400)
+        assert "paging token" in body["description"]

@@ -572,6 +572,16 @@ def load(
 
     selection = (bbox, datetime, collections, ids, query, filter)
     items = _items(source) if all(v is None for v in selection) else _selected(source, *selection)
+    sensor_geometry = [
+        it.id for it in items if it.properties.get("eo_pipeline:geometry") == "sensor"
+    ]
+    if sensor_geometry:
+        raise InputDataError(
+            f"load: item(s) {', '.join(sensor_geometry[:3])}{' ...' if len(sensor_geometry) > 3 else ''}"
+            " are in sensor geometry (Primary products: image rows and columns, no map grid); "
+            "orthorectify them first: eo.orthorectify(item, dem=...) or a workflow's "
+            "orthorectify step"
+        )
     sensor = _sensor_of(items)
     product = _is_product(items)
     keys = (

@@ -138,3 +138,10 @@ def test_builtin_kazeosat1_workflow_orthorectifies_and_pansharpens_a_primary_del
             assert src.count == 1 and src.crs.to_epsg() == 32643 and src.res == (1.0, 1.0)
             refl = src.read(masked=True).astype(np.float64) * src.scales[0]
         assert 0.0 < float(refl.mean()) < 1.0
+
+
+def test_loading_a_primary_item_says_to_orthorectify_first(tmp_path: Path) -> None:
+    """Audit find: eo.load on a sensor-geometry item raised odc's raw 'No such band/alias'."""
+    (item,) = eo.simulate("kazeosat1", tmp_path / "cat", size=32, format="dimap", level="primary")
+    with pytest.raises(InputDataError, match=r"sensor geometry.*eo\.orthorectify"):
+        eo.load(item.get_self_href())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,7 +23,14 @@ from eo_pipeline.catalogs.index_core import QUERYABLES
 from eo_pipeline.catalogs.queryables import PROPERTY_QUERYABLES
 from eo_pipeline.errors import CatalogError, FilterError
 
-__all__ = ["QUERYABLES", "doc_values", "filter_items", "rfc3339_timestamp", "row_of_file"]
+__all__ = [
+    "QUERYABLES",
+    "doc_values",
+    "dumps_json",
+    "filter_items",
+    "rfc3339_timestamp",
+    "row_of_file",
+]
 
 QUERYABLE_PREFIXES = ("view:", "sat:", "eo_pipeline:", "processing:", "proj:", "sar:", "eo:")
 _QUERYABLE = frozenset(name for name, *_ in PROPERTY_QUERYABLES)
@@ -67,15 +75,38 @@ try:  # orjson parses item JSON 3-5x faster (index builds are parse-bound)
     import orjson
 
     _loads: Callable[[bytes], Any] = orjson.loads
-
-    def _dumps(obj: Any) -> str:
-        return orjson.dumps(obj).decode()
-
+    _orjson_dumps: Callable[[Any], bytes] | None = orjson.dumps
 except ImportError:  # pragma: no cover - orjson comes with the dependencies
     _loads = json.loads
+    _orjson_dumps = None
 
-    def _dumps(obj: Any) -> str:
-        return json.dumps(obj, separators=(",", ":"))
+
+def dumps_json(obj: Any) -> str:
+    """Strict, compact JSON for the index's columns: NaN and infinities become ``null``
+    (SQLite's JSON functions refuse them), integers beyond 64 bits stay exact.
+
+    >>> dumps_json({"a": float("nan"), "b": 2**70})
+    '{"a":null,"b":1180591620717411303424}'
+    """
+    if _orjson_dumps is not None:
+        try:
+            return _orjson_dumps(obj).decode()  # NaN -> null
+        except TypeError:  # an integer beyond 64 bits
+            pass
+    return json.dumps(_finite(obj), separators=(",", ":"))
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+_dumps = dumps_json
 
 
 def read_json(path: Path | str) -> dict[str, Any]:

@@ -69,7 +69,7 @@ from eo_pipeline.catalogs.index_core import (
     insert_items,
     item_clauses,
 )
-from eo_pipeline.catalogs.index_rows import doc_values
+from eo_pipeline.catalogs.index_rows import doc_values, dumps_json
 from eo_pipeline.catalogs.index_rows import rfc3339_timestamp as _timestamp
 from eo_pipeline.errors import CatalogError
 from eo_pipeline.export.api.customers import Entitlement, bbox_area
@@ -296,7 +296,7 @@ class SQLiteIndex:
         rows_c = []
         for cpath, cdoc in collections:
             doc = {**cdoc, "links": api_links(cdoc.get("links", []), cpath.parent)}
-            rows_c.append((cdoc["id"], int(bool(cdoc.get(PUBLIC_FIELD))), json.dumps(doc)))
+            rows_c.append((cdoc["id"], int(bool(cdoc.get(PUBLIC_FIELD))), dumps_json(doc)))
         rows_i, rows_a = [], []
         for ipath, doc in loaded:
             where = f"{ipath} properties.datetime"
@@ -333,7 +333,7 @@ class SQLiteIndex:
                 doc.get("collection", ""), doc["id"], href, start,
                 end, cloud, props_json, geom_json, st.st_mtime_ns, st.st_size,
             )  # fmt: skip
-            api = (_timestamp(props.get("datetime"), where), free_text(props), json.dumps(api_doc))
+            api = (_timestamp(props.get("datetime"), where), free_text(props), dumps_json(api_doc))
             rows_i.append((core, boxes, api))
         state_dir(root)
         self._write_db(self.path, rows_c, rows_i, rows_a)

@@ -263,3 +263,25 @@ def test_items_reached_through_a_link_or_kept_elsewhere_are_indexed(tmp_path: Pa
     index = SQLiteIndex(tmp_path / "index.sqlite")
     assert index.rebuild(tmp_path / "link" / "cat") == 1
     assert _ids(index, entitlement=Entitlement(frozenset({"c"}))) == ["a"]
+
+
+def test_nan_and_huge_integers_in_items_neither_break_the_rebuild_nor_sorting(
+    tmp_path: Path,
+) -> None:
+    """Audit finds: a property of 2**70 made the rebuild fail (orjson's 64-bit limit) and a
+    NaN (which Python's json writes) made every search sorted on a property a 500."""
+    import json
+
+    root = _tiny_catalog(tmp_path / "cat", {"a": (60.0, 45.0), "b": (61.0, 45.0)})
+    for name, value in (("a", float("nan")), ("b", 2**70)):
+        path = next(root.rglob(f"{name}.json"))
+        doc = json.loads(path.read_text())
+        doc["properties"]["custom:score"] = value
+        doc["properties"]["sat:absolute_orbit"] = value
+        path.write_text(json.dumps(doc))  # NaN written as Python does
+    index = SQLiteIndex(tmp_path / "index.sqlite")
+    assert index.rebuild(root) == 2
+    ent = Entitlement(frozenset({"c"}))
+    for field in ("custom:score", "sat:absolute_orbit"):
+        page = index.search(SearchQuery(ent, sortby=((field, False),), limit=10))
+        assert sorted(d["id"] for d in page.items) == ["a", "b"]

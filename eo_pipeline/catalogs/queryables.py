@@ -106,7 +106,12 @@ def _like_literal(value: Any) -> str:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    """A numeric string for a numeric queryable becomes the number (``{"eq": "2"}``)."""
+    """A numeric string for a numeric queryable becomes the number (``{"eq": "2"}``); an
+    RFC 3339 string for a timestamp queryable becomes a CQL2 timestamp literal."""
+    if isinstance(value, str) and (
+        _TYPES.get(name) == "timestamp" or name in ("datetime", "start_datetime", "end_datetime")
+    ):
+        return {"timestamp": value}
     if _TYPES.get(name) in ("number", "integer") and isinstance(value, str):
         try:
             return float(value)
@@ -122,7 +127,8 @@ def query_to_cql2(query: Mapping[str, Any]) -> dict[str, Any]:
 
     Operators: ``eq``, ``neq``, ``lt``, ``lte``, ``gt``, ``gte``, ``startsWith``,
     ``endsWith``, ``contains``, ``in``. Numeric strings given for numeric queryables are read
-    as numbers (query-extension clients often send ``"2"``).
+    as numbers (query-extension clients often send ``"2"``), date-time strings for timestamp
+    queryables as timestamps (``{"created": {"gt": "2024-06-01T00:00:00Z"}}``).
 
     Raises
     ------

@@ -51,6 +51,19 @@ def test_filter_text_json_and_query_agree(client: TestClient, published: Publish
     assert _ids(items) == by_text
 
 
+def test_query_takes_date_time_strings_for_timestamps(
+    client: TestClient, published: Published
+) -> None:
+    """Audit find: the query extension refused ``{"datetime": {"gte": "2025-..."}}`` with a
+    400 (a timestamp compared with a string); query-extension clients send strings."""
+    h = {"X-API-Key": published.keys["alice"]}
+    query = {"datetime": {"gte": "2025-01-01T00:00:00Z"}}
+    by_query = _ids(client.post("/search", json={"query": query}, headers=h))
+    after = "datetime >= TIMESTAMP('2025-01-01T00:00:00Z')"
+    by_filter = _ids(client.get("/search", params={"filter": after}, headers=h))
+    assert by_query == by_filter and by_query
+
+
 def test_filter_never_reaches_beyond_the_entitlement(
     client: TestClient, published: Published
 ) -> None:

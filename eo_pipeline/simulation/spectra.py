@@ -25,6 +25,10 @@ asphalt    USGS splib07 ``Asphalt_GDS376`` (road tarmac): dark, rising slowly to
 cloud      NOT a library spectrum: nominal top-of-cloud reflectance of a thick water cloud
            (bright and flat in the VNIR, liquid-water absorption at 1.45, 1.94 and 2.2 um),
            the shape used by spectral cloud tests (e.g. Fmask, Zhu & Woodcock 2012).
+conifer    representative dense conifer canopy (the dark dense vegetation of Kaufman et al.
+           1997: red ~0.025, 2.2 um ~0.055, NIR plateau ~0.28; the range of closed boreal
+           needle-leaf canopies in the USGS splib07 / ECOSTRESS vegetation spectra). No built-in
+           land class uses it: the AOT-retrieval tests put it on the fields.
 ========== ===================================================================================
 
 There is no atmosphere in the simulator: TOA reflectance truth is this surface reflectance
@@ -81,6 +85,8 @@ _SPECTRA: dict[str, tuple[float, ...]] = {
                 0.100, 0.110, 0.110, 0.110, 0.120, 0.110, 0.120, 0.120),
     "cloud": (0.750, 0.760, 0.770, 0.770, 0.770, 0.770, 0.770, 0.770, 0.770, 0.765, 0.760, 0.740,
               0.720, 0.660, 0.550, 0.450, 0.500, 0.250, 0.300, 0.220),
+    "conifer": (0.020, 0.022, 0.025, 0.045, 0.035, 0.025, 0.022, 0.040, 0.120, 0.230, 0.270, 0.280,
+                0.275, 0.240, 0.170, 0.110, 0.140, 0.040, 0.055, 0.030),
 }  # fmt: skip
 
 MATERIALS: tuple[str, ...] = tuple(_SPECTRA)

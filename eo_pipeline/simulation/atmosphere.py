@@ -38,6 +38,20 @@ class SimAtmosphere:
     model: str = "continental"
     """6S aerosol model."""
 
+    def __post_init__(self) -> None:
+        from eo_pipeline.atmosphere.sixs import AEROSOL_MODELS
+
+        for name, top in (("aot550", 5.0), ("water", 10.0), ("ozone", 1.0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v <= top:
+                raise AtmosphereError(
+                    f"simulate: atmosphere {name}={v!r}: expected a number in 0..{top:g}"
+                )
+        if self.model not in AEROSOL_MODELS:
+            raise AtmosphereError(
+                f"simulate: atmosphere model={self.model!r}; use one of {', '.join(AEROSOL_MODELS)}"
+            )
+
     @classmethod
     def from_value(cls, value: Any) -> SimAtmosphere | None:
         """``None``, a :class:`SimAtmosphere`, ``True`` (defaults) or a mapping of its fields."""
@@ -47,6 +61,10 @@ class SimAtmosphere:
             return value
         if value is True:
             return cls()
+        if not isinstance(value, dict):
+            raise AtmosphereError(
+                f"simulate: atmosphere={value!r}: give True or a mapping of {', '.join(f.name for f in fields(cls))}"
+            )
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(value) - names)
         if unknown:

@@ -76,3 +76,9 @@ def test_simulated_atmosphere_options_are_checked() -> None:
     assert SimAtmosphere.from_value({"aot550": 0.4}).aot550 == 0.4  # type: ignore[union-attr]
     with pytest.raises(AtmosphereError, match="unknown atmosphere key"):
         SimAtmosphere.from_value({"aod": 0.4})
+    # review find: a string AOT was a raw TypeError, a negative AOT or a NaN went to 6S
+    for bad, match in (({"aot550": "x"}, "aot550='x'"), ({"aot550": -1}, "aot550=-1"),
+                       ({"water": float("nan")}, "water=nan"), ({"model": "volcanic"}, "model='volcanic'"),
+                       (["aot550"], "give True or a mapping")):  # fmt: skip
+        with pytest.raises(AtmosphereError, match=match):
+            SimAtmosphere.from_value(bad)

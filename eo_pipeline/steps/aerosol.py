@@ -97,13 +97,11 @@ def _forward(curve: np.ndarray, rho_s: np.ndarray) -> np.ndarray:
     return curve[:, i] * (1 - w) + curve[:, i + 1] * w
 
 
-def _dark_stats(
-    swir: np.ndarray, red: np.ndarray, nir: np.ndarray, *extra: np.ndarray, window: int
-) -> np.ndarray:
-    """Per whole window of one block ``(..., H, W)``: the dark fraction of the darkest tier
-    with enough dark pixels, and the mean TOA of red, ``extra`` bands and 2.1 um over that
-    tier's dark pixels whose red lies in their 20th-50th percentile; ``(..., 3 + len(extra),
-    H // window, W // window)``."""
+def _dark_stats(swir: np.ndarray, red: np.ndarray, nir: np.ndarray, *, window: int) -> np.ndarray:
+    """Per whole window of one block ``(..., H, W)`` of TOA reflectance: the dark fraction of
+    the darkest tier with enough dark pixels, and the mean red and 2.1 um TOA over that tier's
+    dark pixels whose red lies in their 20th-50th percentile; ``(..., 3, H // window,
+    W // window)`` float32 (the block's own dtype throughout, no float64 copies)."""
     h, w = red.shape[-2] // window, red.shape[-1] // window
     lead = red.shape[:-2]
 
@@ -111,27 +109,36 @@ def _dark_stats(
         a = a[..., : h * window, : w * window].reshape(*lead, h, window, w, window)
         return np.moveaxis(a, -3, -2).reshape(*lead, h, w, window * window)
 
-    s, r = windows(swir).astype(np.float64), windows(red).astype(np.float64)
+    s, r, n = windows(swir), windows(red), windows(nir)
     with np.errstate(invalid="ignore", divide="ignore"):
-        vegetated = windows(nir) - r > 0.1 * (windows(nir) + r)  # TOA NDVI > 0.1
-    count = np.zeros((*lead, h, w))
+        vegetated = n - r > 0.1 * (n + r)  # TOA NDVI > 0.1
+    count = np.zeros((*lead, h, w), np.float32)
     dark = np.zeros(s.shape, bool)
     for top in reversed(DARK_TIERS):  # the darkest tier with enough dark pixels wins
         tier = (s > 0.01) & (s < top) & vegetated
-        frac = tier.mean(axis=-1)
+        frac = tier.mean(axis=-1, dtype=np.float32)
         take = (frac >= MIN_DARK) | (top == DARK_TIERS[-1])
         count = np.where(take, frac, count)
         dark = np.where(take[..., None], tier, dark)
-    masked = np.where(dark, r, np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # windows without dark pixels
-        lo, hi = np.nanpercentile(masked, [PERCENTILES[0], PERCENTILES[1]], axis=-1)
+        lo, hi = np.nanpercentile(np.where(dark, r, np.nan), PERCENTILES, axis=-1)
         keep = dark & (r >= lo[..., None]) & (r <= hi[..., None])
-        out = [count] + [
-            np.nanmean(np.where(keep, windows(b).astype(np.float64), np.nan), axis=-1)
-            for b in (red, *extra, swir)
-        ]
-    return np.stack(out, axis=-3).astype(np.float32)
+        means = [np.nanmean(np.where(keep, b, np.nan), axis=-1) for b in (r, s)]
+    return np.stack([count, *means], axis=-3).astype(np.float32)
+
+
+def _window_grid(da: xr.DataArray, dims: dict[Any, int]) -> xr.DataArray:
+    """An empty DataArray on the windows' grid: ``da``'s leading dims and coordinates, the
+    spatial ones coarsened (window centres, partial windows trimmed) - no pass over pixels."""
+    coords = {}
+    for d, size in dims.items():
+        v = np.asarray(da[d].values, np.float64)
+        n = v.size // size
+        coords[d] = v[: n * size].reshape(n, size).mean(axis=1)
+    shape = tuple(coords[d].size if d in dims else da.sizes[d] for d in da.dims)
+    lead = {d: da[d] for d in da.dims if d not in dims and d in da.coords}
+    return xr.DataArray(np.empty(shape, np.float32), dims=da.dims, coords={**lead, **coords})
 
 
 def _window_means(ds: xr.Dataset, bands: dict[str, str], window: int, swir: bool) -> dict[str, Any]:
@@ -144,15 +151,14 @@ def _window_means(ds: xr.Dataset, bands: dict[str, str], window: int, swir: bool
     dims = {ydim: window, xdim: window}
     if not swir:  # dense vegetation (module docstring)
         dense = (nir - red) / (nir + red) >= 0.6
-        chosen = {"count": dense.astype(np.float32).coarsen(dims, boundary="trim").mean()}
-        for key in ("red", "blue"):
-            if key in bands:
-                chosen[key] = toa[bands[key]].where(dense).coarsen(dims, boundary="trim").mean()
+        chosen = {
+            "count": dense.astype(np.float32).coarsen(dims, boundary="trim").mean(),
+            "red": red.where(dense).coarsen(dims, boundary="trim").mean(),
+        }
         return dict(zip(chosen, xr.Dataset(chosen).compute().data_vars.values(), strict=True))
-    keys = ["count", "red", *(["blue"] if "blue" in bands else []), "swir"]
-    arrays = [toa[bands["swir"]], red, nir, *([toa[bands["blue"]]] if "blue" in bands else [])]
-    template = red.coarsen(dims, boundary="trim").mean()  # the windows' grid and coordinates
-    data = [a.data for a in arrays]
+    keys = ["count", "red", "swir"]
+    template = _window_grid(red, dims)
+    data = [a.data for a in (toa[bands["swir"]], red, nir)]
     if all(isinstance(d, np.ndarray) for d in data):
         stats = _dark_stats(*data, window=window)
     else:
@@ -189,7 +195,6 @@ def retrieve_aot(ds: xr.Dataset, lut: SensorLut, ctx: dict[str, Any], *, window:
 
     bands = {
         "red": _band_by_name(ds, lut, ("red",)),
-        "blue": _band_by_name(ds, lut, ("blue",)),
         "nir": _band_by_name(ds, lut, ("nir", "nir08")),
         "swir": _band_by_name(ds, lut, _SWIR),
     }

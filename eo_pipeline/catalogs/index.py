@@ -276,12 +276,7 @@ class CatalogIndex:
         rows: list[tuple[Any, ...]] = []
         boxes: list[tuple[Any, ...]] = []
         n = 0
-        for path in paths:
-            try:
-                values, item_boxes = row_of_file(path, self._prefix, cid)
-            except (CatalogError, OSError) as err:
-                skipped.append(f"{path}: {err}")
-                continue
+        for path, (values, item_boxes) in self._rows(paths, cid, skipped):
             if (values[0], values[1]) in seen:
                 skipped.append(f"{path}: item id {values[1]!r} appears twice in {values[0]}")
                 continue
@@ -295,6 +290,17 @@ class CatalogIndex:
         self._flush(con, rows, boxes)
         return n
 
+    def _rows(
+        self, paths: Iterable[str], cid: str, skipped: list[str]
+    ) -> Iterator[tuple[str, tuple[tuple[Any, ...], list[tuple[float, ...]]]]]:
+        """(path, items-table values and boxes) of each readable item file; the others are
+        named in ``skipped``."""
+        for path in paths:
+            try:
+                yield path, row_of_file(path, self._prefix, cid)
+            except (CatalogError, OSError) as err:
+                skipped.append(f"{path}: {err}")
+
     @staticmethod
     def _flush(
         con: sqlite3.Connection, rows: list[tuple[Any, ...]], boxes: list[tuple[Any, ...]]
@@ -307,12 +313,7 @@ class CatalogIndex:
         self, con: sqlite3.Connection, paths: Iterable[str], cid: str, skipped: list[str]
     ) -> int:
         n = 0
-        for path in paths:
-            try:
-                values, boxes = row_of_file(path, self._prefix, cid)
-            except (CatalogError, OSError) as err:
-                skipped.append(f"{path}: {err}")
-                continue
+        for _, (values, boxes) in self._rows(paths, cid, skipped):
             self._delete(con, "href = ?", values[2])
             self._delete(con, "collection = ? AND id = ?", values[0], values[1])
             pk = int(con.execute("SELECT coalesce(max(pk), 0) + 1 FROM items").fetchone()[0])

@@ -106,9 +106,6 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-_dumps = dumps_json
-
-
 def read_json(path: Path | str) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
@@ -167,8 +164,8 @@ def doc_values(
         start,
         end,
         float(cloud) if isinstance(cloud, int | float) else None,
-        _dumps(queryable),
-        _dumps(geometry) if isinstance(geometry, dict) else None,
+        dumps_json(queryable),
+        dumps_json(geometry) if isinstance(geometry, dict) else None,
     )
     return values, boxes
 

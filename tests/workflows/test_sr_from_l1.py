@@ -135,15 +135,21 @@ def _customer_loads(folder: Path, item: dict[str, Any]) -> None:
     )
 
 
+def _lonlat_raster(path: Path, catalog: Path, value: float, size: int) -> Path:
+    """A constant ``size`` x ``size`` GeoTIFF in lon/lat over the scene's bbox (+0.05 deg)."""
+    item_file = next(p for p in catalog.parent.rglob("*.json") if p.parent.name == p.stem)
+    w, s, e, n = json.loads(item_file.read_text())["bbox"]
+    step = ((e - w + 0.1) / size, (n - s + 0.1) / size)
+    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=1,
+                       dtype="float32", crs="EPSG:4326",
+                       transform=from_origin(w - 0.05, n + 0.05, *step)) as dst:  # fmt: skip
+        dst.write(np.full((1, size, size), value, np.float32))
+    return path
+
+
 def test_aot_raster_in_another_crs_is_used(l1_atmosphere: Path, tmp_path: Path) -> None:
     """A user AOT field given as a GeoTIFF in lon/lat: reprojected, sampled, recorded."""
-    item_file = next(p for p in l1_atmosphere.parent.rglob("*.json") if p.parent.name == p.stem)
-    w, s, e, n = json.loads(item_file.read_text())["bbox"]
-    field = tmp_path / "aot.tif"
-    with rasterio.open(field, "w", driver="GTiff", width=8, height=8, count=1, dtype="float32",
-                       crs="EPSG:4326", transform=from_origin(w - 0.05, n + 0.05, (e - w + 0.1) / 8,
-                                                             (n - s + 0.1) / 8)) as dst:  # fmt: skip
-        dst.write(np.full((1, 8, 8), 0.3, np.float32))
+    field = _lonlat_raster(tmp_path / "aot.tif", l1_atmosphere, 0.3, 8)
     item = _run(_workflow(tmp_path, l1_atmosphere, f"{{aot550: {field}}}"))
     assert item["properties"]["eo_pipeline:aot_method"] == "user raster"
     assert item["properties"]["eo_pipeline:aot550"] == pytest.approx(0.3, abs=1e-3)
@@ -206,13 +212,7 @@ def test_pressure_from_a_dem_file(l1_atmosphere: Path, tmp_path: Path) -> None:
     recorded with the DEM's name."""
     from eo_pipeline.atmosphere.grid import pressure_hpa
 
-    item_file = next(p for p in l1_atmosphere.parent.rglob("*.json") if p.parent.name == p.stem)
-    w, s, e, n = json.loads(item_file.read_text())["bbox"]
-    dem = tmp_path / "dem.tif"
-    with rasterio.open(dem, "w", driver="GTiff", width=16, height=16, count=1, dtype="float32",
-                       crs="EPSG:4326", transform=from_origin(w - 0.05, n + 0.05, (e - w + 0.1) / 16,
-                                                             (n - s + 0.1) / 16)) as dst:  # fmt: skip
-        dst.write(np.full((1, 16, 16), 1200.0, np.float32))
+    dem = _lonlat_raster(tmp_path / "dem.tif", l1_atmosphere, 1200.0, 16)
     item = _run(_workflow(tmp_path, l1_atmosphere, f"{{aot550: 0.2, elevation: {dem}}}"))
     atmosphere = item["properties"]["eo_pipeline:atmosphere"]
     assert atmosphere["pressure_source"].startswith("DEM dem.tif: mean elevation 1200 m")

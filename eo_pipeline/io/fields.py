@@ -7,6 +7,7 @@ another one.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import xarray as xr
 
 from eo_pipeline.errors import InputDataError
 
-__all__ = ["read_field"]
+__all__ = ["mean_over_scene", "read_field"]
 
 MAX_FIELD_PIXELS = 4096 * 4096
 """A field file larger than this is refused (a per-scene field is coarse; resample it)."""
@@ -102,3 +103,57 @@ def _reproject(values: np.ndarray, crs: Any, transform: Any, target: Any) -> tup
               dst_crs=target, src_nodata=np.nan, dst_nodata=np.nan,
               resampling=Resampling.bilinear)  # fmt: skip
     return out, dst_t
+
+
+def mean_over_scene(
+    path: str | Path,
+    *,
+    like: xr.Dataset | xr.DataArray,
+    what: str,
+    dims: tuple[str, str] = ("y", "x"),
+    max_side: int = 1024,
+) -> float:
+    """Mean of a one-band raster (a DEM of any size and CRS) over ``like``'s extent.
+
+    Only the window of the file that covers the scene is read, decimated (area average) to at
+    most ``max_side`` pixels a side, so a national DEM costs no more than a tile. NaN when
+    the file has no valid value there. ``dims``: ``like``'s (y, x) dimension names.
+
+    Raises
+    ------
+    InputDataError
+        The file is missing, unreadable, not one band, or has no CRS (the file is named).
+    """
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.errors import RasterioIOError
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import from_bounds
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(f"{what} {path} does not exist (give a GeoTIFF path or a number)")
+    ydim, xdim = dims
+    ys, xs = np.asarray(like[ydim].values), np.asarray(like[xdim].values)
+    try:
+        with rasterio.open(path) as src:
+            if src.count != 1 or src.crs is None:
+                raise InputDataError(
+                    f"{what} {path}: needs one band and a CRS ({src.count} band(s), CRS {src.crs})"
+                )
+            scene = _scene_crs(like) or src.crs
+            bounds = transform_bounds(scene, src.crs, xs.min(), ys.min(), xs.max(), ys.max())
+            full = rasterio.windows.Window(0, 0, src.width, src.height)
+            try:
+                win = from_bounds(*bounds, src.transform).intersection(full)
+            except rasterio.errors.WindowError:  # no overlap
+                return math.nan
+            scale = max(1.0, max(win.width, win.height) / max_side)
+            shape = (max(1, round(win.height / scale)), max(1, round(win.width / scale)))
+            data = src.read(1, window=win, out_shape=shape, masked=True,
+                            resampling=Resampling.average)  # fmt: skip
+    except RasterioIOError as err:
+        raise InputDataError(f"{what} {path} cannot be read: {err}") from None
+    valid = data.compressed().astype(np.float64)
+    valid = valid[np.isfinite(valid)]
+    return float(valid.mean()) if valid.size else math.nan

@@ -71,17 +71,20 @@ def _scene_elevation(ds: xr.Dataset, dem: Any, ydim: str, xdim: str) -> tuple[fl
     """
     from pathlib import Path
 
-    from eo_pipeline.io.fields import read_field
+    from eo_pipeline.io.fields import mean_over_scene
 
-    name = Path(dem).name if isinstance(dem, str) else str(dem.name or "raster")
-    field = read_field(dem, like=ds, what="DEM") if isinstance(dem, str) else dem
-    fy, fx = ("y", "x") if {"y", "x"} <= set(field.dims) else (ydim, xdim)
     ys, xs = np.asarray(ds[ydim].values), np.asarray(ds[xdim].values)
-    inside = field.where(
-        (field[fy] >= ys.min()) & (field[fy] <= ys.max())
-        & (field[fx] >= xs.min()) & (field[fx] <= xs.max())
-    )  # fmt: skip
-    height = float(inside.mean(skipna=True)) if int(inside.count()) else math.nan
+    if isinstance(dem, str):  # only the scene's window of the file is read
+        name = Path(dem).name
+        height = mean_over_scene(dem, like=ds, what="DEM", dims=(ydim, xdim))
+    else:
+        name = str(dem.name or "raster")
+        fy, fx = ("y", "x") if {"y", "x"} <= set(dem.dims) else (ydim, xdim)
+        inside = dem.where(
+            (dem[fy] >= ys.min()) & (dem[fy] <= ys.max())
+            & (dem[fx] >= xs.min()) & (dem[fx] <= xs.max())
+        )  # fmt: skip
+        height = float(inside.mean(skipna=True)) if int(inside.count()) else math.nan
     if not math.isfinite(height):
         raise AtmosphereError(
             f"DEM {name} has no height over the scene (x {xs.min():.0f}..{xs.max():.0f}, y "

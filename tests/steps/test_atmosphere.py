@@ -126,6 +126,32 @@ def test_pressure_from_a_dem_over_the_scene_and_a_dem_that_misses_it(tmp_path: A
         calibrate(ds, "surface_reflectance", atmosphere={**opt, "elevation": far})
 
 
+def test_a_national_dem_is_read_only_over_the_scene_and_garbage_is_named(tmp_path: Any) -> None:
+    """Review find: the DEM was read whole and reprojected, so a DEM larger than 4096^2 (any
+    national one) was refused. Now only the scene's window is read (a sparse 6000^2 file
+    holding heights only there); a file that is no raster is a project error naming it."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    from eo_pipeline.errors import InputDataError
+
+    ds = l8_ds({b: np.full((20, 30), 0.08) for b in ("B2", "B4")})
+    x0, y0 = float(ds.x[0]) - 15.0, float(ds.y[0]) + 15.0
+    big = str(tmp_path / "national.tif")
+    with rasterio.open(big, "w", driver="GTiff", width=6000, height=6000, count=1, dtype="int16",
+                       crs=CRS, transform=from_origin(x0 - 3000 * 30.0, y0 + 3000 * 30.0, 30.0, 30.0),
+                       nodata=-32768, tiled=True, SPARSE_OK=True) as dst:  # fmt: skip
+        dst.write(np.full((1, 20, 30), 1500, np.int16), window=Window(3000, 3000, 30, 20))
+    opt = {"aot550": 0.1, "water": 1.0, "ozone": 0.3, "elevation": big}
+    gases = calibrate(ds, "surface_reflectance", atmosphere=opt).attrs["eo_pipeline:gases"]
+    assert gases["pressure_source"].startswith("DEM national.tif: mean elevation 1500 m")
+    garbage = tmp_path / "garbage.tif"
+    garbage.write_bytes(b"\xff\xfe not a raster")
+    with pytest.raises(InputDataError, match=r"DEM .*garbage\.tif cannot be read"):
+        calibrate(ds, "surface_reflectance", atmosphere={**opt, "elevation": str(garbage)})
+
+
 def test_dark_target_aot_retrieval_recovers_the_aot() -> None:
     """A scene made with the LUT's forward model at AOT 0.3: dark vegetation in half."""
     lut = load_lut("landsat8")

@@ -28,6 +28,7 @@ __all__ = [
     "doc_values",
     "dumps_json",
     "filter_items",
+    "read_json",
     "rfc3339_timestamp",
     "row_of_file",
 ]
@@ -107,15 +108,31 @@ def _finite(obj: Any) -> Any:
 
 
 def read_json(path: Path | str) -> dict[str, Any]:
+    """A STAC JSON document (a JSON object), the one reader of the catalog store and both
+    indexes: orjson first (index builds are parse-bound), Python's json for what it refuses
+    but Python writes (NaN/Infinity literals), so the store and the index agree on which
+    files are items.
+
+    Raises
+    ------
+    CatalogError
+        Missing, unreadable, not JSON (also non-UTF-8) or not an object; the file is named.
+    """
     try:
         with open(path, "rb") as f:
-            data = _loads(f.read())
+            raw = f.read()
+        try:
+            data = _loads(raw)
+        except ValueError:  # orjson refuses NaN literals: Python's json reads them
+            data = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise CatalogError(f"{path}: no such file") from None
-    except (OSError, ValueError) as err:
-        raise CatalogError(f"{path}: not readable JSON ({err})") from None
+    except (OSError, ValueError, RecursionError) as err:  # RecursionError: absurd nesting
+        raise CatalogError(
+            f"{path}: cannot read STAC JSON ({err}); fix or remove the file"
+        ) from None
     if not isinstance(data, dict):
-        raise CatalogError(f"{path}: a STAC document must be a JSON object")
+        raise CatalogError(f"{path}: not a STAC object (top level is not a JSON object)")
     return data
 
 

@@ -22,7 +22,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
@@ -34,6 +33,7 @@ from urllib.parse import urlparse
 import pystac
 
 from eo_pipeline.atomic import swap_folder, write_json
+from eo_pipeline.catalogs.index_rows import read_json
 from eo_pipeline.catalogs.stac import build_collection, merge_collection, with_proj_epsg
 from eo_pipeline.errors import CatalogError, InputDataError, WriteError
 
@@ -196,29 +196,11 @@ def _stage_item(
     return staging, data
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    import orjson
-
-    try:
-        raw = path.read_bytes()
-        try:
-            data = orjson.loads(raw)  # fast path (large collections)
-        except orjson.JSONDecodeError:  # NaN/Infinity literals, invalid UTF-8...: say why
-            data = json.loads(raw.decode("utf-8"))
-    except (OSError, ValueError) as err:
-        raise CatalogError(
-            f"{path}: cannot read STAC JSON ({err}); fix or remove the file"
-        ) from None
-    if not isinstance(data, dict):
-        raise CatalogError(f"{path}: not a STAC object (top level is not a JSON object)")
-    return data
-
-
 def _write_collection(coll_dir: Path, cid: str, items: Sequence[pystac.Item]) -> None:
     path = coll_dir / COLLECTION_FILE
     old_links: list[dict[str, Any]] = []
     if path.exists():
-        old = _read_json(path)
+        old = read_json(path)
         old_links = [link for link in old.get("links", []) if link.get("rel") == "item"]
         old["links"] = []
         coll = pystac.Collection.from_dict(old)
@@ -238,7 +220,7 @@ def _write_collection(coll_dir: Path, cid: str, items: Sequence[pystac.Item]) ->
 def _write_catalog(catalog_dir: Path, collection_ids: Iterable[str], catalog_id: str) -> None:
     path = catalog_dir / CATALOG_FILE
     if path.exists():
-        d = _read_json(path)
+        d = read_json(path)
     else:
         cat = pystac.Catalog(
             id=catalog_id,
@@ -328,7 +310,7 @@ def add_items(
     if not by_coll:
         raise CatalogError(f"{root}: no items to add")
     if (root / CATALOG_FILE).exists():
-        _read_json(root / CATALOG_FILE)  # fail before writing anything when it is broken
+        read_json(root / CATALOG_FILE)  # fail before writing anything when it is broken
 
     created_root = not root.exists()
     staged: list[tuple[Path, Path]] = []
@@ -450,13 +432,13 @@ def read_item(href: str | os.PathLike[str]) -> pystac.Item:
             raise CatalogError(f"{text}: cannot read STAC item ({err})") from None
         return item_from_dict(data, text)
     path = Path(text.removeprefix("file://"))
-    return item_from_dict(_read_json(path), str(path.resolve()))
+    return item_from_dict(read_json(path), str(path.resolve()))
 
 
 def read_items(path: str | os.PathLike[str]) -> Iterator[pystac.Item]:
     """Every item under a catalog, collection or item JSON (or a folder holding one)."""
     stac_file = find_stac_file(path)
-    data = _read_json(stac_file)
+    data = read_json(stac_file)
     kind = data.get("type")
     if kind == "Feature":
         yield item_from_dict(data, str(stac_file.resolve()))

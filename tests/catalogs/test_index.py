@@ -325,3 +325,23 @@ def test_rebuild_names_a_duplicated_item_id_and_keeps_the_first(
     report = CatalogIndex(root.resolve()).rebuild()
     assert report.items == 4 and len(report.skipped) == 1
     assert "appears twice" in report.skipped[0]
+
+
+def test_an_item_the_store_reads_is_indexed_too(catalog: Path, tmp_path: Path) -> None:
+    """Review find: the store and the index had two JSON readers; an item holding a NaN (as
+    Python's json writes it) loaded through the store but was skipped by the index, so a
+    query left it out. One reader now: the index holds it and a query finds it."""
+    import json
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(catalog, root)
+    path = sorted(root.glob("kazeosat2-l1/*/*.json"))[0]
+    doc = json.loads(path.read_text())
+    doc["properties"]["eo_pipeline:score"] = float("nan")
+    path.write_text(json.dumps(doc))
+    report = CatalogIndex(root.resolve()).rebuild()
+    assert not report.skipped and report.items == 4
+    found = CatalogIndex(root.resolve()).search(IndexQuery(ids=(doc["id"],)))
+    assert _ids(found) == [doc["id"]]
+    assert eo.load(found[0])  # the store reads it as well
